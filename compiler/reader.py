@@ -1,0 +1,240 @@
+"""Reader: source text -> a list of top-level forms (``forms.Form``), each with file:line:col.
+
+Supports the Common Lisp reader syntax Whistler programs use: ``;`` and ``#| |#`` comments,
+integers (``42``, ``-1``, ``#x0800``, ``#b101``, ``#o17``), strings, symbols with or without a
+package prefix (``whistler::foo`` -> ``FOO``), keywords, ``#:name``, ``'x``, ``#'f``, and
+backquote syntax (`` `x``, ``,x``, ``,@x``), which it turns into the lists
+``(QUOTE x)``, ``(FUNCTION f)``, ``(QUASIQUOTE x)``, ``(UNQUOTE x)``, ``(UNQUOTE-SPLICING x)``.
+
+The reader builds data and never evaluates anything: ``#.`` is an error, as are floats,
+characters, dotted pairs and any other ``#`` dispatch.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import CompileError, Loc
+from .forms import Form, Int, List, Str, Symbol
+
+_DELIMITERS = set("()'`,\";")
+_INT_RE = re.compile(r"^[+-]?\d+\.?$")
+_FLOAT_RE = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)([eEdDfF][+-]?\d+)?$")
+_RADIX = {"x": 16, "b": 2, "o": 8}
+
+
+class _Reader:
+    def __init__(self, text: str, filename: str):
+        self.text = text
+        self.filename = filename
+        self.pos = 0
+        self.line = 1
+        self.col = 1
+
+    # -- low level -------------------------------------------------------------------------
+    def loc(self) -> Loc:
+        return Loc(self.filename, self.line, self.col)
+
+    def peek(self, ahead: int = 0) -> str:
+        i = self.pos + ahead
+        return self.text[i] if i < len(self.text) else ""
+
+    def advance(self) -> str:
+        ch = self.text[self.pos]
+        self.pos += 1
+        if ch == "\n":
+            self.line += 1
+            self.col = 1
+        else:
+            self.col += 1
+        return ch
+
+    def error(self, loc: Loc, what: str, **kw) -> CompileError:
+        return CompileError(loc, what, **kw).attach_source(self.text)
+
+    def skip_space(self) -> None:
+        while self.pos < len(self.text):
+            ch = self.peek()
+            if ch.isspace():
+                self.advance()
+            elif ch == ";":
+                while self.pos < len(self.text) and self.peek() != "\n":
+                    self.advance()
+            elif ch == "#" and self.peek(1) == "|":
+                self.skip_block_comment()
+            else:
+                return
+
+    def skip_block_comment(self) -> None:
+        start = self.loc()
+        self.advance()
+        self.advance()
+        depth = 1
+        while depth:
+            if self.pos >= len(self.text):
+                raise self.error(start, "unterminated #| comment", expected="a closing |#")
+            if self.peek() == "|" and self.peek(1) == "#":
+                depth -= 1
+                self.advance()
+                self.advance()
+            elif self.peek() == "#" and self.peek(1) == "|":
+                depth += 1
+                self.advance()
+                self.advance()
+            else:
+                self.advance()
+
+    # -- forms -----------------------------------------------------------------------------
+    def read_all(self) -> list[Form]:
+        forms = []
+        while True:
+            self.skip_space()
+            if self.pos >= len(self.text):
+                return forms
+            forms.append(self.read_form())
+
+    def read_form(self) -> Form:
+        self.skip_space()
+        loc = self.loc()
+        if self.pos >= len(self.text):
+            raise self.error(loc, "unexpected end of file", expected="a form")
+        ch = self.peek()
+        if ch == "(":
+            return self.read_list()
+        if ch == ")":
+            raise self.error(loc, "unexpected ')'", hint="remove the extra closing parenthesis")
+        if ch == "'":
+            self.advance()
+            return self.wrap("QUOTE", loc)
+        if ch == "`":
+            self.advance()
+            return self.wrap("QUASIQUOTE", loc)
+        if ch == ",":
+            self.advance()
+            if self.peek() == "@":
+                self.advance()
+                return self.wrap("UNQUOTE-SPLICING", loc)
+            return self.wrap("UNQUOTE", loc)
+        if ch == '"':
+            return self.read_string()
+        if ch == "#":
+            return self.read_dispatch()
+        return self.read_atom()
+
+    def wrap(self, name: str, loc: Loc) -> List:
+        self.skip_space()
+        if self.pos >= len(self.text) or self.peek() == ")":
+            raise self.error(loc, f"nothing follows the {name.lower()} prefix", expected="a form")
+        return List((Symbol(name, loc), self.read_form()), loc)
+
+    def read_list(self) -> List:
+        start = self.loc()
+        self.advance()
+        items: list[Form] = []
+        while True:
+            self.skip_space()
+            if self.pos >= len(self.text):
+                raise self.error(start, "unbalanced parenthesis: this '(' is never closed",
+                                 expected="a matching ')'")
+            if self.peek() == ")":
+                self.advance()
+                return List(tuple(items), start)
+            items.append(self.read_form())
+
+    def read_string(self) -> Str:
+        start = self.loc()
+        self.advance()
+        out = []
+        while True:
+            if self.pos >= len(self.text):
+                raise self.error(start, "unterminated string", expected='a closing "')
+            ch = self.advance()
+            if ch == '"':
+                return Str("".join(out), start)
+            if ch == "\\":
+                if self.pos >= len(self.text):
+                    raise self.error(start, "unterminated string", expected='a closing "')
+                ch = self.advance()
+            out.append(ch)
+
+    def read_token(self) -> str:
+        out = []
+        while self.pos < len(self.text):
+            ch = self.peek()
+            if ch.isspace() or ch in _DELIMITERS:
+                break
+            if ch == "|":  # |Escaped Symbol|
+                self.advance()
+                while self.pos < len(self.text) and self.peek() != "|":
+                    out.append("\x00" + self.advance())
+                if self.pos < len(self.text):
+                    self.advance()
+                continue
+            out.append(self.advance())
+        return "".join(out)
+
+    def read_dispatch(self) -> Form:
+        loc = self.loc()
+        self.advance()  # '#'
+        ch = self.peek().lower()
+        if ch == "'":
+            self.advance()
+            return self.wrap("FUNCTION", loc)
+        if ch == ":":
+            self.advance()
+            name = self.read_token()
+            if not name:
+                raise self.error(loc, "'#:' must be followed by a symbol name")
+            return Symbol(_symbol_name(name), loc)
+        if ch in _RADIX:
+            self.advance()
+            token = self.read_token()
+            try:
+                return Int(int(token, _RADIX[ch]), loc)
+            except ValueError:
+                raise self.error(loc, f"bad #{ch} number '{token}'",
+                                 expected=f"digits in base {_RADIX[ch]}") from None
+        if ch == ".":
+            raise self.error(loc, "'#.' (read-time evaluation) is not allowed",
+                             hint="Whistler source is data; compute values with defconstant or a macro")
+        if ch == "\\":
+            raise self.error(loc, "character literals are not supported",
+                             hint="use the character's code as an integer")
+        raise self.error(loc, f"unsupported reader syntax '#{self.peek()}'",
+                         expected="#x, #b, #o, #:, #' or #| |#")
+
+    def read_atom(self) -> Form:
+        loc = self.loc()
+        token = self.read_token()
+        if not token:
+            raise self.error(loc, f"unexpected character {self.peek()!r}")
+        if _INT_RE.match(token):
+            return Int(int(token.rstrip(".")), loc)
+        if _FLOAT_RE.match(token):
+            raise self.error(loc, f"floating-point number '{token}' is not supported",
+                             hint="BPF programs compute with integers only")
+        if token == ".":
+            raise self.error(loc, "dotted pairs are not supported")
+        return Symbol(_symbol_name(token), loc)
+
+
+def _symbol_name(token: str) -> str:
+    """Upper-case unescaped characters and drop any package prefix (``pkg:`` or ``pkg::``)."""
+    if not token.startswith(":") and ":" in token.replace("\x00:", ""):
+        # Split on the last unescaped colon run.
+        idx = max(i for i, c in enumerate(token) if c == ":" and (i == 0 or token[i - 1] != "\x00"))
+        token = token[idx + 1:]
+    out = []
+    escaped = False
+    for c in token:
+        if c == "\x00":
+            escaped = True
+            continue
+        out.append(c if escaped else c.upper())
+        escaped = False
+    return "".join(out)
+
+
+def read(text: str, filename: str = "<string>") -> list[Form]:
+    """Read every top-level form in ``text``. Raises ``CompileError`` with file:line:col."""
+    return _Reader(text, filename).read_all()
