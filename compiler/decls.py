@@ -32,7 +32,7 @@ Expansion has already removed every macro, folded every named constant (``+eth-h
   (map-delete MAP KEY)
   (map-lookup-ptr MAP KEYPTR) (map-update-ptr MAP KEYPTR VALPTR FLAGS) (map-delete-ptr MAP KEYPTR)
   (call ID ARG...)                      BPF helper by number, at most 5 arguments
-  (call-ctx ID ARG...)                  same, with the program context as first argument
+  (ctx-ptr)                             the program's context pointer (r1 at entry)
   (tail-call MAP INDEX)                 MAP is a prog-array; falls through when the slot is empty
   (struct-alloc N)                      N zeroed stack bytes; value = pointer
 MAP is a Symbol with the map's Lisp name (e.g. ``PROTO-STATS``); resolve it with ``Unit.map_named``.
