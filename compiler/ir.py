@@ -1,0 +1,352 @@
+"""The intermediate representation between lowering and emission, and its validator.
+
+In: built by ``lower.lower_program``; rewritten by ``opt`` and ``regalloc``. Out: a ``Function``
+that ``emit`` turns into BPF instructions.
+
+A function is a list of basic blocks (the first is the entry). Each block holds straight-line
+``Insn``s and ends in exactly one terminator (``jump``, ``branch`` or ``ret``). Values live in
+virtual registers (``VReg``); a vreg may be assigned more than once (a variable that is
+``setq``'d, the result of an ``if``), but every use must be preceded by a definition on every
+path from the entry (``validate`` checks it). A vreg with a single definition therefore behaves
+like an SSA value: its definition dominates every use. Control flow is acyclic (the core
+language has no loops).
+
+Operands are ``VReg``s, Python ``int``s (64-bit constants, kept in 0 .. 2**64-1), ``SlotRef``s
+(the *address* of a stack slot, i.e. r10 + its frame offset) and ``MapRef``s (a map's fd, only
+as a helper-call argument). Which operand kinds an instruction accepts in which position is
+decided in one place, ``operand_ok``; passes that substitute constants ask it.
+
+Instructions (``dst`` is the register written, ``args`` the operands read)::
+
+    arg     dst                     dst = the context pointer (r1 at entry); first insn only
+    mov     dst, a                  a: VReg | int | SlotRef
+    OP      dst, a, b               OP in BINARY_OPS, 64-bit; a: VReg, b: VReg | s32 int
+    neg     dst, a
+    bswap   dst, a      size        byte swap of the low size bytes, zero-extended (to_be)
+    trunc   dst, a      size        keep the low size bytes (1, 2, 4)
+    load    dst, base   size, off   dst = *(size *)(base + off); base: VReg | SlotRef
+    store   base, v     size, off   *(size *)(base + off) = v; v: VReg | int fitting ``size``
+    atomic_add base, v  size, off   lock *(size *)(base + off) += v; v: VReg; size 4 or 8
+    call    [dst], a1..a5  helper   dst = helper(a1, ...); args: VReg | int | SlotRef | MapRef
+  terminators:
+    jump    targets=(T,)
+    branch  a, b  cond, targets=(T, F)   if a COND b goto T else F; a: VReg, b: VReg | s32 int
+    ret     a                        return a (r0 = a; exit)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from .errors import Loc
+
+MASK64 = (1 << 64) - 1
+
+BINARY_OPS = ("add", "sub", "mul", "div", "mod", "and", "or", "xor", "lsh", "rsh", "arsh")
+COMMUTATIVE = frozenset(("add", "mul", "and", "or", "xor"))
+SHIFTS = frozenset(("lsh", "rsh", "arsh"))
+UNARY_OPS = ("neg", "bswap", "trunc")
+# Instructions with no effect besides writing dst: removable when dst is dead.
+PURE = frozenset(("arg", "mov", "load", *BINARY_OPS, *UNARY_OPS))
+TERMINATORS = frozenset(("jump", "branch", "ret"))
+ALL_OPS = frozenset(("arg", "mov", "load", "store", "atomic_add", "call", *BINARY_OPS, *UNARY_OPS,
+                     *TERMINATORS))
+CONDS = ("eq", "ne", "gt", "ge", "lt", "le", "sgt", "sge", "slt", "sle")
+# not (a COND b)  ==  a NEGATED b
+NEGATED = {"eq": "ne", "ne": "eq", "gt": "le", "le": "gt", "ge": "lt", "lt": "ge",
+           "sgt": "sle", "sle": "sgt", "sge": "slt", "slt": "sge"}
+# a COND b  ==  b MIRRORED a
+MIRRORED = {"eq": "eq", "ne": "ne", "gt": "lt", "lt": "gt", "ge": "le", "le": "ge",
+            "sgt": "slt", "slt": "sgt", "sge": "sle", "sle": "sge"}
+MAX_CALL_ARGS = 5
+
+
+@dataclass(frozen=True)
+class VReg:
+    id: int  # unique within a Function
+
+    def __str__(self) -> str:
+        return f"%{self.id}"
+
+
+@dataclass(frozen=True)
+class StackSlot:
+    id: int  # unique within a Function
+    size: int  # bytes
+    kind: str  # "alloc" (struct-alloc), "scratch" (a helper call's key/value), "spill"
+    group: int  # scratch slots of different groups are never live together and may overlap
+    loc: Loc = field(compare=False)  # the form that needed the slot (for the stack-limit error)
+
+
+@dataclass(frozen=True)
+class SlotRef:
+    slot: StackSlot  # the operand is the slot's address, r10 + frame offset
+
+    def __str__(self) -> str:
+        return f"&slot{self.slot.id}"
+
+
+@dataclass(frozen=True)
+class MapRef:
+    name: str  # MapDef.name (mangled); becomes ld_imm64 with a map relocation
+
+    def __str__(self) -> str:
+        return f"map:{self.name}"
+
+
+Operand = Union[VReg, int, SlotRef, MapRef]
+
+
+@dataclass(eq=False)
+class Insn:
+    op: str  # one of ALL_OPS
+    dst: VReg | None  # register written, if any
+    args: list  # operands read (list of Operand), in the op's order (module docstring)
+    loc: Loc  # the form that produced the instruction (line info)
+    size: int = 0  # bytes for load/store/atomic_add/bswap/trunc
+    off: int = 0  # constant byte offset of a memory access
+    cond: str = ""  # branch condition, one of CONDS
+    targets: tuple = ()  # labels: jump (T,), branch (T, F)
+    helper: int = 0  # call: BPF helper id
+
+    @property
+    def is_terminator(self) -> bool:
+        return self.op in TERMINATORS
+
+    def vreg_uses(self) -> list[VReg]:
+        return [a for a in self.args if isinstance(a, VReg)]
+
+    def shape(self) -> tuple:
+        """Everything but the location: two instructions with equal shapes do the same thing."""
+        return (self.op, self.dst, tuple(self.args), self.size, self.off, self.cond, self.targets,
+                self.helper)
+
+    def __str__(self) -> str:
+        extra = []
+        if self.size:
+            extra.append(f"size={self.size}")
+        if self.off:
+            extra.append(f"off={self.off}")
+        if self.cond:
+            extra.append(self.cond)
+        if self.op == "call":
+            extra.append(f"helper={self.helper}")
+        if self.targets:
+            extra.append("-> " + ", ".join(self.targets))
+        lhs = f"{self.dst} = " if self.dst is not None else ""
+        return f"{lhs}{self.op} {', '.join(str(a) for a in self.args)} {' '.join(extra)}".rstrip()
+
+
+@dataclass(eq=False)
+class Block:
+    label: str  # unique within a Function
+    insns: list  # list of Insn, none a terminator
+    term: Insn | None = None  # the terminator; None only while lowering builds the block
+
+    @property
+    def successors(self) -> tuple:
+        return self.term.targets if self.term is not None else ()
+
+
+@dataclass(eq=False)
+class Function:
+    name: str  # program name (mangled)
+    loc: Loc  # the defprog
+    blocks: list  # list of Block; blocks[0] is the entry
+    slots: list = field(default_factory=list)  # StackSlots in creation order
+    next_id: int = 0  # next free VReg / StackSlot / label number
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def new_vreg(self) -> VReg:
+        return VReg(self.new_id())
+
+    def new_slot(self, size: int, kind: str, loc: Loc, group: int = 0) -> StackSlot:
+        slot = StackSlot(self.new_id(), size, kind, group, loc)
+        self.slots.append(slot)
+        return slot
+
+    def new_label(self, hint: str = "b") -> str:
+        return f"{hint}{self.new_id()}"
+
+    def block_map(self) -> dict:
+        return {b.label: b for b in self.blocks}
+
+    def predecessors(self) -> dict:
+        preds = {b.label: [] for b in self.blocks}
+        for b in self.blocks:
+            for t in b.successors:
+                preds[t].append(b.label)
+        return preds
+
+    def all_insns(self):
+        for b in self.blocks:
+            yield from b.insns
+            yield b.term
+
+    def __str__(self) -> str:
+        out = [f"function {self.name}:"]
+        for b in self.blocks:
+            out.append(f"{b.label}:")
+            out += [f"    {i}" for i in b.insns]
+            out.append(f"    {b.term}")
+        return "\n".join(out)
+
+
+# -- operand rules ---------------------------------------------------------------------------
+
+def fits_s32(value: int) -> bool:
+    """Does the 64-bit constant equal the sign extension of a 32-bit immediate?"""
+    return value <= 0x7FFFFFFF or value >= MASK64 - 0x7FFFFFFF
+
+
+def to_signed(value: int, bits: int = 64) -> int:
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def operand_ok(insn: Insn, index: int, operand) -> bool:
+    """May ``operand`` stand at position ``index`` of ``insn``? The one place these rules live."""
+    op = insn.op
+    if isinstance(operand, VReg):
+        return op != "call" or index < MAX_CALL_ARGS
+    if isinstance(operand, MapRef):
+        return op == "call"
+    if isinstance(operand, SlotRef):
+        return op in ("mov", "call") or (op in ("load", "store", "atomic_add") and index == 0)
+    if not isinstance(operand, int) or not 0 <= operand <= MASK64:
+        return False
+    if op in ("mov", "ret", "call"):
+        return True
+    if op in BINARY_OPS and index == 1:
+        return operand < 64 if op in SHIFTS else fits_s32(operand)
+    if op == "branch" and index == 1:
+        return fits_s32(operand)
+    if op == "store" and index == 1:
+        return insn.size < 8 or fits_s32(operand)
+    return False
+
+
+# -- validation ------------------------------------------------------------------------------
+
+class MalformedIR(Exception):
+    """The IR breaks an invariant: a compiler bug, never the user's."""
+
+
+_ARITY = {"arg": 0, "mov": 1, "neg": 1, "bswap": 1, "trunc": 1, "load": 1, "store": 2,
+          "atomic_add": 2, "jump": 0, "branch": 2, "ret": 1, **{o: 2 for o in BINARY_OPS}}
+_HAS_DST = frozenset(("arg", "mov", "load", *BINARY_OPS, *UNARY_OPS))
+_SIZES = {"load": (1, 2, 4, 8), "store": (1, 2, 4, 8), "atomic_add": (4, 8), "bswap": (2, 4, 8),
+          "trunc": (1, 2, 4)}
+
+
+def _check_insn(fn: Function, block: Block, pos: int, insn: Insn, labels: set, slots: set) -> None:
+    where = f"{fn.name}:{block.label}[{pos}] {insn}"
+
+    def fail(why: str):
+        raise MalformedIR(f"{where}: {why}")
+
+    if insn.op not in ALL_OPS:
+        fail("unknown op")
+    last = pos == len(block.insns)
+    if insn.is_terminator != last:
+        fail("terminator not at the end of its block" if not last else "block does not end in a terminator")
+    if insn.op == "call":
+        if len(insn.args) > MAX_CALL_ARGS:
+            fail("more than 5 call arguments")
+    elif len(insn.args) != _ARITY[insn.op]:
+        fail(f"expected {_ARITY[insn.op]} operands")
+    if (insn.dst is not None) != (insn.op in _HAS_DST or (insn.op == "call" and insn.dst is not None)):
+        fail("destination present/absent where it must not be")
+    if insn.op in _SIZES and insn.size not in _SIZES[insn.op]:
+        fail(f"bad size {insn.size}")
+    if insn.op in ("load", "store", "atomic_add") and not -0x8000 <= insn.off <= 0x7FFF:
+        fail("offset does not fit 16 bits")
+    if insn.op == "branch" and insn.cond not in CONDS:
+        fail("bad condition")
+    want_targets = {"jump": 1, "branch": 2}.get(insn.op, 0)
+    if len(insn.targets) != want_targets or any(t not in labels for t in insn.targets):
+        fail("bad jump targets")
+    if insn.op == "arg" and (block is not fn.blocks[0] or pos != 0):
+        fail("arg must be the first instruction of the entry block")
+    for i, a in enumerate(insn.args):
+        if not operand_ok(insn, i, a):
+            fail(f"operand {i} ({a!r}) not allowed here")
+        if isinstance(a, SlotRef) and a.slot.id not in slots:
+            fail(f"unknown stack slot {a.slot.id}")
+
+
+def validate(fn: Function) -> Function:
+    """Raise ``MalformedIR`` unless ``fn`` satisfies every invariant above; returns ``fn``."""
+    if not fn.blocks:
+        raise MalformedIR(f"{fn.name}: no blocks")
+    labels = [b.label for b in fn.blocks]
+    if len(set(labels)) != len(labels):
+        raise MalformedIR(f"{fn.name}: duplicate block labels")
+    label_set, slots = set(labels), {s.id for s in fn.slots}
+    for block in fn.blocks:
+        if block.term is None:
+            raise MalformedIR(f"{fn.name}:{block.label}: block has no terminator")
+        for pos, insn in enumerate([*block.insns, block.term]):
+            _check_insn(fn, block, pos, insn, label_set, slots)
+    order = reverse_postorder(fn)
+    if len(order) != len(fn.blocks):
+        raise MalformedIR(f"{fn.name}: unreachable blocks or a cycle")
+    _check_definitely_assigned(fn, order)
+    return fn
+
+
+def reverse_postorder(fn: Function) -> list:
+    """Blocks reachable from the entry, each after all its predecessors (the CFG is acyclic)."""
+    blocks = fn.block_map()
+    seen, on_path, post = set(), set(), []
+
+    def visit(label: str):
+        seen.add(label)
+        on_path.add(label)
+        for t in blocks[label].successors:
+            if t in on_path:
+                raise MalformedIR(f"{fn.name}: cycle through {t}")
+            if t not in seen:
+                visit(t)
+        on_path.discard(label)
+        post.append(blocks[label])
+
+    visit(fn.blocks[0].label)
+    return post[::-1]
+
+
+def _check_definitely_assigned(fn: Function, order: list) -> None:
+    preds = fn.predecessors()
+    assigned_out: dict = {}
+    for block in order:
+        ins = [assigned_out[p] for p in preds[block.label]]
+        have = set.intersection(*ins) if ins else set()
+        for insn in [*block.insns, block.term]:
+            for v in insn.vreg_uses():
+                if v not in have:
+                    raise MalformedIR(f"{fn.name}:{block.label}: {v} used in `{insn}` before it is "
+                                      f"assigned on every path")
+            if insn.dst is not None:
+                have.add(insn.dst)
+        assigned_out[block.label] = have
+
+
+# -- liveness --------------------------------------------------------------------------------
+
+def live_out(fn: Function) -> dict:
+    """label -> set of vregs live at the end of that block (backward dataflow over the DAG)."""
+    out: dict = {}
+    live_in: dict = {}
+    for block in reversed(reverse_postorder(fn)):
+        live = set().union(*(live_in[t] for t in block.successors))
+        out[block.label] = set(live)
+        for insn in reversed([*block.insns, block.term]):
+            if insn.dst is not None:
+                live.discard(insn.dst)
+            live.update(insn.vreg_uses())
+        live_in[block.label] = live
+    return out

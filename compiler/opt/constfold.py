@@ -1,0 +1,120 @@
+"""Constant folding and operand canonicalisation.
+
+In/out: an ``ir.Function``, rewritten in place; returns whether anything changed.
+- An ALU instruction whose operands are all known constants becomes ``mov dst, RESULT``,
+  computed with BPF's runtime semantics (wrap mod 2**64, x/0 = 0, x mod 0 = x; shifts by 64 or
+  more are left to run).
+- Identities: ``x + 0``, ``x - 0``, ``x | 0``, ``x ^ 0``, shifts by 0, ``x * 1``, ``x / 1`` -> ``mov x``;
+  ``x & 0``, ``x * 0`` -> ``mov 0``; ``(x + c1) + c2`` -> ``x + (c1 + c2)``.
+- A constant first operand of a commutative op or a compare is moved to the second position,
+  where it can be an immediate.
+- A branch on two constants becomes a jump; a branch whose two targets agree becomes a jump.
+- An 8-byte store of a constant that is no sign-extended s32 becomes two 4-byte stores.
+"""
+
+from __future__ import annotations
+
+from .. import ir
+from ..ir import MASK64, Insn, to_signed
+from .facts import Facts
+
+
+def evaluate(op: str, a: int, b: int = 0, size: int = 8) -> int | None:
+    """The 64-bit result of ``op`` on constants, or None when the kernel's result is undefined."""
+    if op in ir.SHIFTS and b >= 64:
+        return None
+    result = {
+        "add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b,
+        "div": lambda: a // b if b else 0, "mod": lambda: a % b if b else a,
+        "and": lambda: a & b, "or": lambda: a | b, "xor": lambda: a ^ b,
+        "lsh": lambda: a << b, "rsh": lambda: a >> b, "arsh": lambda: to_signed(a) >> b,
+        "neg": lambda: -a, "trunc": lambda: a & ((1 << (8 * size)) - 1),
+        "bswap": lambda: int.from_bytes((a & ((1 << (8 * size)) - 1)).to_bytes(size, "little"), "big"),
+        "mov": lambda: a,
+    }[op]()
+    return result & MASK64
+
+
+def compare(cond: str, a: int, b: int) -> bool:
+    if cond.startswith("s"):
+        a, b, cond = to_signed(a), to_signed(b), cond[1:]
+    return {"eq": a == b, "ne": a != b, "gt": a > b, "ge": a >= b, "lt": a < b, "le": a <= b}[cond]
+
+
+_ZERO_IS_IDENTITY = frozenset(("add", "sub", "or", "xor", "lsh", "rsh", "arsh"))
+
+
+def _fold_alu(insn: Insn, facts: Facts) -> bool:
+    consts = [facts.const(a) for a in insn.args]
+    if all(c is not None for c in consts):
+        value = evaluate(insn.op, *consts, size=insn.size)
+        if value is None:
+            return False
+        insn.op, insn.args, insn.size = "mov", [value], 0
+        return True
+    if insn.op not in ir.BINARY_OPS:
+        return False
+    a, b = insn.args
+    ca, cb = consts
+    if ca is not None and insn.op in ir.COMMUTATIVE:
+        insn.args = [b, a]
+        return True
+    if cb is None:
+        return False
+    if (cb == 0 and insn.op in _ZERO_IS_IDENTITY) or (cb == 1 and insn.op in ("mul", "div")):
+        insn.op, insn.args = "mov", [a]
+        return True
+    if cb == 0 and insn.op in ("and", "mul"):
+        insn.op, insn.args = "mov", [0]
+        return True
+    inner = facts.definition(a)
+    if insn.op == "add" and inner is not None and inner.op == "add" and inner.args[0] in facts.single:
+        c1 = facts.const(inner.args[1])
+        if c1 is not None and ir.fits_s32((c1 + cb) & MASK64):
+            insn.args = [inner.args[0], (c1 + cb) & MASK64]
+            return True
+    return False
+
+
+def _fold_branch(block: ir.Block, facts: Facts) -> bool:
+    term = block.term
+    if term.op != "branch":
+        return False
+    yes, no = term.targets
+    ca, cb = (facts.const(x) for x in term.args)
+    if yes == no or (ca is not None and cb is not None):
+        taken = yes if yes == no else (yes if compare(term.cond, ca, cb) else no)
+        block.term = Insn("jump", None, [], term.loc, targets=(taken,))
+        return True
+    if ca is not None:
+        term.args, term.cond = term.args[::-1], ir.MIRRORED[term.cond]
+        return True
+    return False
+
+
+def _split_wide_store(fn: ir.Function, block: ir.Block, facts: Facts) -> bool:
+    changed = False
+    out = []
+    for insn in block.insns:
+        value = facts.const(insn.args[1]) if insn.op == "store" and insn.size == 8 else None
+        if value is not None and not ir.fits_s32(value):
+            for half, shift in ((0, 0), (4, 32)):
+                out.append(Insn("store", None, [insn.args[0], (value >> shift) & 0xFFFFFFFF], insn.loc,
+                                size=4, off=insn.off + half))
+            changed = True
+        else:
+            out.append(insn)
+    block.insns = out
+    return changed
+
+
+def run(fn: ir.Function) -> bool:
+    facts = Facts(fn)
+    changed = False
+    for block in fn.blocks:
+        for insn in block.insns:
+            if insn.op in ir.BINARY_OPS or insn.op in ir.UNARY_OPS:
+                changed |= _fold_alu(insn, facts)
+        changed |= _fold_branch(block, facts)
+        changed |= _split_wide_store(fn, block, facts)
+    return changed

@@ -1,0 +1,32 @@
+"""Dead code elimination: drop instructions whose only effect is a value nobody reads.
+
+In/out: an ``ir.Function``, rewritten in place; returns whether anything changed. Uses
+liveness, so it also removes dead assignments to multiply-assigned vregs (an ``if`` result
+in statement position). A helper call whose result is unused keeps running but loses its
+destination.
+"""
+
+from __future__ import annotations
+
+from .. import ir
+
+
+def run(fn: ir.Function) -> bool:
+    out = ir.live_out(fn)
+    changed = False
+    for block in fn.blocks:
+        live = set(out[block.label]) | set(block.term.vreg_uses())
+        kept = []
+        for insn in reversed(block.insns):
+            if insn.dst is not None and insn.dst not in live:
+                if insn.op in ir.PURE:
+                    changed = True
+                    continue
+                insn.dst = None
+                changed = True
+            if insn.dst is not None:
+                live.discard(insn.dst)
+            live.update(insn.vreg_uses())
+            kept.append(insn)
+        block.insns = kept[::-1]
+    return changed

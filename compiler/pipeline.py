@@ -1,0 +1,55 @@
+"""The compiler pipeline: Whistler source text -> ``code.CompiledObject``.
+
+In: source text and the file name to report in errors and line info. Out: the ``Unit``, one
+``ProgramCode`` per program, and the ELF bytes. Stages, in order::
+
+    reader.read -> expand.expand_unit -> per program: lower.lower_program -> opt.optimize
+    -> regalloc.allocate -> emit.emit_program -> elf.write_object
+
+A ``CompileError`` (bad source) propagates with the offending source line attached. Any other
+exception is a compiler bug; it becomes an ``InternalError`` that names the stage and the
+program being compiled, chained to the original exception.
+"""
+
+from __future__ import annotations
+
+from . import elf, emit, expand, lower, opt, reader, regalloc
+from .code import CompiledObject
+from .errors import CompileError, Loc
+
+
+class InternalError(Exception):
+    """A compiler bug (not a problem in the source), located at the form being compiled."""
+
+    def __init__(self, stage: str, loc: Loc | None, cause: BaseException):
+        where = f" at {loc}" if loc else ""
+        super().__init__(f"internal compiler error in {stage}{where}: {type(cause).__name__}: {cause}")
+        self.stage = stage
+        self.loc = loc
+
+
+def _run(stage: str, loc: Loc | None, fn, *args):
+    try:
+        return fn(*args)
+    except CompileError:
+        raise
+    except Exception as exc:
+        raise InternalError(stage, loc, exc) from exc
+
+
+def compile_source(text: str, filename: str = "<string>") -> CompiledObject:
+    try:
+        forms = _run("reader", None, reader.read, text, filename)
+        unit = _run("expand", None, expand.expand_unit, forms, filename)
+        programs = []
+        for prog in unit.programs:
+            fn = _run("lower", prog.loc, lower.lower_program, prog, unit)
+            fn = _run("opt", prog.loc, opt.optimize, fn)
+            alloc = _run("regalloc", prog.loc, regalloc.allocate, fn)
+            programs.append(_run("emit", prog.loc, emit.emit_program, alloc, prog))
+        elf_bytes = _run("elf", None, elf.write_object, unit, programs, text)
+    except CompileError as err:
+        if err.loc.file == filename:
+            err.attach_source(text)
+        raise
+    return CompiledObject(unit, tuple(programs), elf_bytes)

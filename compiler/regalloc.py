@@ -1,0 +1,255 @@
+"""Register allocation: vregs -> r0..r9, stack slots -> frame offsets.
+
+In: an optimised, valid ``ir.Function``. Out: an ``Allocation``: the function (with spill code
+added where needed and coalesced copies removed), the register of every vreg, the r10 offset
+of every stack slot and the frame size.
+
+Method: graph colouring over liveness. Two vregs interfere when one is defined while the other
+is live (a ``mov``'s source excepted). A vreg live across a helper call cannot use r0-r5, which
+the call clobbers. Copies (``mov d, s``, and the first operand of an ALU op, which emit copies
+into the destination) are coalesced when their vregs do not interfere, so the copy disappears.
+Colours follow hints where the hardware wants a value anyway: the context arrives in r1, helper
+arguments go in r1-r5, results come back and leave in r0. If colouring fails, one vreg is
+spilled to an 8-byte slot (reloaded before each use) and allocation starts again.
+
+Frame: struct-alloc and spill slots get their own bytes; a helper call's scratch slots (map
+keys and values, written just before the call) may share bytes with other calls' scratch
+slots. More than 512 bytes is a ``CompileError`` with a breakdown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import ir
+from .errors import CompileError
+from .ir import Insn, SlotRef, VReg
+
+CLOBBERED_BY_CALL = frozenset(range(6))  # r0 (result) and r1-r5 (arguments)
+PREFERENCE = (1, 2, 3, 4, 5, 0, 6, 7, 8, 9)
+STACK_LIMIT = 512
+MAX_SPILLS = 64
+
+
+@dataclass
+class Allocation:
+    fn: ir.Function  # the function to emit: spill code added, coalesced copies removed
+    regs: dict  # VReg -> register number 0..9
+    frame: dict  # StackSlot id -> offset from r10 (negative)
+    stack_size: int  # bytes of stack in use
+
+
+def allocate(fn: ir.Function) -> Allocation:
+    spill_temps: set = set()
+    for _ in range(MAX_SPILLS):
+        graph = _Graph(fn)
+        regs = _color(graph, coalesce=True)
+        if isinstance(regs, VReg):
+            regs = _color(graph, coalesce=False)
+        if not isinstance(regs, VReg):
+            break
+        _spill(fn, _spill_choice(graph, regs, spill_temps), spill_temps)
+    else:
+        raise CompileError(fn.loc, f"program {fn.name} needs more registers than register allocation "
+                                   f"could provide", hint="split the computation into smaller steps")
+    _drop_coalesced_copies(fn, regs)
+    frame, size = _layout(fn)
+    return Allocation(ir.validate(fn), regs, frame, size)
+
+
+# -- interference ----------------------------------------------------------------------------
+
+class _Graph:
+    """Interference graph, call constraints, colour hints and copy pairs of one function."""
+
+    def __init__(self, fn: ir.Function):
+        self.adj: dict = {}  # VReg -> set of interfering VRegs
+        self.forbidden: dict = {}  # VReg -> registers it must not use
+        self.hints: dict = {}  # VReg -> registers the hardware would like it in (in order)
+        self.copies: list = []  # (dst, src) pairs whose copy vanishes if they share a register
+        self.first_def: dict = {}  # VReg -> position of its first definition (colouring order)
+        out = ir.live_out(fn)
+        position = 0
+        for block in ir.reverse_postorder(fn):
+            insns = [*block.insns, block.term]
+            for insn in insns:
+                position += 1
+                self._note(insn, position)
+            live = set(out[block.label])
+            for insn in reversed(insns):
+                self._interfere(insn, live)
+
+    def _node(self, v: VReg) -> None:
+        self.adj.setdefault(v, set())
+        self.forbidden.setdefault(v, set())
+        self.hints.setdefault(v, [])
+
+    def _note(self, insn: Insn, position: int) -> None:
+        for v in [*insn.vreg_uses(), *([insn.dst] if insn.dst is not None else [])]:
+            self._node(v)
+        if insn.dst is not None:
+            self.first_def.setdefault(insn.dst, position)
+        if insn.op == "arg":
+            self.hints[insn.dst].append(1)
+        elif insn.op == "call":
+            for k, a in enumerate(insn.args):
+                if isinstance(a, VReg):
+                    self.hints[a].append(k + 1)
+            if insn.dst is not None:
+                self.hints[insn.dst].append(0)
+        elif insn.op == "ret" and isinstance(insn.args[0], VReg):
+            self.hints[insn.args[0]].append(0)
+        if insn.dst is not None and insn.op not in ("arg", "load", "call") and isinstance(insn.args[0], VReg):
+            self.copies.append((insn.dst, insn.args[0]))
+
+    def _edge(self, a: VReg, b: VReg) -> None:
+        if a != b:
+            self.adj[a].add(b)
+            self.adj[b].add(a)
+
+    def _interfere(self, insn: Insn, live: set) -> None:
+        if insn.op == "call":
+            for v in live - {insn.dst}:
+                self.forbidden[v] |= CLOBBERED_BY_CALL
+        if insn.dst is not None:
+            copied = insn.args[0] if insn.op == "mov" else None
+            for v in live:
+                if v != copied:
+                    self._edge(insn.dst, v)
+            b = insn.args[1] if insn.op in ir.BINARY_OPS else None
+            if insn.op not in ir.COMMUTATIVE and isinstance(b, VReg) and b != insn.args[0]:
+                # emit writes dst (mov dst, a) before it reads b
+                self._edge(insn.dst, b)
+            live.discard(insn.dst)
+        live.update(insn.vreg_uses())
+
+
+# -- colouring -------------------------------------------------------------------------------
+
+def _color(graph: _Graph, coalesce: bool):
+    """VReg -> register for every vreg, or the first vreg that could not be coloured."""
+    leader = {v: v for v in graph.adj}
+
+    def find(v):
+        while leader[v] != v:
+            v = leader[v]
+        return v
+
+    adj = {v: set(n) for v, n in graph.adj.items()}
+    members = {v: [v] for v in graph.adj}
+    if coalesce:
+        for d, s in graph.copies:
+            a, b = find(d), find(s)
+            if a == b or b in adj[a]:
+                continue
+            leader[b] = a
+            members[a] += members.pop(b)
+            for n in adj.pop(b):
+                adj[n].discard(b)
+                adj[n].add(a)
+                adj[a].add(n)
+    classes = sorted(members, key=lambda c: (not any(graph.forbidden[m] for m in members[c]),
+                                             min(graph.first_def.get(m, 0) for m in members[c])))
+    partners: dict = {c: set() for c in members}
+    for d, s in graph.copies:
+        a, b = find(d), find(s)
+        if a != b:
+            partners[a].add(b)
+            partners[b].add(a)
+    color: dict = {}
+    for c in classes:
+        forbidden = set().union(*(graph.forbidden[m] for m in members[c]))
+        taken = {color[n] for n in adj[c] if n in color}
+        candidates = [r for r in PREFERENCE if r not in forbidden and r not in taken]
+        if not candidates:
+            return c
+        hinted = [r for m in members[c] for r in graph.hints[m]]
+        wanted_by_neighbours = {r for n in adj[c] if n not in color for m in members[n] for r in graph.hints[m]}
+        partner_colors = {color[p] for p in partners[c] if p in color}
+
+        def score(r, hinted=hinted, wanted=wanted_by_neighbours, partner_colors=partner_colors):
+            return (-hinted.count(r), r not in partner_colors, r in wanted)
+
+        color[c] = min(candidates, key=score)
+    return {m: color[c] for c in members for m in members[c]}
+
+
+def _spill_choice(graph: _Graph, failed: VReg, spill_temps: set) -> VReg:
+    """The vreg to spill: the failed one or a neighbour, preferring long-lived, busy ones."""
+    pool = [v for v in [failed, *sorted(graph.adj[failed], key=lambda v: v.id)] if v not in spill_temps]
+    if not pool:
+        raise RuntimeError(f"cannot colour {failed}: only spill reloads compete for registers")
+    return max(pool, key=lambda v: len(graph.adj[v]))
+
+
+def _spill(fn: ir.Function, v: VReg, spill_temps: set) -> None:
+    """Keep ``v`` in a fresh 8-byte slot: store after each definition, reload before each use."""
+    slot = SlotRef(fn.new_slot(8, "spill", fn.loc))
+    for block in fn.blocks:
+        out = []
+        for insn in [*block.insns, block.term]:
+            if v in insn.args:
+                t = fn.new_vreg()
+                spill_temps.add(t)
+                out.append(Insn("load", t, [slot], insn.loc, size=8))
+                insn.args = [t if a == v else a for a in insn.args]
+            out.append(insn)
+            if insn.dst == v:
+                t = fn.new_vreg()
+                spill_temps.add(t)
+                insn.dst = t
+                out.append(Insn("store", None, [slot, t], insn.loc, size=8))
+        block.insns, block.term = out[:-1], out[-1]
+
+
+def _drop_coalesced_copies(fn: ir.Function, regs: dict) -> None:
+    for block in fn.blocks:
+        block.insns = [i for i in block.insns
+                       if not (i.op == "mov" and isinstance(i.args[0], VReg) and regs[i.dst] == regs[i.args[0]])]
+
+
+# -- frame -----------------------------------------------------------------------------------
+
+def _align(size: int) -> int:
+    return next(a for a in (8, 4, 2, 1) if a <= size)
+
+
+def _place(cursor: int, size: int) -> int:
+    """The new depth below r10 after placing ``size`` bytes at depth ``cursor``."""
+    align = _align(size)
+    return (cursor + size + align - 1) // align * align
+
+
+def _layout(fn: ir.Function) -> tuple:
+    frame: dict = {}
+    used = {s.id for i in fn.all_insns() for s in (a.slot for a in i.args if isinstance(a, SlotRef))}
+    slots = [s for s in fn.slots if s.id in used]
+    depth = 0
+    for slot in (s for s in slots if s.kind != "scratch"):
+        depth = _place(depth, slot.size)
+        frame[slot.id] = -depth
+    scratch_base = depth
+    groups: dict = {}
+    for slot in (s for s in slots if s.kind == "scratch"):
+        end = _place(groups.get(slot.group, scratch_base), slot.size)
+        groups[slot.group] = end
+        frame[slot.id] = -end
+    depth = max([depth, *groups.values()])
+    if depth > STACK_LIMIT:
+        raise _stack_error(fn, slots, depth, scratch_base)
+    return frame, depth
+
+
+def _stack_error(fn: ir.Function, slots: list, depth: int, scratch_base: int) -> CompileError:
+    def total(kind):
+        return sum(s.size for s in slots if s.kind == kind)
+
+    biggest = max(slots, key=lambda s: s.size)
+    return CompileError(
+        biggest.loc, f"program {fn.name} needs {depth} bytes of stack, more than the kernel's {STACK_LIMIT}",
+        expected=f"at most {STACK_LIMIT} bytes",
+        hint=(f"struct-alloc: {total('alloc')} bytes, register spills: {total('spill')} bytes, "
+              f"map key/value temporaries: {depth - scratch_base} bytes (largest call); "
+              f"the largest allocation ({biggest.size} bytes) is here"))
+
+

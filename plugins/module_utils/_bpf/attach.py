@@ -1,0 +1,249 @@
+"""Put a pinned XDP program on an interface's hook, or take it off: plan (read-only), then apply.
+
+In: ``plan_attach(interface, netns, program_pin, mode, force, state)``; a reader (the kernel by
+default, a fake in unit tests) supplies the hook's state and what is pinned.
+Out: an ``AttachPlan`` (noop / attach / replace / detach, with the state it was computed from), and
+from ``apply_attach(plan)`` an ``AttachResult(prog_id, mode, previous_prog_id, ...)``.
+
+Rules:
+- A change never leaves the hook empty in between: a new program replaces the old one atomically
+  (netlink REPLACE + EXPECTED_FD in the mode it is attached in, or BPF_LINK_UPDATE with
+  BPF_F_REPLACE); a first attach only succeeds onto an empty hook. Changing the mode would need a
+  detach followed by an attach, so it is refused with an explanation (run state=absent first).
+- "Ours": the attached program is ours when its id is the id of a program pinned anywhere under the
+  pin directory (the directory holding ``program_pin``), directly or through a pinned bpf_link. So
+  that an upgrade that re-pins the program keeps the old one recognisable, every attach and replace
+  pins the attached program at ``<pin dir>/attached/if<ifindex>_ns<netns inode>`` (a bpf_link
+  attachment is pinned at ``<pin dir>/links/...`` instead), and a detach removes that pin. Replacing
+  or detaching anything else is refused unless ``force``.
+- A hook owned by a bpf_link can only be changed through that link; netlink would get EBUSY.
+  ``via_link`` asks for new attachments to be made through a pinned bpf_link; an attachment that
+  already exists is changed through whatever owns it, and switching between netlink and a link is
+  refused like a mode change.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional, Set
+
+from . import link as links
+from . import pins
+from .netlink import MODE_FLAGS, XdpHook, XdpHookError, XdpState, describe
+from .netns import netns_inode
+from .pinned import pinned, pinned_prog_ids
+from .program import Program
+
+STATES = ("present", "absent")
+
+
+class AttachRefused(XdpHookError):
+    """The plan would need something this collection does not do without being told to."""
+
+    def __init__(self, where: str, reason: str):
+        super().__init__(0, "xdp_attach", where, reason)
+
+
+@dataclass(frozen=True)
+class HookView:
+    ifindex: int
+    ifname: str
+    state: XdpState
+
+
+class KernelReader:
+    """Read-only view of the kernel for planning (tests substitute a fake with the same methods)."""
+
+    def hook(self, interface, netns: Optional[str]) -> HookView:
+        with XdpHook(interface, netns) as hook:
+            return HookView(hook.ifindex, hook.ifname, hook.state())
+
+    def netns_id(self, netns: Optional[str]) -> int:
+        return netns_inode(netns)
+
+    def pinned(self, path: str):
+        return pinned(path)
+
+    def owned_prog_ids(self, directory: str) -> Set[int]:
+        return pinned_prog_ids(directory) if os.path.isdir(directory) else set()
+
+    def xdp_link(self, ifindex: int, prog_id: int):
+        return links.find_xdp_link(ifindex, prog_id)
+
+
+@dataclass(frozen=True)
+class AttachPlan:
+    """What ``apply_attach`` will do, and the state it was planned against.
+
+    ``mode`` is the mode to act in: the requested one for a first attach, the attached one for a
+    replace or detach. ``link_id`` is non-zero when a bpf_link owns the hook; ``link_pin`` is the
+    pin of our link (existing, or to create when ``via_link``), None for a foreign link.
+    """
+
+    action: str
+    interface: str
+    netns: Optional[str]
+    ifindex: int
+    mode: str
+    program_pin: Optional[str]
+    prog_id: int
+    previous_prog_id: int
+    current: XdpState
+    record_pin: Optional[str]
+    link_pin: Optional[str] = None
+    link_id: int = 0
+    reason: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return self.action != "noop"
+
+    @property
+    def via_link(self) -> bool:
+        return self.link_pin is not None or self.link_id != 0
+
+
+@dataclass(frozen=True)
+class AttachResult:
+    prog_id: int
+    mode: Optional[str]
+    previous_prog_id: int
+    changed: bool
+    link_id: int = 0
+
+
+def plan_attach(interface, netns: Optional[str], program_pin: Optional[str], mode: str = "auto",
+                force: bool = False, state: str = "present", via_link: bool = False,
+                reader=None) -> AttachPlan:
+    """Compare the hook with the desired state and decide; reads only, changes nothing."""
+    if mode not in MODE_FLAGS:
+        raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODE_FLAGS)}")
+    if state not in STATES:
+        raise ValueError(f"state {state!r}: expected one of {', '.join(STATES)}")
+    if state == "present" and not program_pin:
+        raise ValueError("state=present needs program_pin (the pinned program to attach)")
+    reader = reader or KernelReader()
+    hook = reader.hook(interface, netns)
+    where = describe(hook.ifname, netns)
+    key = f"if{hook.ifindex}_ns{reader.netns_id(netns)}"
+    pin_dir = os.path.dirname(program_pin) if program_pin else None
+    record_pin = os.path.join(pin_dir, "attached", key) if pin_dir else None
+    our_link_pin = os.path.join(pin_dir, "links", key) if pin_dir else None
+
+    current_mode, current_id = _attached(hook.state, mode, state, where)
+    desired_id = _pinned_program(reader, program_pin) if state == "present" else 0
+    base = dict(interface=hook.ifname, netns=netns, ifindex=hook.ifindex, program_pin=program_pin,
+                prog_id=desired_id, previous_prog_id=current_id, current=hook.state, record_pin=record_pin)
+
+    if not current_id:
+        if state == "absent":
+            return AttachPlan(action="noop", mode=mode, **base)
+        return AttachPlan(action="attach", mode=mode, link_pin=our_link_pin if via_link else None, **base)
+
+    owner = reader.xdp_link(hook.ifindex, current_id)
+    link_pin = None
+    if owner is not None and our_link_pin:
+        ours = reader.pinned(our_link_pin)
+        link_pin = our_link_pin if ours is not None and ours.id == owner.id else None
+    link_id = owner.id if owner is not None else 0
+    if state == "present":
+        if mode != "auto" and mode != current_mode:
+            raise AttachRefused(where, f"program {current_id} is attached in {current_mode} mode, not {mode}: "
+                                       f"changing the mode needs a detach first (state=absent), which this "
+                                       f"module never does on its own because packets would pass unfiltered")
+        if via_link and owner is None:
+            raise AttachRefused(where, f"program {current_id} is attached through netlink, not a bpf_link: "
+                                       f"switching needs a detach first (state=absent)")
+        if current_id == desired_id:
+            return AttachPlan(action="noop", mode=current_mode, link_pin=link_pin, link_id=link_id, **base)
+    owned = current_id in (reader.owned_prog_ids(pin_dir) if pin_dir else set()) or link_pin is not None
+    if not owned and not force:
+        raise AttachRefused(where, _foreign(current_id, current_mode, owner, pin_dir))
+    action = "replace" if state == "present" else "detach"
+    return AttachPlan(action=action, mode=current_mode, link_pin=link_pin, link_id=link_id,
+                      reason="" if owned else "forced over a program this collection did not attach", **base)
+
+
+def _attached(state: XdpState, mode: str, desired: str, where: str):
+    """(mode, prog id) of the program the plan is about; (mode, 0) when there is none."""
+    if state.mode == "multi":
+        if mode == "auto":
+            found = ", ".join(f"{prog_id} in {m} mode" for m, prog_id in state.attached.items())
+            raise AttachRefused(where, f"programs are attached in several modes ({found}): name the mode")
+        return mode, state.prog_in(mode)
+    if state.mode is None or (desired == "absent" and mode not in ("auto", state.mode)):
+        return mode, 0
+    return state.mode, state.prog_id
+
+
+def _pinned_program(reader, program_pin: str) -> int:
+    found = reader.pinned(program_pin)
+    if found is None:
+        raise ValueError(f"program_pin {program_pin}: nothing is pinned there (load the program first)")
+    if found.kind != "prog":
+        raise ValueError(f"program_pin {program_pin}: a {found.kind} is pinned there, not a program")
+    return found.id
+
+
+def _foreign(prog_id: int, mode: str, owner, pin_dir: Optional[str]) -> str:
+    via = f"through bpf_link {owner.id}" if owner is not None else "through netlink"
+    return (f"program {prog_id} ({mode} mode, {via}) was not attached by this collection (it is not pinned "
+            f"under {pin_dir or 'the pin directory'}); refusing to replace or detach it unless forced")
+
+
+def apply_attach(plan: AttachPlan) -> AttachResult:
+    """Carry out ``plan``. A hook changed since planning makes the kernel refuse (EBUSY/EEXIST/EPERM),
+    and the hook is then left as it was."""
+    if plan.action == "noop":
+        return AttachResult(plan.previous_prog_id, plan.current.mode, plan.previous_prog_id, False, plan.link_id)
+    new = Program.from_pin(plan.program_pin) if plan.action != "detach" else None
+    old = Program.from_id(plan.previous_prog_id) if plan.previous_prog_id else None
+    try:
+        if plan.via_link:
+            return _apply_link(plan, new, old)
+        return _apply_netlink(plan, new, old)
+    finally:
+        for owner in (new, old):
+            if owner is not None:
+                owner.close()
+
+
+def _apply_netlink(plan: AttachPlan, new: Optional[Program], old: Optional[Program]) -> AttachResult:
+    with XdpHook(plan.ifindex, plan.netns) as hook:
+        if plan.action == "attach":
+            after = hook.attach(new.fd, plan.mode)
+            try:
+                _record(new, plan.record_pin)
+            except BaseException:
+                hook.detach(after.mode, expected_fd=new.fd)  # leave the hook as we found it
+                raise
+        elif plan.action == "replace":
+            after = hook.replace(new.fd, old.fd, plan.mode)
+            _record(new, plan.record_pin)
+        else:
+            after = hook.detach(plan.mode, expected_fd=old.fd)
+            if plan.record_pin:
+                pins.unpin(plan.record_pin)
+    mode = after.mode if plan.action == "attach" else plan.mode
+    return AttachResult(after.prog_in(mode) if mode else 0, mode, plan.previous_prog_id, True)
+
+
+def _record(program: Program, record_pin: str) -> None:
+    """Pin the attached program as the hook's attachment record, replacing the previous one."""
+    pins.makedirs(os.path.dirname(record_pin))
+    pins.replace(program.fd, record_pin)
+
+
+def _apply_link(plan: AttachPlan, new: Optional[Program], old: Optional[Program]) -> AttachResult:
+    if plan.action == "attach":
+        info = links.create_xdp_link(new.fd, plan.ifindex, plan.mode, plan.netns, plan.link_pin)
+        with XdpHook(plan.ifindex, plan.netns) as hook:
+            mode = hook.state().mode
+        return AttachResult(info.prog_id, mode, 0, True, info.id)
+    with links.open_link(plan.link_pin, plan.link_id) as link:
+        if plan.action == "replace":
+            info = links.update_xdp_link(link, new.fd, old.fd)
+            return AttachResult(info.prog_id, plan.mode, plan.previous_prog_id, True, info.id)
+        info = links.detach_xdp_link(link, plan.link_pin)
+        return AttachResult(0, plan.mode, plan.previous_prog_id, True, info.id)

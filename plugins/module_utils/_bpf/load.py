@@ -1,0 +1,352 @@
+"""Loading an object into bpffs pins: an ObjectSpec and pin paths in, a read-only plan, then a result.
+
+``plan_load`` reads what is pinned (never loads anything) and decides per map create / reuse / replace /
+error and per program load / replace / unchanged (a pinned program whose kernel tag is one of the
+spec's offline tags and whose maps are the reused ones). ``apply_load`` carries a plan out without ever
+half-applying it: open or create every map, load every program (nothing pinned yet), then pin new maps,
+stage replacements under temporary names and rename them into place. On failure everything it created
+is closed and unpinned and existing pins are left untouched. A compatible pinned map (the jump table
+above all) is always reused, never re-created, so its entries and counters survive upgrades.
+
+Layout: programs at ``<pin_path>/<program name>``, maps at ``<map_pin_path or pin_path/maps>/<map name>``.
+``plan_unload``/``apply_unload`` remove those pins again (state=absent).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Set
+
+from . import pins
+from . import syscalls as sc
+from .errors import BpfError, VerifierError
+from .fd import FdOwner
+from .maps import Map, incompatibilities
+from .objfile import MapSpec, ObjectSpec, ProgramSpec
+from .program import Program
+
+MAP_DIR = "maps"
+
+
+# -- what is pinned now ---------------------------------------------------------------------------
+
+@dataclass
+class PinnedMap:
+    path: str
+    info: sc.MapInfo
+    owner_prog_type: Optional[int] = None
+
+
+@dataclass
+class PinnedProgram:
+    path: str
+    info: sc.ProgInfo
+
+
+@dataclass
+class PinState:
+    """Per name: what is pinned at its path (None: nothing); ``other``: path -> kind of a wrong object."""
+
+    maps: Dict[str, Optional[PinnedMap]] = field(default_factory=dict)
+    programs: Dict[str, Optional[PinnedProgram]] = field(default_factory=dict)
+    other: Dict[str, str] = field(default_factory=dict)
+
+
+def read_pins(spec: ObjectSpec, prog_dir: str, map_dir: str) -> PinState:
+    """What is pinned where ``spec``'s programs and maps would go (reads the kernel, changes nothing)."""
+    state = PinState()
+    for m in spec.maps:
+        path = os.path.join(map_dir, m.name)
+        state.maps[m.name] = None
+        with _open_pin(path, "map", state) as fd:
+            if fd is not None:
+                owner = sc.fdinfo(fd.fd).get("owner_prog_type")
+                state.maps[m.name] = PinnedMap(path, sc.map_info(fd.fd),
+                                               int(owner) if owner is not None else None)
+    for p in spec.programs:
+        path = os.path.join(prog_dir, p.name)
+        state.programs[p.name] = None
+        with _open_pin(path, "program", state) as fd:
+            if fd is not None:
+                state.programs[p.name] = PinnedProgram(path, sc.prog_info(fd.fd))
+    return state
+
+
+class _open_pin:
+    """Context manager: an FdOwner for the pin at ``path`` if it holds a ``kind``, else None."""
+
+    def __init__(self, path: str, kind: str, state: PinState):
+        self.path, self.kind, self.state, self.owner = path, kind, state, None
+
+    def __enter__(self) -> Optional[FdOwner]:
+        if not pins.exists(self.path):
+            return None
+        self.owner = FdOwner(sc.obj_get(self.path), self.path)
+        fields = sc.fdinfo(self.owner.fd)
+        key = "map_type" if self.kind == "map" else "prog_type"
+        if key not in fields:
+            self.state.other[self.path] = next((name for k, name in (("prog_type", "program"),
+                                                                     ("map_type", "map"),
+                                                                     ("link_type", "link")) if k in fields),
+                                               "object")
+            return None
+        return self.owner
+
+    def __exit__(self, *exc) -> None:
+        if self.owner is not None:
+            self.owner.close()
+
+
+# -- the plan -------------------------------------------------------------------------------------
+
+@dataclass
+class MapStep:
+    name: str
+    action: str            # create | reuse | replace | error
+    pin: str
+    spec: MapSpec
+    reason: str = ""
+    current_id: Optional[int] = None
+
+
+@dataclass
+class ProgramStep:
+    name: str
+    action: str            # load | replace | unchanged | error
+    pin: str
+    spec: ProgramSpec
+    tags: Set[str] = field(default_factory=set)
+    current_tag: Optional[str] = None
+    current_id: Optional[int] = None
+    reason: str = ""
+
+
+@dataclass
+class LoadPlan:
+    spec: ObjectSpec
+    pin_path: str
+    map_pin_path: str
+    maps: List[MapStep]
+    programs: List[ProgramStep]
+
+    @property
+    def changed(self) -> bool:
+        return any(s.action not in ("reuse", "unchanged") for s in self.maps + self.programs)
+
+    @property
+    def errors(self) -> List[str]:
+        return [f"{kind} {s.name!r} pinned at {s.pin}: {s.reason}"
+                for kind, steps in (("map", self.maps), ("program", self.programs))
+                for s in steps if s.action == "error"]
+
+    def check(self) -> None:
+        """Raise BpfError if the plan cannot be applied (incompatible pinned maps)."""
+        if self.errors:
+            hint = "; replace_incompatible_maps re-creates incompatible maps (their contents are lost)"
+            raise BpfError(errno.EEXIST, "load", self.spec.source, "; ".join(self.errors) + hint)
+
+
+def plan_load(spec: ObjectSpec, pin_path: str, map_pin_path: Optional[str] = None,
+              replace_incompatible_maps: bool = False) -> LoadPlan:
+    """What loading ``spec`` under ``pin_path`` would do; reads pins, loads nothing."""
+    pin_path = pins.check_path(pin_path)
+    map_dir = pins.check_path(map_pin_path or os.path.join(pin_path, MAP_DIR), "map pin path")
+    return decide(spec, read_pins(spec, pin_path, map_dir), pin_path, map_dir, replace_incompatible_maps)
+
+
+def decide(spec: ObjectSpec, state: PinState, pin_path: str, map_dir: str,
+           replace_incompatible_maps: bool = False) -> LoadPlan:
+    """The plan for ``spec`` given the pinned ``state`` (pure)."""
+    map_steps = [_map_step(spec, m, state, map_dir, replace_incompatible_maps) for m in spec.maps]
+    reused_ids = {s.name: s.current_id for s in map_steps if s.action == "reuse"}
+    prog_steps = [_program_step(p, state, pin_path, reused_ids) for p in spec.programs]
+    return LoadPlan(spec, pin_path, map_dir, map_steps, prog_steps)
+
+
+def _map_step(spec: ObjectSpec, m: MapSpec, state: PinState, map_dir: str, replace: bool) -> MapStep:
+    path = os.path.join(map_dir, m.name)
+    if path in state.other:
+        return MapStep(m.name, "error", path, m, f"a {state.other[path]} is pinned there, not a map")
+    pinned = state.maps.get(m.name)
+    if pinned is None:
+        return MapStep(m.name, "create", path, m)
+    users = [p.prog_type for p in spec.programs if m.name in p.map_names]
+    problems = incompatibilities(pinned.info, pinned.owner_prog_type, m, users[0] if users else None)
+    if not problems:
+        return MapStep(m.name, "reuse", path, m, current_id=pinned.info.id)
+    return MapStep(m.name, "replace" if replace else "error", path, m, "; ".join(problems), pinned.info.id)
+
+
+def _program_step(p: ProgramSpec, state: PinState, pin_path: str, reused_ids: Dict[str, int]) -> ProgramStep:
+    path = os.path.join(pin_path, p.name)
+    tags = p.tags()
+    if path in state.other:
+        return ProgramStep(p.name, "error", path, p, tags, reason=f"a {state.other[path]} is pinned there, "
+                                                                  "not a program")
+    pinned = state.programs.get(p.name)
+    if pinned is None:
+        return ProgramStep(p.name, "load", path, p, tags)
+    info = pinned.info
+    step = ProgramStep(p.name, "replace", path, p, tags, info.tag, info.id)
+    wanted_maps = {reused_ids.get(name) for name in p.map_names}
+    if info.type != p.prog_type:
+        step.reason = f"pinned program has prog type {info.type}, the object's has {p.prog_type}"
+    elif info.tag not in tags:
+        step.reason = f"instructions changed (pinned tag {info.tag})"
+    elif None in wanted_maps or set(info.map_ids) != wanted_maps:
+        step.reason = "its maps are re-created"
+    else:
+        step.action = "unchanged"
+    return step
+
+
+# -- applying it ----------------------------------------------------------------------------------
+
+@dataclass
+class ProgramResult:
+    name: str
+    id: int
+    tag: str
+    pin: str
+    action: str
+
+
+@dataclass
+class MapResult:
+    name: str
+    id: int
+    pin: str
+    action: str
+
+    @property
+    def reused(self) -> bool:
+        return self.action == "reuse"
+
+
+@dataclass
+class LoadResult:
+    changed: bool
+    programs: Dict[str, ProgramResult]
+    maps: Dict[str, MapResult]
+    btf_loaded: bool = False
+
+
+def apply_load(plan: LoadPlan) -> LoadResult:
+    """Carry out ``plan``; on any failure nothing new stays pinned and existing pins are untouched."""
+    plan.check()
+    opened: List[FdOwner] = []
+    new_pins: List[str] = []
+    staged: Dict[str, str] = {}
+    new_dirs = [d for d in (plan.pin_path, plan.map_pin_path) if not os.path.isdir(d)]
+    try:
+        btf = _load_btf(plan.spec)
+        if btf is not None:
+            opened.append(btf)
+        maps = {step.name: _open_map(step, btf, opened) for step in plan.maps}
+        map_fds = {name: m.fd for name, m in maps.items()}
+        progs = {step.name: _open_program(step, map_fds, btf, opened) for step in plan.programs}
+        for directory in (plan.pin_path, plan.map_pin_path):
+            pins.makedirs(directory)
+        for step in plan.maps:
+            if step.action == "create":
+                pins.pin(maps[step.name].fd, step.pin)
+                new_pins.append(step.pin)
+            elif step.action == "replace":
+                staged[step.pin] = pins.stage(maps[step.name].fd, step.pin)
+        for step in plan.programs:
+            if step.action != "unchanged":
+                staged[step.pin] = pins.stage(progs[step.name].fd, step.pin)
+        for path, temporary in list(staged.items()):
+            pins.commit(temporary, path)
+            del staged[path]
+        return LoadResult(
+            plan.changed,
+            {s.name: ProgramResult(s.name, *_id_tag(progs[s.name]), s.pin, s.action) for s in plan.programs},
+            {s.name: MapResult(s.name, maps[s.name].id, s.pin, s.action) for s in plan.maps},
+            btf is not None)
+    except BaseException:
+        for path in list(staged.values()) + new_pins:
+            pins.unpin(path)
+        for directory in reversed(new_dirs):
+            pins.remove_dir_if_empty(directory)
+        raise
+    finally:
+        for owner in reversed(opened):
+            owner.close()
+
+
+def _id_tag(prog: Program):
+    info = prog.info()
+    return info.id, info.tag
+
+
+def _load_btf(spec: ObjectSpec) -> Optional[FdOwner]:
+    """The object's BTF in the kernel, or None if it has none or the kernel refuses it (like libbpf,
+    maps and programs then load without type information)."""
+    if not spec.btf:
+        return None
+    try:
+        return FdOwner(sc.btf_load(spec.btf), f"BTF of {spec.source}")
+    except VerifierError:
+        return None
+
+
+def _open_map(step: MapStep, btf: Optional[FdOwner], opened: List[FdOwner]) -> Map:
+    if step.action == "reuse":
+        m = Map.from_pin(step.pin)
+        opened.append(m)
+        if m.id != step.current_id:
+            raise BpfError(errno.EAGAIN, "load", step.pin, "the pinned map changed since the plan was made")
+        return m
+    m = Map.create(step.spec, btf.fd if btf is not None else 0)
+    opened.append(m)
+    return m
+
+
+def _open_program(step: ProgramStep, map_fds: Dict[str, int], btf: Optional[FdOwner],
+                  opened: List[FdOwner]) -> Program:
+    if step.action == "unchanged":
+        prog = Program.from_pin(step.pin)
+        opened.append(prog)
+        if prog.id != step.current_id:
+            raise BpfError(errno.EAGAIN, "load", step.pin, "the pinned program changed since the plan was made")
+        return prog
+    prog = Program.load(step.spec, map_fds, btf.fd if btf is not None else 0)
+    opened.append(prog)
+    return prog
+
+
+# -- unloading ------------------------------------------------------------------------------------
+
+@dataclass
+class UnloadPlan:
+    pins: List[str]          # programs first, then maps
+    dirs: List[str]          # removed afterwards if empty
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.pins)
+
+
+def plan_unload(pin_path: str, map_pin_path: Optional[str] = None,
+                spec: Optional[ObjectSpec] = None) -> UnloadPlan:
+    """Pins to remove: ``spec``'s programs and maps, or (no spec) every pin in the two directories."""
+    pin_path = pins.check_path(pin_path)
+    map_dir = pins.check_path(map_pin_path or os.path.join(pin_path, MAP_DIR), "map pin path")
+    if spec is not None:
+        paths = [os.path.join(pin_path, p.name) for p in spec.programs]
+        paths += [os.path.join(map_dir, m.name) for m in spec.maps]
+    else:
+        paths = [os.path.join(pin_path, name) for name in pins.list_pins(pin_path)]
+        paths += [os.path.join(map_dir, name) for name in pins.list_pins(map_dir)]
+    return UnloadPlan([p for p in paths if pins.exists(p)], [map_dir, pin_path])
+
+
+def apply_unload(plan: UnloadPlan) -> List[str]:
+    """Unpin everything in ``plan``; returns the pins removed."""
+    removed = [path for path in plan.pins if pins.unpin(path)]
+    for directory in plan.dirs:
+        pins.remove_dir_if_empty(directory)
+    return removed

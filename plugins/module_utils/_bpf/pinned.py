@@ -1,0 +1,57 @@
+"""Identity of what is pinned at a bpffs path: a path in, ``Pinned(kind, id, prog_id)`` or None out.
+
+Also collects the program ids pinned under a directory (programs, and the programs that pinned
+links run), which is how attach plans recognise programs this collection put on a hook.
+(``pins`` handles the paths themselves: checks, atomic replacement, removal.)
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from typing import Optional, Set
+
+from . import syscalls
+from .errors import BpfError
+from .fd import FdOwner
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """``kind`` is "prog", "map" or "link"; ``prog_id`` is the program a prog or link stands for."""
+
+    path: str
+    kind: str
+    id: int
+    prog_id: int = 0
+
+
+def pinned(path: str) -> Optional[Pinned]:
+    """The object pinned at ``path``, or None when nothing is."""
+    try:
+        obj = FdOwner(syscalls.obj_get(path), path)
+    except BpfError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
+    with obj:
+        fields = syscalls.fdinfo(obj.fd)
+        if "link_type" in fields:
+            info = syscalls.link_info(obj.fd)
+            return Pinned(path, "link", info.id, info.prog_id)
+        if "map_type" in fields:
+            return Pinned(path, "map", syscalls.map_info(obj.fd).id)
+        prog_id = syscalls.prog_info(obj.fd).id
+        return Pinned(path, "prog", prog_id, prog_id)
+
+
+def pinned_prog_ids(directory: str) -> Set[int]:
+    """Ids of every program pinned anywhere under ``directory``, directly or behind a pinned link."""
+    ids = set()
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            found = pinned(os.path.join(root, name))
+            if found is not None and found.prog_id:
+                ids.add(found.prog_id)
+    return ids

@@ -1,0 +1,144 @@
+"""bpffs pin paths: paths and fds in; checks, directories, atomic pin replacement and listings out.
+
+A pin path must be absolute, sit on a bpffs mount (statfs magic, as cilium/ebpf checks) and have no
+'.' in any name (bpffs refuses them with EPERM). A pinned object is replaced atomically by pinning the
+new one under a temporary name beside it and renaming that over the old pin.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import uuid
+from typing import Dict, Optional
+
+from . import syscalls as sc
+from .errors import BpfError
+from .fd import FdOwner
+
+BPF_FS_MAGIC = 0xCAFE4A11
+TMP_MARK = "_whistler_tmp_"
+
+
+class _StatFs(ctypes.Structure):
+    _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 120)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def fs_magic(path: str) -> Optional[int]:
+    """The filesystem magic of ``path`` (None if it does not exist)."""
+    buf = _StatFs()
+    if _libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
+        return None
+    return buf.f_type & 0xFFFFFFFF
+
+
+def _existing_ancestor(path: str) -> str:
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def check_path(path: str, what: str = "pin path") -> str:
+    """``path`` normalised, or BpfError saying why it cannot be a pin (or pin directory) path."""
+    if not os.path.isabs(path):
+        raise BpfError(errno.EINVAL, what, path, "must be an absolute path on bpffs (e.g. /sys/fs/bpf/...)")
+    path = os.path.normpath(path)
+    dotted = [part for part in path.split("/")[1:] if "." in part]
+    if dotted:
+        raise BpfError(errno.EINVAL, what, path, f"bpffs names may not contain '.': {dotted[0]!r}")
+    anchor = _existing_ancestor(path)
+    if fs_magic(anchor) != BPF_FS_MAGIC:
+        raise BpfError(errno.EINVAL, what, path, f"{anchor} is not on a bpffs mount (mount -t bpf bpf "
+                       "/sys/fs/bpf)")
+    return path
+
+
+def makedirs(path: str) -> None:
+    """Create pin directory ``path`` and its parents on bpffs."""
+    path = check_path(path, "pin directory")
+    os.makedirs(path, exist_ok=True)
+
+
+def exists(path: str) -> bool:
+    return os.path.lexists(path)
+
+
+def pin(fd: int, path: str) -> None:
+    """Pin ``fd`` at ``path``; fails with EEXIST if something is pinned there already."""
+    sc.obj_pin(fd, check_path(path))
+
+
+def replace(fd: int, path: str) -> None:
+    """Pin ``fd`` at ``path``, atomically replacing whatever is pinned there (or nothing)."""
+    temporary = stage(fd, path)
+    commit(temporary, path)
+
+
+def stage(fd: int, path: str) -> str:
+    """Pin ``fd`` under a temporary name beside ``path``; ``commit`` or ``unpin`` it afterwards."""
+    path = check_path(path)
+    temporary = os.path.join(os.path.dirname(path), f"{os.path.basename(path)}{TMP_MARK}{uuid.uuid4().hex[:8]}")
+    sc.obj_pin(fd, temporary)
+    return temporary
+
+
+def commit(temporary: str, path: str) -> None:
+    """Atomically move a staged pin over ``path``."""
+    try:
+        os.rename(temporary, path)
+    except OSError as exc:
+        unpin(temporary)
+        raise BpfError(exc.errno, "rename_pin", path, f"could not move {temporary} into place") from None
+
+
+def unpin(path: str) -> bool:
+    """Remove the pin at ``path``; False if there was none."""
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def remove_dir_if_empty(path: str) -> bool:
+    """Remove pin directory ``path`` if nothing is left in it; True if it was removed."""
+    try:
+        os.rmdir(path)
+        return True
+    except OSError:
+        return False
+
+
+def kind(path: str) -> Optional[str]:
+    """What is pinned at ``path``: 'program', 'map', 'link', 'object' (other), or None (nothing)."""
+    try:
+        fd = sc.obj_get(path)
+    except BpfError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
+    with FdOwner(fd, path):
+        fields = sc.fdinfo(fd)
+    for key, name in (("prog_type", "program"), ("map_type", "map"), ("link_type", "link")):
+        if key in fields:
+            return name
+    return "object"
+
+
+def list_pins(directory: str) -> Dict[str, str]:
+    """{name: kind} of the pins directly under ``directory`` (subdirectories and staged pins skipped)."""
+    if not os.path.isdir(directory):
+        return {}
+    result = {}
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if TMP_MARK in name or os.path.isdir(path):
+            continue
+        pinned = kind(path)
+        if pinned is not None:
+            result[name] = pinned
+    return result

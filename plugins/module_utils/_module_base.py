@@ -1,0 +1,29 @@
+# Copyright (c) whistler.xdp contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""What every whistler.xdp module does the same way; PRIVATE to the collection.
+
+In: an AnsibleModule. Out: ``loader_errors(module)``, a context manager that turns the loader's
+exceptions (``BpfError`` and the other ``OSError``s, ``ValueError`` for bad input) into
+``fail_json`` with the loader's message (which names the object, file or interface and carries
+the kernel's extack text), the verifier log as ``verifier_log`` when the kernel rejected a
+program, and the traceback for ``-vvv``.
+"""
+
+from __future__ import annotations
+
+import traceback
+from contextlib import contextmanager
+
+
+@contextmanager
+def loader_errors(module, **partial_result):
+    try:
+        yield
+    except (OSError, ValueError) as exc:
+        extra = dict(partial_result)
+        log = getattr(exc, "log", None)
+        if log:
+            extra["verifier_log"] = log.splitlines()
+        module.fail_json(msg=str(exc), exception=traceback.format_exc(), **extra)

@@ -1,0 +1,207 @@
+#!/usr/bin/python
+# Copyright (c) whistler.xdp contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""whistler.xdp.xdp_attach: a pinned XDP program on an interface's hook, or none.
+
+In: the task's options. Out: ``prog_id``, ``mode``, ``previous_prog_id``, ``ifindex`` and a
+before/after diff. Reads the hook and plans (``_bpf.attach.plan_attach``, read-only); acts only
+outside check mode (``apply_attach``), so check mode predicts exactly what a real run does.
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: xdp_attach
+short_description: Attach a pinned XDP program to a network interface
+version_added: 1.0.0
+description:
+  - Puts the program pinned at O(program) on the XDP hook of O(interface), optionally inside the
+    network namespace O(netns), or takes it off with O(state=absent).
+  - A program that is already attached is replaced atomically (netlink C(XDP_FLAGS_REPLACE) with the
+    expected old program, in the mode it is attached in), so the hook is never empty and no packet
+    passes unfiltered during an upgrade. The module never detaches and re-attaches.
+  - The attached program counts as this collection's when it is pinned anywhere under the directory
+    holding O(program). Every attach records the attached program under C(<that directory>/attached/),
+    so a program replaced later by a new version is still recognised. Replacing or detaching any other
+    program fails unless O(force=true).
+  - Compares by program id, so running it again with the same pinned program changes nothing.
+author:
+  - whistler.xdp developers (@whistler-xdp)
+options:
+  interface:
+    description:
+      - Name of the network interface.
+    type: str
+    required: true
+  netns:
+    description:
+      - Name (as in C(ip netns list)) or path of the network namespace that holds O(interface).
+      - The module never moves itself into the namespace for netlink; it talks to it through a socket
+        opened there, so bpffs stays visible.
+      - Default is the network namespace Ansible runs in.
+    type: str
+  program:
+    description:
+      - Path of the pinned program on bpffs, for example C(/sys/fs/bpf/xdp/xdp_dispatch) as pinned by
+        M(whistler.xdp.xdp_load).
+      - Required with O(state=present). With O(state=absent) it identifies the pin directory that marks
+        programs as this collection's; without it O(state=absent) detaches only with O(force=true).
+    type: path
+  mode:
+    description:
+      - XDP mode. V(native) runs in the driver, V(generic) in the kernel's network stack (works on every
+        interface), V(offload) on the NIC. V(auto) lets the kernel choose (native when the driver has XDP
+        support) for a new attachment, and keeps whatever mode an existing attachment has.
+      - Changing the mode of an existing attachment is refused, because it would need a detach first;
+        detach with O(state=absent) and attach again.
+      - With O(state=absent), the mode to detach from; V(auto) means the mode the program is attached in.
+    type: str
+    choices: [auto, native, generic, offload]
+    default: auto
+  force:
+    description:
+      - Replace or detach a program this collection did not attach (one not pinned under the directory
+        of O(program)).
+    type: bool
+    default: false
+  state:
+    description:
+      - V(present) attaches O(program) (or replaces the attached program with it).
+      - V(absent) detaches the attached program.
+    type: str
+    choices: [present, absent]
+    default: present
+extends_documentation_fragment:
+  - whistler.xdp._attributes
+  - whistler.xdp._attributes.PLATFORM
+  - whistler.xdp._attributes.REQUIREMENTS
+  - whistler.xdp._attributes.ACTIONGROUP_XDP
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: partial
+    details:
+      - With O(force=true) over a foreign program, the first run replaces it; later runs change nothing.
+seealso:
+  - module: whistler.xdp.xdp_load
+  - module: whistler.xdp.xdp_info
+"""
+
+EXAMPLES = r"""
+- name: Attach the dispatcher in generic mode inside a namespace
+  whistler.xdp.xdp_attach:
+    interface: veth0
+    netns: blue
+    program: /sys/fs/bpf/xdp/xdp_dispatch
+    mode: generic
+  register: attached
+
+- name: Attach natively on a physical interface, replacing whatever program is there
+  whistler.xdp.xdp_attach:
+    interface: eth1
+    program: /sys/fs/bpf/xdp/xdp_dispatch
+    mode: native
+    force: true
+
+- name: Detach the dispatcher
+  whistler.xdp.xdp_attach:
+    interface: veth0
+    netns: blue
+    program: /sys/fs/bpf/xdp/xdp_dispatch
+    state: absent
+"""
+
+RETURN = r"""
+prog_id:
+  description: Id of the program attached after the task (predicted in check mode); 0 when none is.
+  returned: success
+  type: int
+  sample: 812
+mode:
+  description:
+    - XDP mode of the attachment (V(native), V(generic) or V(offload)); the mode detached from for
+      O(state=absent).
+    - V(auto) only in check mode, for a first attachment where the kernel has not chosen yet.
+  returned: success
+  type: str
+  sample: generic
+previous_prog_id:
+  description: Id of the program attached before the task; 0 when the hook was empty.
+  returned: success
+  type: int
+  sample: 797
+ifindex:
+  description: Index of the interface in its network namespace.
+  returned: success
+  type: int
+  sample: 4
+"""
+
+import traceback  # noqa: E402  (Ansible modules import after the docs)
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.whistler.xdp.plugins.module_utils._diff import Diff  # noqa: E402
+from ansible_collections.whistler.xdp.plugins.module_utils._imports import check_requirements  # noqa: E402
+from ansible_collections.whistler.xdp.plugins.module_utils._module_base import loader_errors  # noqa: E402
+
+try:
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.attach import apply_attach, plan_attach
+except ImportError:
+    LOADER_IMPORT_ERROR = traceback.format_exc()
+else:
+    LOADER_IMPORT_ERROR = None
+
+ARGUMENT_SPEC = dict(
+    interface=dict(type="str", required=True),
+    netns=dict(type="str"),
+    program=dict(type="path"),
+    mode=dict(type="str", default="auto", choices=["auto", "native", "generic", "offload"]),
+    force=dict(type="bool", default=False),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+)
+
+
+def hook_state(prog_id, mode):
+    """The hook as the diff shows it: which program, in which mode (None: nothing attached)."""
+    return dict(prog_id=prog_id, mode=mode) if prog_id else None
+
+
+def run(module):
+    params = module.params
+    with loader_errors(module):
+        plan = plan_attach(params["interface"], params["netns"], params["program"], mode=params["mode"],
+                           force=params["force"], state=params["state"])
+        if plan.changed and not module.check_mode:
+            result = apply_attach(plan)
+            prog_id, mode = result.prog_id, result.mode
+        else:
+            prog_id = plan.prog_id if plan.action != "detach" else 0
+            mode = plan.mode
+    diff = Diff()
+    diff.record(plan.interface, hook_state(plan.previous_prog_id, plan.current.mode), hook_state(prog_id, mode))
+    outcome = dict(changed=plan.changed, prog_id=prog_id, mode=mode, previous_prog_id=plan.previous_prog_id,
+                   ifindex=plan.ifindex)
+    if plan.reason:
+        module.warn(f"{plan.interface}: {plan.reason}")
+    if module._diff:
+        outcome["diff"] = diff.result()
+    return outcome
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        required_if=[("state", "present", ["program"])],
+        supports_check_mode=True,
+    )
+    check_requirements(module, LOADER_IMPORT_ERROR)
+    module.exit_json(**run(module))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,276 @@
+#!/usr/bin/python
+# Copyright (c) whistler.xdp contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""whistler.xdp.xdp_load: a BPF object's programs and maps pinned on bpffs, or their pins removed.
+
+In: the task's options. Out: ``programs`` and ``maps`` keyed by name (id, tag, pin, reused, action),
+or ``removed`` for state=absent, and a before/after diff (program tags, map ids). Plans with
+``_bpf.load.plan_load`` (read-only: compares offline tags with the pinned programs' tags) and
+applies only outside check mode.
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: xdp_load
+short_description: Load a BPF object's programs and maps into the kernel and pin them on bpffs
+version_added: 1.0.0
+description:
+  - Loads the XDP (and tc) programs of the BPF ELF object O(object) on the managed host and pins them at
+    C(<pin_path>/<program name>), with their maps at C(<map_pin_path>/<map name>).
+  - A pinned program whose kernel tag equals the object's program (computed offline, without loading
+    anything) and that uses the same maps is left alone. A changed program is loaded first and then
+    re-pinned in one step (pinned under a temporary name, renamed over the old pin), so a reader of the
+    pin never finds it missing.
+  - Pinned maps are reused when they are compatible (type, key and value size, max_entries, flags, and for
+    prog-arrays the owner program type), so a jump table keeps its slots and counters keep counting across
+    upgrades. An incompatible pinned map fails the task unless O(replace_incompatible_maps=true).
+  - Nothing is half-applied: every map is opened or created and every program loaded before the first pin
+    changes; on failure new objects are released and existing pins are untouched.
+  - The verifier's log is returned as RV(ignore:verifier_log) when the kernel rejects a program.
+author:
+  - whistler.xdp developers (@whistler-xdp)
+options:
+  object:
+    description:
+      - Path of the BPF ELF object on the managed host, as delivered by M(whistler.xdp.xdp_compile).
+      - Required with O(state=present).
+      - With O(state=absent), only this object's programs and maps are unpinned; without it, every pin
+        directly in O(pin_path) and O(map_pin_path).
+    type: path
+  pin_path:
+    description:
+      - bpffs directory for the program pins, for example C(/sys/fs/bpf/xdp). Created if missing.
+      - Pin names may not contain C(.).
+    type: path
+    required: true
+  map_pin_path:
+    description:
+      - bpffs directory for the map pins. Default is C(<pin_path>/maps).
+    type: path
+  replace_incompatible_maps:
+    description:
+      - Re-create a pinned map that is incompatible with the object's definition, losing its contents,
+        instead of failing.
+      - Programs that still use the old map keep using it until they are replaced.
+    type: bool
+    default: false
+  state:
+    description:
+      - V(present) loads and pins the object.
+      - V(absent) removes the pins (the kernel frees the objects once nothing else uses them).
+    type: str
+    choices: [present, absent]
+    default: present
+extends_documentation_fragment:
+  - whistler.xdp._attributes
+  - whistler.xdp._attributes.PLATFORM
+  - whistler.xdp._attributes.REQUIREMENTS
+  - whistler.xdp._attributes.ACTIONGROUP_XDP
+attributes:
+  check_mode:
+    support: full
+    details:
+      - In check mode nothing is loaded; RV(programs[].id) and RV(maps[].id) are null for objects that would be new.
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+seealso:
+  - module: whistler.xdp.xdp_compile
+  - module: whistler.xdp.xdp_prog_array
+  - module: whistler.xdp.xdp_attach
+"""
+
+EXAMPLES = r"""
+- name: Load and pin the dispatcher and its handlers
+  whistler.xdp.xdp_load:
+    object: /var/lib/whistler-xdp/dispatch.bpf.o
+    pin_path: /sys/fs/bpf/xdp
+  register: loaded
+
+- name: Show the dispatcher's program id
+  ansible.builtin.debug:
+    msg: "{{ loaded.programs.xdp_dispatch.id }}"
+
+- name: Upgrade to an object whose jump table got bigger (its slots are lost)
+  whistler.xdp.xdp_load:
+    object: /var/lib/whistler-xdp/dispatch-v2.bpf.o
+    pin_path: /sys/fs/bpf/xdp
+    replace_incompatible_maps: true
+
+- name: Remove the pins
+  whistler.xdp.xdp_load:
+    pin_path: /sys/fs/bpf/xdp
+    state: absent
+"""
+
+RETURN = r"""
+programs:
+  description: The object's programs, keyed by program name.
+  returned: when O(state=present)
+  type: dict
+  sample: {"xdp_dispatch": {"id": 812, "tag": "3b185187f1855c4c", "pin": "/sys/fs/bpf/xdp/xdp_dispatch",
+                            "reused": true, "action": "unchanged"}}
+  contains:
+    id:
+      description: Program id; null in check mode for a program that would be loaded.
+      type: int
+    tag:
+      description: Kernel tag of the pinned program (predicted offline in check mode).
+      type: str
+    pin:
+      description: Pin path.
+      type: str
+    reused:
+      description: Whether the pinned program was kept because it is unchanged.
+      type: bool
+    action:
+      description: V(load) (new pin), V(replace) (re-pinned with a changed program) or V(unchanged).
+      type: str
+maps:
+  description: The object's maps, keyed by map name.
+  returned: when O(state=present)
+  type: dict
+  sample: {"proto_stats": {"id": 78, "pin": "/sys/fs/bpf/xdp/maps/proto_stats", "reused": true, "action": "reuse"}}
+  contains:
+    id:
+      description: Map id; null in check mode for a map that would be created.
+      type: int
+    pin:
+      description: Pin path.
+      type: str
+    reused:
+      description: Whether the pinned map was reused (its contents kept).
+      type: bool
+    action:
+      description: V(create), V(reuse) or V(replace) (re-created because incompatible).
+      type: str
+removed:
+  description: Pins removed (that would be removed, in check mode).
+  returned: when O(state=absent)
+  type: list
+  elements: str
+  sample: [/sys/fs/bpf/xdp/xdp_dispatch, /sys/fs/bpf/xdp/maps/jump_table]
+verifier_log:
+  description: The kernel verifier's log, line by line, when it rejected a program.
+  returned: failure
+  type: list
+  elements: str
+"""
+
+import platform  # noqa: E402  (Ansible modules import after the docs)
+import traceback  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.whistler.xdp.plugins.module_utils._diff import Diff  # noqa: E402
+from ansible_collections.whistler.xdp.plugins.module_utils._imports import check_requirements  # noqa: E402
+from ansible_collections.whistler.xdp.plugins.module_utils._module_base import loader_errors  # noqa: E402
+
+try:
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.load import (
+        apply_load,
+        apply_unload,
+        plan_load,
+        plan_unload,
+    )
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.objfile import read_object
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.tag import program_tag
+except ImportError:
+    LOADER_IMPORT_ERROR = traceback.format_exc()
+else:
+    LOADER_IMPORT_ERROR = None
+
+ARGUMENT_SPEC = dict(
+    object=dict(type="path"),
+    pin_path=dict(type="path", required=True),
+    map_pin_path=dict(type="path"),
+    replace_incompatible_maps=dict(type="bool", default=False),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+)
+
+
+def kernel_tag_algorithm(release):
+    """The hash the running kernel tags programs with: SHA-256 since Linux 6.18, SHA-1 before."""
+    numbers = []
+    for part in release.split("-")[0].split(".")[:2]:
+        digits = "".join(c for c in part if c.isdigit()) or "0"
+        numbers.append(int(digits))
+    return "sha256" if tuple(numbers) >= (6, 18) else "sha1"
+
+
+def predicted(plan):
+    """``(programs, maps)`` as check mode reports them: what the plan keeps, and nulls for new objects."""
+    algorithm = kernel_tag_algorithm(platform.release())
+    programs = {}
+    for step in plan.programs:
+        kept = step.action == "unchanged"
+        relocated = [index for index, _ in step.spec.relocations]
+        programs[step.name] = dict(id=step.current_id if kept else None, pin=step.pin, reused=kept, action=step.action,
+                                   tag=step.current_tag if kept else program_tag(step.spec.insns, algorithm, relocated))
+    maps = {step.name: dict(id=step.current_id if step.action == "reuse" else None, pin=step.pin,
+                            reused=step.action == "reuse", action=step.action) for step in plan.maps}
+    return programs, maps
+
+
+def applied(result):
+    """``(programs, maps)`` from what ``apply_load`` did."""
+    programs = {name: dict(id=p.id, tag=p.tag, pin=p.pin, reused=p.action == "unchanged", action=p.action)
+                for name, p in result.programs.items()}
+    maps = {name: dict(id=m.id, pin=m.pin, reused=m.reused, action=m.action) for name, m in result.maps.items()}
+    return programs, maps
+
+
+def load_diff(plan, programs, maps):
+    """Per pin: the program's tag / the map's id before, and after."""
+    diff = Diff()
+    for step in plan.programs:
+        diff.record(step.pin, step.current_tag and dict(tag=step.current_tag), dict(tag=programs[step.name]["tag"]))
+    for step in plan.maps:
+        after_id = maps[step.name]["id"] if step.action != "reuse" else step.current_id
+        before = dict(id=step.current_id) if step.current_id else None
+        diff.record(step.pin, before, dict(id=after_id))
+    return diff
+
+
+def present(module):
+    params = module.params
+    with loader_errors(module):
+        plan = plan_load(read_object(params["object"]), params["pin_path"], params["map_pin_path"],
+                         params["replace_incompatible_maps"])
+        plan.check()
+        if plan.changed and not module.check_mode:
+            programs, maps = applied(apply_load(plan))
+        else:
+            programs, maps = predicted(plan)
+    return dict(changed=plan.changed, programs=programs, maps=maps), load_diff(plan, programs, maps)
+
+
+def absent(module):
+    params = module.params
+    with loader_errors(module):
+        spec = read_object(params["object"]) if params["object"] else None
+        plan = plan_unload(params["pin_path"], params["map_pin_path"], spec)
+        removed = apply_unload(plan) if plan.changed and not module.check_mode else list(plan.pins)
+    diff = Diff()
+    diff.record("pins", sorted(plan.pins), sorted(set(plan.pins) - set(removed)))
+    return dict(changed=plan.changed, removed=removed), diff
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        required_if=[("state", "present", ["object"])],
+        supports_check_mode=True,
+    )
+    check_requirements(module, LOADER_IMPORT_ERROR)
+    outcome, diff = present(module) if module.params["state"] == "present" else absent(module)
+    if module._diff:
+        outcome["diff"] = diff.result()
+    module.exit_json(**outcome)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+#!/usr/bin/python
+# Copyright (c) whistler.xdp contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""whistler.xdp.xdp_prog_array: the slots of a pinned tail-call jump table.
+
+In: the task's options (``entries`` keys arrive as strings from YAML/JSON and are normalised to
+slot numbers here). Out: ``entries`` after the task, ``map_id``, ``max_entries`` and a
+before/after diff by program id. Plans with ``_bpf.progarray.plan_prog_array`` (read-only) and
+acts only outside check mode.
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: xdp_prog_array
+short_description: Manage the slots of a pinned BPF prog-array (tail-call jump table)
+version_added: 1.0.0
+description:
+  - Points slots of the prog-array pinned at O(map) at pinned programs, so that a dispatcher's
+    C(bpf_tail_call) reaches them.
+  - Slots are compared by program id. A slot that must change is overwritten in place in one step,
+    so a tail call never finds it empty; slots are deleted only when they must end up empty.
+  - If writing one slot fails, the slots already written get their previous programs back.
+author:
+  - whistler.xdp developers (@whistler-xdp)
+options:
+  map:
+    description:
+      - Path of the pinned prog-array on bpffs, for example C(/sys/fs/bpf/xdp/maps/jump_table).
+    type: path
+    required: true
+  entries:
+    description:
+      - Slots to manage, as slot number (C(0) up to the array's C(max_entries) - 1) to the path of a
+        pinned program.
+      - With O(state=absent), the slots to empty; a slot is emptied only if it holds the named program,
+        or whatever it holds when the value is C(null).
+    type: dict
+    default: {}
+  exclusive:
+    description:
+      - Empty every slot not named in O(entries).
+      - With O(state=absent), empty every slot.
+    type: bool
+    default: false
+  state:
+    description:
+      - V(present) makes the slots in O(entries) hold the given programs.
+      - V(absent) empties them.
+    type: str
+    choices: [present, absent]
+    default: present
+extends_documentation_fragment:
+  - whistler.xdp._attributes
+  - whistler.xdp._attributes.PLATFORM
+  - whistler.xdp._attributes.REQUIREMENTS
+  - whistler.xdp._attributes.ACTIONGROUP_XDP
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+seealso:
+  - module: whistler.xdp.xdp_load
+  - module: whistler.xdp.xdp_info
+"""
+
+EXAMPLES = r"""
+- name: Wire the handlers into the dispatcher's jump table
+  whistler.xdp.xdp_prog_array:
+    map: /sys/fs/bpf/xdp/maps/jump_table
+    entries:
+      0: /sys/fs/bpf/xdp/tcp_handler
+      1: /sys/fs/bpf/xdp/udp_handler
+    exclusive: true
+  register: wired
+
+- name: Stop dispatching UDP
+  whistler.xdp.xdp_prog_array:
+    map: /sys/fs/bpf/xdp/maps/jump_table
+    entries:
+      1: null
+    state: absent
+"""
+
+RETURN = r"""
+entries:
+  description:
+    - The filled slots after the task (predicted in check mode), as slot number to program id.
+  returned: success
+  type: dict
+  sample: {"0": 812, "1": 813}
+map_id:
+  description: Id of the prog-array map.
+  returned: success
+  type: int
+  sample: 77
+max_entries:
+  description: Number of slots of the prog-array.
+  returned: success
+  type: int
+  sample: 3
+"""
+
+import traceback  # noqa: E402  (Ansible modules import after the docs)
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.whistler.xdp.plugins.module_utils._diff import Diff  # noqa: E402
+from ansible_collections.whistler.xdp.plugins.module_utils._imports import check_requirements  # noqa: E402
+from ansible_collections.whistler.xdp.plugins.module_utils._module_base import loader_errors  # noqa: E402
+
+try:
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.progarray import (
+        apply_prog_array,
+        plan_prog_array,
+    )
+except ImportError:
+    LOADER_IMPORT_ERROR = traceback.format_exc()
+else:
+    LOADER_IMPORT_ERROR = None
+
+ARGUMENT_SPEC = dict(
+    map=dict(type="path", required=True),
+    entries=dict(type="dict", default={}),
+    exclusive=dict(type="bool", default=False),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+)
+
+
+def slot_entries(entries):
+    """``entries`` with slot numbers as ints; raises ValueError naming a key that is not a slot number."""
+    slots = {}
+    for key, program in entries.items():
+        try:
+            slot = int(str(key), 10)
+        except ValueError:
+            raise ValueError(f"entries: key {key!r} is not a slot number (0, 1, 2, ...)") from None
+        if slot in slots:
+            raise ValueError(f"entries: slot {slot} is given twice")
+        if program is not None and not isinstance(program, str):
+            raise ValueError(f"entries: slot {slot} must name a pinned program path, not {program!r}")
+        slots[slot] = program
+    return slots
+
+
+def run(module):
+    params = module.params
+    with loader_errors(module):
+        plan = plan_prog_array(params["map"], slot_entries(params["entries"]), exclusive=params["exclusive"],
+                               state=params["state"])
+        after = plan.after
+        if plan.changed and not module.check_mode:
+            after = apply_prog_array(plan).after
+    diff = Diff()
+    diff.record("entries", plan.before, after)
+    outcome = dict(changed=plan.changed, entries=after, map_id=plan.map_id, max_entries=plan.max_entries)
+    if module._diff:
+        outcome["diff"] = diff.result()
+    return outcome
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    check_requirements(module, LOADER_IMPORT_ERROR)
+    module.exit_json(**run(module))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+../../../../../examples/playbooks/files/send_traffic.py

@@ -1,0 +1,1 @@
+../../../../../roles/tail_call_dispatch/files/tail-call-dispatch.lisp

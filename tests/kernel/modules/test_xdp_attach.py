@@ -1,0 +1,123 @@
+"""whistler.xdp.xdp_attach against the kernel: a veth inside a namespace the test creates.
+
+The hook's state is read back with ``ip -j link show`` and program ids with bpftool, not through
+the collection's own netlink code.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.kernel.modules.bpftool_view import bpftool_loadall, pinned_id, xdp_hook
+
+
+@pytest.fixture
+def loaded(pin_dir, clang_object):
+    bpftool_loadall(clang_object, pin_dir / "progs", pin_dir / "maps")
+    return pin_dir
+
+
+def attach_args(netns_pair, program, **extra):
+    return dict({"interface": netns_pair.if_a, "netns": netns_pair.a, "program": str(program), "mode": "generic"},
+                **extra)
+
+
+def test_attach_changed_then_unchanged_then_detach(netns_pair, loaded, run_module):
+    dispatcher = loaded / "progs" / "xdp_dispatch"
+    dispatcher_id = pinned_id(dispatcher)
+
+    first = run_module("xdp_attach", attach_args(netns_pair, dispatcher), diff=True)
+    assert not first.get("failed"), first
+    assert first["changed"] is True
+    assert (first["prog_id"], first["mode"], first["previous_prog_id"]) == (dispatcher_id, "generic", 0)
+    assert xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": dispatcher_id}
+    assert first["diff"] == {"before": {netns_pair.if_a: None},
+                             "after": {netns_pair.if_a: {"prog_id": dispatcher_id, "mode": "generic"}}}
+
+    second = run_module("xdp_attach", attach_args(netns_pair, dispatcher, mode="auto"), diff=True)
+    assert second["changed"] is False
+    assert second["diff"]["before"] == second["diff"]["after"]
+    assert (second["prog_id"], second["mode"]) == (dispatcher_id, "generic")
+
+    gone = run_module("xdp_attach", attach_args(netns_pair, dispatcher, state="absent"), diff=True)
+    assert gone["changed"] is True
+    assert (gone["prog_id"], gone["previous_prog_id"]) == (0, dispatcher_id)
+    assert xdp_hook(netns_pair.a, netns_pair.if_a) == {}
+    assert run_module("xdp_attach", attach_args(netns_pair, dispatcher, state="absent"))["changed"] is False
+
+
+def test_check_mode_predicts_and_changes_nothing(netns_pair, loaded, run_module):
+    dispatcher = loaded / "progs" / "xdp_dispatch"
+    check = run_module("xdp_attach", attach_args(netns_pair, dispatcher), check=True, diff=True)
+    assert check["changed"] is True
+    assert xdp_hook(netns_pair.a, netns_pair.if_a) == {}
+    real = run_module("xdp_attach", attach_args(netns_pair, dispatcher), diff=True)
+    assert (real["diff"], real["prog_id"], real["mode"]) == (check["diff"], check["prog_id"], check["mode"])
+
+    # A replacement predicted in check mode leaves the running program in place.
+    handler = loaded / "progs" / "tcp_handler"
+    check = run_module("xdp_attach", attach_args(netns_pair, handler), check=True)
+    assert check["changed"] is True
+    assert xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": pinned_id(dispatcher)}
+
+
+def test_replace_is_atomic_in_the_attached_mode(netns_pair, loaded, run_module):
+    dispatcher, handler = loaded / "progs" / "xdp_dispatch", loaded / "progs" / "udp_handler"
+    run_module("xdp_attach", attach_args(netns_pair, dispatcher))
+    result = run_module("xdp_attach", attach_args(netns_pair, handler, mode="auto"))
+    assert result["changed"] is True
+    assert (result["previous_prog_id"], result["prog_id"]) == (pinned_id(dispatcher), pinned_id(handler))
+    assert xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": pinned_id(handler)}
+    # Still ours: the replaced program stays recognisable, so switching back needs no force.
+    back = run_module("xdp_attach", attach_args(netns_pair, dispatcher))
+    assert back["changed"] is True
+    run_module("xdp_attach", attach_args(netns_pair, dispatcher, state="absent"))
+
+
+def test_foreign_program_refused_unless_forced(netns_pair, loaded, run_module, clang_object, pin_dir):
+    foreign_dir = pin_dir / "foreign"
+    foreign_dir.mkdir()
+    bpftool_loadall(clang_object, foreign_dir / "progs", foreign_dir / "maps")
+    foreign = foreign_dir / "progs" / "xdp_dispatch"
+    netns_pair.run(netns_pair.a, "ip", "link", "set", "dev", netns_pair.if_a, "xdpgeneric", "pinned", str(foreign))
+    dispatcher = loaded / "progs" / "xdp_dispatch"
+    try:
+        refused = run_module("xdp_attach", attach_args(netns_pair, dispatcher))
+        assert refused.get("failed") is True
+        assert "not attached by this collection" in refused["msg"]
+        assert xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": pinned_id(foreign)}
+
+        forced = run_module("xdp_attach", attach_args(netns_pair, dispatcher, force=True))
+        assert forced["changed"] is True
+        assert forced["previous_prog_id"] == pinned_id(foreign)
+        assert xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": pinned_id(dispatcher)}
+    finally:
+        netns_pair.run(netns_pair.a, "ip", "link", "set", "dev", netns_pair.if_a, "xdpgeneric", "off", check=False)
+
+
+def test_mode_change_refused_with_explanation(netns_pair, loaded, run_module):
+    dispatcher = loaded / "progs" / "xdp_dispatch"
+    run_module("xdp_attach", attach_args(netns_pair, dispatcher))
+    result = run_module("xdp_attach", attach_args(netns_pair, dispatcher, mode="native"))
+    assert result.get("failed") is True
+    assert "generic mode" in result["msg"]
+    assert xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": pinned_id(dispatcher)}
+    run_module("xdp_attach", attach_args(netns_pair, dispatcher, state="absent"))
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"interface": "nosuch0"}, "nosuch0"),
+    ({"program": "progs/no_such_program"}, "nothing is pinned"),
+    ({"program": "maps/proto_stats"}, "not a program"),
+    ({"netns": "wxt-no-such-netns"}, "wxt-no-such-netns"),
+])
+def test_bad_input_fails_clearly_and_changes_nothing(netns_pair, loaded, run_module, bad, message):
+    args = attach_args(netns_pair, loaded / "progs" / "xdp_dispatch")
+    args.update({k: (str(loaded / v) if k == "program" else v) for k, v in bad.items()})
+    result = run_module("xdp_attach", args)
+    assert result.get("failed") is True
+    assert message in result["msg"]
+    assert xdp_hook(netns_pair.a, netns_pair.if_a) == {}
+    assert "wxt-no-such-netns" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

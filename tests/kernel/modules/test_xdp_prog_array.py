@@ -1,0 +1,104 @@
+"""whistler.xdp.xdp_prog_array against the kernel: jump-table slots of a bpftool-loaded object.
+
+The expected slot contents come from bpftool (program ids of the pins, ``map dump``), not from
+the module's own loader.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.kernel.modules.bpftool_view import bpftool_loadall, pinned_id, prog_array_entries
+
+TCP, UDP = 6, 17  # the C twin's jump table is indexed by IP protocol number
+
+
+@pytest.fixture
+def loaded(pin_dir, clang_object):
+    bpftool_loadall(clang_object, pin_dir / "progs", pin_dir / "maps")
+    return pin_dir
+
+
+def wire(loaded, **extra):
+    return dict({"map": str(loaded / "maps" / "jt"),
+                 "entries": {str(TCP): str(loaded / "progs" / "tcp_handler"),
+                             str(UDP): str(loaded / "progs" / "udp_handler")}}, **extra)
+
+
+def test_wires_slots_changed_then_unchanged(loaded, run_module):
+    jt = loaded / "maps" / "jt"
+    expected = {TCP: pinned_id(loaded / "progs" / "tcp_handler"), UDP: pinned_id(loaded / "progs" / "udp_handler")}
+
+    first = run_module("xdp_prog_array", wire(loaded), diff=True)
+    assert not first.get("failed"), first
+    assert first["changed"] is True
+    assert prog_array_entries(jt) == expected
+    assert {int(k): v for k, v in first["entries"].items()} == expected
+    assert first["max_entries"] == 256
+    assert first["diff"]["before"] == {"entries": {}}
+    assert {int(k): v for k, v in first["diff"]["after"]["entries"].items()} == expected
+
+    second = run_module("xdp_prog_array", wire(loaded), diff=True)
+    assert second["changed"] is False
+    assert second["diff"]["before"] == second["diff"]["after"]
+    assert prog_array_entries(jt) == expected
+
+
+def test_check_mode_predicts_and_changes_nothing(loaded, run_module):
+    jt = loaded / "maps" / "jt"
+    check = run_module("xdp_prog_array", wire(loaded), check=True, diff=True)
+    assert check["changed"] is True
+    assert prog_array_entries(jt) == {}
+    real = run_module("xdp_prog_array", wire(loaded), diff=True)
+    assert real["diff"] == check["diff"]
+    assert real["entries"] == check["entries"]
+
+
+def test_overwrite_in_place_and_exclusive(loaded, run_module):
+    jt = loaded / "maps" / "jt"
+    run_module("xdp_prog_array", wire(loaded))
+    udp_id = pinned_id(loaded / "progs" / "udp_handler")
+    # Point the TCP slot at the UDP handler and drop everything else.
+    result = run_module("xdp_prog_array", {"map": str(jt), "entries": {str(TCP): str(loaded / "progs" / "udp_handler")},
+                                           "exclusive": True})
+    assert result["changed"] is True
+    assert prog_array_entries(jt) == {TCP: udp_id}
+
+
+def test_absent_empties_named_slots(loaded, run_module):
+    jt = loaded / "maps" / "jt"
+    run_module("xdp_prog_array", wire(loaded))
+    tcp_id = pinned_id(loaded / "progs" / "tcp_handler")
+    gone = run_module("xdp_prog_array", {"map": str(jt), "entries": {str(UDP): None}, "state": "absent"})
+    assert gone["changed"] is True
+    assert prog_array_entries(jt) == {TCP: tcp_id}
+    again = run_module("xdp_prog_array", {"map": str(jt), "entries": {str(UDP): None}, "state": "absent"})
+    assert again["changed"] is False
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"entries": {"256": "progs/tcp_handler"}}, "out of range"),
+    ({"entries": {"x": "progs/tcp_handler"}}, "not a slot number"),
+    ({"map": "maps/proto_stats"}, "not a prog array"),
+    ({"entries": {"6": "progs/no_such_program"}}, "no program is pinned"),
+    ({"map": "maps/no_such_map"}, "nothing is pinned"),
+])
+def test_bad_input_fails_clearly_and_changes_nothing(loaded, run_module, bad, message):
+    args = wire(loaded)
+    args["entries"] = {TCP: str(loaded / "progs" / "tcp_handler")}
+    for key, value in bad.items():
+        args[key] = ({k: str(loaded / v) for k, v in value.items()} if isinstance(value, dict)
+                     else str(loaded / value))
+    result = run_module("xdp_prog_array", args)
+    assert result.get("failed") is True
+    assert message in result["msg"]
+    assert prog_array_entries(loaded / "maps" / "jt") == {}
+
+
+def test_path_outside_bpffs_fails(loaded, run_module, tmp_path):
+    outside = tmp_path / "jt"
+    outside.write_text("not a pin")
+    result = run_module("xdp_prog_array", dict(wire(loaded), map=str(outside)))
+    assert result.get("failed") is True
+    assert str(outside) in result["msg"]
+    assert prog_array_entries(loaded / "maps" / "jt") == {}

@@ -1,0 +1,21 @@
+"""Pin path validation (no kernel needed: the checks are on the path and the filesystem type)."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.whistler.xdp.plugins.module_utils._bpf import pins
+from ansible_collections.whistler.xdp.plugins.module_utils._bpf.errors import BpfError
+
+
+@pytest.mark.parametrize("path, message", [
+    ("relative/pin", "absolute"),
+    ("/sys/fs/bpf/app/v1.2/prog", "'v1.2'"),
+])
+def test_bad_paths(path, message):
+    with pytest.raises(BpfError, match=message):
+        pins.check_path(path)
+
+
+def test_path_outside_bpffs(tmp_path):
+    with pytest.raises(BpfError, match="not on a bpffs mount"):
+        pins.check_path(str(tmp_path / "app" / "prog"))

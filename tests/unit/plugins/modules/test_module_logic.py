@@ -1,0 +1,66 @@
+"""Pure parts of the modules: option normalisation, diff shapes, kernel tag algorithm choice."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.whistler.xdp.plugins.modules import (
+    xdp_attach,
+    xdp_compile,
+    xdp_info,
+    xdp_load,
+    xdp_prog_array,
+)
+
+
+@pytest.mark.parametrize("entries, expected", [
+    ({"0": "/sys/fs/bpf/a", "17": "/sys/fs/bpf/b"}, {0: "/sys/fs/bpf/a", 17: "/sys/fs/bpf/b"}),
+    ({6: "/sys/fs/bpf/a"}, {6: "/sys/fs/bpf/a"}),
+    ({"1": None}, {1: None}),
+    ({"-1": "/a"}, {-1: "/a"}),  # out of range: the plan rejects it with the array's size
+    ({}, {}),
+])
+def test_slot_entries_normalises_keys(entries, expected):
+    assert xdp_prog_array.slot_entries(entries) == expected
+
+
+@pytest.mark.parametrize("entries, message", [
+    ({"tcp": "/sys/fs/bpf/a"}, "key 'tcp' is not a slot number"),
+    ({"1": "/a", 1: "/b"}, "slot 1 is given twice"),
+    ({"2": ["/a"]}, "slot 2 must name a pinned program path"),
+])
+def test_slot_entries_rejects_bad_keys(entries, message):
+    with pytest.raises(ValueError, match=message):
+        xdp_prog_array.slot_entries(entries)
+
+
+@pytest.mark.parametrize("release, algorithm", [
+    ("6.18.44", "sha256"), ("6.18.0-1-amd64", "sha256"), ("7.0.1", "sha256"), ("6.19-rc2", "sha256"),
+    ("6.17.9", "sha1"), ("5.15.0-91-generic", "sha1"), ("4.19.0", "sha1"),
+])
+def test_kernel_tag_algorithm(release, algorithm):
+    assert xdp_load.kernel_tag_algorithm(release) == algorithm
+
+
+def test_hook_state_is_none_for_an_empty_hook():
+    assert xdp_attach.hook_state(0, "generic") is None
+    assert xdp_attach.hook_state(12, "native") == {"prog_id": 12, "mode": "native"}
+
+
+def test_pin_directories(tmp_path):
+    assert xdp_info.pin_directories(None, None) == []
+    assert xdp_info.pin_directories(str(tmp_path), None) == [str(tmp_path)]
+    (tmp_path / "maps").mkdir()
+    assert xdp_info.pin_directories(str(tmp_path), None) == [str(tmp_path), str(tmp_path / "maps")]
+    assert xdp_info.pin_directories(str(tmp_path), "/sys/fs/bpf/m") == [str(tmp_path), "/sys/fs/bpf/m"]
+
+
+def test_xdp_compile_module_says_it_needs_its_action_plugin(capsys):
+    with patch_module_args({"content": "(defprog x)", "dest": "/tmp/x.o"}):
+        with pytest.raises(SystemExit):
+            xdp_compile.main()
+    result = json.loads(capsys.readouterr().out)
+    assert result["failed"] is True
+    assert "action plugin" in result["msg"]
