@@ -28,7 +28,7 @@ from compiler.isa import slot_count  # noqa: E402
 
 # (Whistler source, C twin), relative to the repository root.
 BENCHMARKS = [
-    ("examples/tail-call-dispatch.lisp", "bench/c/tail_call_dispatch.c"),
+    ("bench/whistler/tail-call-dispatch.lisp", "bench/c/tail_call_dispatch.c"),
     ("bench/whistler/count-xdp.lisp", "bench/c/count_xdp.c"),
     ("bench/whistler/drop-port.lisp", "bench/c/drop_port.c"),
 ]

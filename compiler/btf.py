@@ -2,7 +2,8 @@
 
 In: the ``Unit`` (maps, programs), each program's ``ProgramCode`` and the source text.
 Out: ``map_layout(maps)`` -> one ``MapSlot`` (offset and size in ``.maps``) per map, and
-``build(unit, programs, slots, source_text)`` -> ``ObjectBtf(btf, ext)``.
+``build(unit, placed, slots, source_text)`` -> ``ObjectBtf(btf, ext)``, where ``placed`` pairs
+each program with its byte offset inside its section (programs may share a section).
 
 Maps are libbpf "BTF-defined maps", encoded as clang encodes them: a global ``VAR`` of an
 anonymous struct whose members carry the values in their *types* — ``__uint(name, N)`` is a
@@ -11,7 +12,7 @@ pointer, so a map's struct is 8 bytes a member; ``.maps`` holds the structs back
 the ``DATASEC`` carries the real section size and offsets, so no loader needs to patch them.
 
 ``.BTF.ext`` has one func_info record per program and a line_info record wherever the source
-location changes (``insn_off`` in bytes within the section, as libbpf expects).
+location changes, grouped by section (``insn_off`` in bytes within the section, as libbpf expects).
 """
 
 from __future__ import annotations
@@ -174,10 +175,10 @@ def _add_maps(types: _Types, slots: list[MapSlot]) -> None:
     types.datasec(".maps", total, entries)
 
 
-def _line_records(prog: ProgramCode, strings: _Strings, source_file: str,
+def _line_records(prog: ProgramCode, base: int, strings: _Strings, source_file: str,
                   source_lines: list[str]) -> list[bytes]:
-    """A line_info record at instruction 0 and wherever the source location changes."""
-    records, offset, last = [], 0, None
+    """A line_info record at the program's first instruction and wherever the location changes."""
+    records, offset, last = [], base, None
     for insn in prog.insns:
         loc: Loc = insn.loc or last or prog.decl.loc
         if loc != last:
@@ -197,23 +198,27 @@ def _ext_block(rec_size: int, groups: list[tuple[int, list[bytes]]]) -> bytes:
     return out
 
 
-def build(unit: Unit, programs: list[ProgramCode], slots: list[MapSlot], source_text: str) -> ObjectBtf:
+def build(unit: Unit, placed: list[tuple[ProgramCode, int]], slots: list[MapSlot],
+          source_text: str) -> ObjectBtf:
+    """``placed``: every program with its byte offset in its section, in section order."""
     strings = _Strings()
     types = _Types(strings)
     _add_maps(types, slots)
 
     c_int = types.int_("int", 4, signed=True)
     source_lines = source_text.splitlines()
-    func_groups, line_groups = [], []
-    for prog in programs:
+    func_groups: dict[str, list[bytes]] = {}
+    line_groups: dict[str, list[bytes]] = {}
+    for prog, base in placed:
         ctx = types.ptr(types.fwd_struct(_CTX_STRUCT.get(prog.decl.prog_type, "xdp_md")))
         func = types.func(prog.decl.name, types.func_proto(c_int, [("ctx", ctx)]))
-        sec = strings.add(prog.decl.section)
-        func_groups.append((sec, [struct.pack("<II", 0, func)]))
-        line_groups.append((sec, _line_records(prog, strings, unit.source_file, source_lines)))
+        section = prog.decl.section
+        func_groups.setdefault(section, []).append(struct.pack("<II", base, func))
+        line_groups.setdefault(section, []).extend(
+            _line_records(prog, base, strings, unit.source_file, source_lines))
 
-    func_info = _ext_block(8, func_groups)
-    line_info = _ext_block(16, line_groups)
+    func_info = _ext_block(8, [(strings.add(s), r) for s, r in func_groups.items()])
+    line_info = _ext_block(16, [(strings.add(s), r) for s, r in line_groups.items()])
     ext_header = struct.pack("<HBBIIIIIII", BTF_MAGIC, 1, 0, 32, 0, len(func_info), len(func_info),
                              len(line_info), len(func_info) + len(line_info), 0)
     return ObjectBtf(_btf_bytes(types, strings), ext_header + func_info + line_info)

@@ -4,8 +4,9 @@ In: the ``Unit``, one ``ProgramCode`` per program (jumps resolved, ``map_ref`` o
 ``loc`` for line info) and the source text. Out: ELF64 little-endian, ``EM_BPF``, ``ET_REL``
 that libbpf/bpftool and our loader load as is:
 
-  one PROGBITS AX section per program (named by its ``section``), ``.maps``, ``license``,
-  ``.BTF``, ``.BTF.ext`` (see ``btf``), ``.rel<section>`` with an ``R_BPF_64_64`` per map load,
+  one PROGBITS AX section per section name (programs sharing a name follow each other),
+  ``.maps``, ``license``, ``.BTF``, ``.BTF.ext`` (see ``btf``), ``.rel<section>`` with an
+  ``R_BPF_64_64`` per map load,
   ``.symtab`` (a global FUNC per program, a global OBJECT per map), ``.strtab``, ``.shstrtab``.
 
 The output depends only on the input: no timestamps, no paths beyond the given file name.
@@ -87,30 +88,48 @@ def _check_sections(programs: list[ProgramCode]) -> None:
                                hint='use "xdp" (or "tc") or a name like "xdp/NAME"')
 
 
-def _relocations(prog: ProgramCode, unit: Unit, symbol_index: dict[str, int]) -> bytes:
-    out, offset = b"", 0
-    for insn in prog.insns:
-        if insn.is_ld_imm64 and insn.map_ref is not None:
-            m = unit.map_named(insn.map_ref)
-            if m is None:
-                raise ValueError(f"program {prog.decl.name} loads unknown map {insn.map_ref!r}")
-            out += struct.pack("<QQ", offset, (symbol_index[m.name] << 32) | R_BPF_64_64)
-        offset += 8 * insn.slots
+def _place(programs: list[ProgramCode]) -> dict[str, list[tuple[ProgramCode, bytes, int]]]:
+    """Section name -> its programs with their code and byte offset, sections in first-use order.
+
+    Programs that share a section (as clang puts several ``SEC("xdp")`` functions) follow each
+    other in it; libbpf tells them apart by their FUNC symbols.
+    """
+    sections: dict[str, list[tuple[ProgramCode, bytes, int]]] = {}
+    for prog in programs:
+        placed = sections.setdefault(prog.decl.section, [])
+        offset = sum(len(code) for _, code, _ in placed)
+        placed.append((prog, encode(list(prog.insns)), offset))
+    return sections
+
+
+def _relocations(placed: list[tuple[ProgramCode, bytes, int]], unit: Unit,
+                 symbol_index: dict[str, int]) -> bytes:
+    out = b""
+    for prog, _, offset in placed:
+        for insn in prog.insns:
+            if insn.is_ld_imm64 and insn.map_ref is not None:
+                m = unit.map_named(insn.map_ref)
+                if m is None:
+                    raise ValueError(f"program {prog.decl.name} loads unknown map {insn.map_ref!r}")
+                out += struct.pack("<QQ", offset, (symbol_index[m.name] << 32) | R_BPF_64_64)
+            offset += 8 * insn.slots
     return out
 
 
 def write_object(unit: Unit, programs: list[ProgramCode], source_text: str) -> bytes:
     _check_sections(programs)
     slots = btf.map_layout(unit.maps)
-    codes = [encode(list(p.insns)) for p in programs]
-    object_btf = btf.build(unit, programs, slots, source_text)
+    code_sections = _place(programs)
+    placed = [(p, off) for progs in code_sections.values() for p, _, off in progs]
+    object_btf = btf.build(unit, placed, slots, source_text)
 
-    symbols = [_Symbol(p.decl.name, STT_FUNC, p.decl.section, 0, len(c)) for p, c in zip(programs, codes)]
+    symbols = [_Symbol(p.decl.name, STT_FUNC, name, off, len(code))
+               for name, progs in code_sections.items() for p, code, off in progs]
     symbols += [_Symbol(s.map.name, STT_OBJECT, ".maps", s.offset, s.size) for s in slots]
     symbol_index = {s.name: i + 1 for i, s in enumerate(symbols)}  # 0 is the null symbol
 
-    sections = [_Section(p.decl.section, SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, c, 8)
-                for p, c in zip(programs, codes)]
+    sections = [_Section(name, SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, b"".join(c for _, c, _ in progs), 8)
+                for name, progs in code_sections.items()]
     if slots:
         size = slots[-1].offset + slots[-1].size
         sections.append(_Section(".maps", SHT_PROGBITS, SHF_WRITE | SHF_ALLOC, bytes(size), 8))
@@ -119,11 +138,10 @@ def write_object(unit: Unit, programs: list[ProgramCode], source_text: str) -> b
                                  _license(programs).encode() + b"\0", 1))
     sections.append(_Section(".BTF", SHT_PROGBITS, 0, object_btf.btf, 4))
     sections.append(_Section(".BTF.ext", SHT_PROGBITS, 0, object_btf.ext, 4))
-    for prog in programs:
-        rel = _relocations(prog, unit, symbol_index)
+    for name, progs in code_sections.items():
+        rel = _relocations(progs, unit, symbol_index)
         if rel:
-            sections.append(_Section(".rel" + prog.decl.section, SHT_REL, SHF_INFO_LINK, rel, 8, 16,
-                                     ".symtab", prog.decl.section))
+            sections.append(_Section(".rel" + name, SHT_REL, SHF_INFO_LINK, rel, 8, 16, ".symtab", name))
 
     strtab = _StrTab()
     section_names = ["", *(s.name for s in sections), ".symtab", ".strtab", ".shstrtab"]

@@ -20,6 +20,7 @@ from .macro_eval import Closure, Interpreter, MacroError
 
 MAX_MACRO_DEPTH = 100
 MAX_EXPANSIONS = 20_000
+MAX_MACRO_NODES = 200_000  # forms one macro call may produce
 
 # Common Lisp operators people reach for, with what to do instead.
 CL_HINTS = {
@@ -84,7 +85,11 @@ def call_macro(scope: Scope, macro: Macro, form: List) -> Form:
     passed = set()
     for arg in form.items[1:]:
         _collect_ids(arg, passed)
-    return _relocate(result, form.loc, passed)
+    budget = [MAX_MACRO_NODES]
+    relocated = _relocate(result, form.loc, passed, budget)
+    if budget[0] < 0:
+        raise error(form, f"macro {macro.name.lower()} produced more than {MAX_MACRO_NODES} forms")
+    return relocated
 
 
 def _collect_ids(form: Form, out: set) -> None:
@@ -94,11 +99,14 @@ def _collect_ids(form: Form, out: set) -> None:
             _collect_ids(item, out)
 
 
-def _relocate(form: Form, loc: Loc, keep: set) -> Form:
-    if id(form) in keep:
+def _relocate(form: Form, loc: Loc, keep: set, budget: list) -> Form:
+    """Copy ``form`` with ``loc`` on every node the macro made; stops early once ``budget``
+    (a shared node count: shared substructure could otherwise make the walk exponential) runs out."""
+    budget[0] -= 1
+    if id(form) in keep or budget[0] < 0:
         return form
     if isinstance(form, List):
-        return List(tuple(_relocate(i, loc, keep) for i in form.items), loc)
+        return List(tuple(_relocate(i, loc, keep, budget) for i in form.items), loc)
     return type(form)(form.value if isinstance(form, (Int, Str)) else form.name, loc)
 
 

@@ -299,6 +299,20 @@ def validate(fn: Function) -> Function:
     return fn
 
 
+def prune_unreachable(fn: Function) -> bool:
+    """Drop blocks no path from the entry reaches; returns whether any were dropped."""
+    blocks, seen, stack = fn.block_map(), set(), [fn.blocks[0].label]
+    while stack:
+        label = stack.pop()
+        if label not in seen:
+            seen.add(label)
+            stack.extend(blocks[label].successors)
+    kept = [b for b in fn.blocks if b.label in seen]
+    changed = len(kept) != len(fn.blocks)
+    fn.blocks = kept
+    return changed
+
+
 def reverse_postorder(fn: Function) -> list:
     """Blocks reachable from the entry, each after all its predecessors (the CFG is acyclic)."""
     blocks = fn.block_map()

@@ -58,8 +58,7 @@ class _Lowerer:
         value = self._progn(list(self.prog.body), self.prog.loc)
         if self.block is not None:
             self._terminate("ret", [value], self.prog.loc)
-        live = {b.label for b in ir_reachable(self.fn)}
-        self.fn.blocks = [b for b in self.fn.blocks if b.label in live]
+        ir.prune_unreachable(self.fn)  # code after a return
         return ir.validate(self.fn)
 
     # -- building blocks -------------------------------------------------------------------
@@ -427,19 +426,6 @@ class _Lowerer:
                 self.test(operand, yes, rest)
             self.block = rest
         self.test(operands[-1], yes, no)
-
-
-def ir_reachable(fn: ir.Function) -> list:
-    """Blocks reachable from the entry, in discovery order."""
-    blocks, seen, order, stack = fn.block_map(), set(), [], [fn.blocks[0].label]
-    while stack:
-        label = stack.pop()
-        if label in seen:
-            continue
-        seen.add(label)
-        order.append(blocks[label])
-        stack.extend(reversed(blocks[label].successors))
-    return order
 
 
 _FORMS = {

@@ -23,6 +23,7 @@ from .forms import NIL, Form, Int, List, Str, Symbol, T, is_nil
 
 MAX_STEPS = 200_000
 MAX_DEPTH = 120
+MAX_LIST = 100_000  # one list may not grow past this (doubling with append would exhaust memory)
 
 
 class MacroError(Exception):
@@ -486,6 +487,8 @@ def _equal(a, b) -> bool:
 
 def _lst(items) -> Form:
     items = tuple(items)
+    if len(items) > MAX_LIST:
+        raise MacroError(f"a list grew past {MAX_LIST} elements")
     return List(items) if items else NIL
 
 

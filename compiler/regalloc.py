@@ -1,8 +1,10 @@
 """Register allocation: vregs -> r0..r9, stack slots -> frame offsets.
 
 In: an optimised, valid ``ir.Function``. Out: an ``Allocation``: the function (with spill code
-added where needed and coalesced copies removed), the register of every vreg, the r10 offset
+added where needed), the register of every vreg, the r10 offset
 of every stack slot and the frame size.
+
+The function stays valid IR; a copy whose two vregs got the same register emits nothing.
 
 Method: graph colouring over liveness. Two vregs interfere when one is defined while the other
 is live (a ``mov``'s source excepted). A vreg live across a helper call cannot use r0-r5, which
@@ -33,7 +35,7 @@ MAX_SPILLS = 64
 
 @dataclass
 class Allocation:
-    fn: ir.Function  # the function to emit: spill code added, coalesced copies removed
+    fn: ir.Function  # the function to emit, spill code added (copies within a register emit nothing)
     regs: dict  # VReg -> register number 0..9
     frame: dict  # StackSlot id -> offset from r10 (negative)
     stack_size: int  # bytes of stack in use
@@ -52,7 +54,6 @@ def allocate(fn: ir.Function) -> Allocation:
     else:
         raise CompileError(fn.loc, f"program {fn.name} needs more registers than register allocation "
                                    f"could provide", hint="split the computation into smaller steps")
-    _drop_coalesced_copies(fn, regs)
     frame, size = _layout(fn)
     return Allocation(ir.validate(fn), regs, frame, size)
 
@@ -200,12 +201,6 @@ def _spill(fn: ir.Function, v: VReg, spill_temps: set) -> None:
                 insn.dst = t
                 out.append(Insn("store", None, [slot, t], insn.loc, size=8))
         block.insns, block.term = out[:-1], out[-1]
-
-
-def _drop_coalesced_copies(fn: ir.Function, regs: dict) -> None:
-    for block in fn.blocks:
-        block.insns = [i for i in block.insns
-                       if not (i.op == "mov" and isinstance(i.args[0], VReg) and regs[i.dst] == regs[i.args[0]])]
 
 
 # -- frame -----------------------------------------------------------------------------------

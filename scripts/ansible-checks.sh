@@ -44,7 +44,7 @@ cd "$COLL"
 step "ansible-test sanity"
 ansible-test sanity --venv --python "$PY_VERSION" --color no
 step "ansible-test units"
-ansible-test units --local --python "$PY_VERSION" --color no tests/unit/plugins
+ansible-test units --local --python "$PY_VERSION" --color no tests/unit/plugins/
 step "antsibull-changelog lint"
 antsibull-changelog lint
 step "ansible-lint (production profile)"
@@ -52,8 +52,10 @@ ansible-lint --profile production --offline
 
 step "ansible-galaxy collection build + install"
 ansible-galaxy collection build --output-path "$WORK/dist" .
-ansible-galaxy collection install --offline -p "$WORK/installed" "$WORK"/dist/whistler-xdp-*.tar.gz
+# Install and read the docs from outside the source tree, so only the installed copy is visible.
+cd "$WORK"
 export ANSIBLE_COLLECTIONS_PATH=$WORK/installed
+ansible-galaxy collection install --offline -p "$WORK/installed" "$WORK"/dist/whistler-xdp-*.tar.gz
 step "ansible-doc"
 modules=$(cd "$COLL/plugins/modules" && ls xdp_*.py | sed 's/\.py$//')
 for module in $modules; do

@@ -29,8 +29,8 @@ def run(fn: ir.Function) -> bool:
         if x not in facts.single or facts.width(x) > swap.size:
             continue
         if c >> (8 * swap.size):
-            equal_target, other = term.targets if term.cond == "eq" else term.targets[::-1]
-            block.term = Insn("jump", None, [], term.loc, targets=(other,))
+            never_equal = term.targets[1] if term.cond == "eq" else term.targets[0]
+            block.term = Insn("jump", None, [], term.loc, targets=(never_equal,))
         else:
             swapped = evaluate("bswap", c, size=swap.size)
             if not ir.fits_s32(swapped):
@@ -39,4 +39,5 @@ def run(fn: ir.Function) -> bool:
                 swapped = reg
             term.args = [x, swapped]
         changed = True
+    ir.prune_unreachable(fn)  # a branch that became a jump may orphan its other target
     return changed

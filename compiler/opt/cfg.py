@@ -46,22 +46,9 @@ def _merge(fn: ir.Function) -> bool:
     return changed
 
 
-def _prune(fn: ir.Function) -> bool:
-    blocks, seen, stack = fn.block_map(), set(), [fn.blocks[0].label]
-    while stack:
-        label = stack.pop()
-        if label not in seen:
-            seen.add(label)
-            stack.extend(blocks[label].successors)
-    kept = [b for b in fn.blocks if b.label in seen]
-    changed = len(kept) != len(fn.blocks)
-    fn.blocks = kept
-    return changed
-
-
 def run(fn: ir.Function) -> bool:
     changed = _thread(fn)
-    changed |= _prune(fn)
+    changed |= ir.prune_unreachable(fn)
     changed |= _merge(fn)
-    changed |= _prune(fn)
+    changed |= ir.prune_unreachable(fn)
     return changed

@@ -92,7 +92,7 @@ def _fold_branch(block: ir.Block, facts: Facts) -> bool:
     return False
 
 
-def _split_wide_store(fn: ir.Function, block: ir.Block, facts: Facts) -> bool:
+def _split_wide_store(block: ir.Block, facts: Facts) -> bool:
     changed = False
     out = []
     for insn in block.insns:
@@ -116,5 +116,6 @@ def run(fn: ir.Function) -> bool:
             if insn.op in ir.BINARY_OPS or insn.op in ir.UNARY_OPS:
                 changed |= _fold_alu(insn, facts)
         changed |= _fold_branch(block, facts)
-        changed |= _split_wide_store(fn, block, facts)
+        changed |= _split_wide_store(block, facts)
+    ir.prune_unreachable(fn)  # a branch that became a jump may orphan its other target
     return changed

@@ -27,7 +27,7 @@ description:
   - Pinned maps are reused when they are compatible (type, key and value size, max_entries, flags, and for
     prog-arrays the owner program type), so a jump table keeps its slots and counters keep counting across
     upgrades. An incompatible pinned map fails the task unless O(replace_incompatible_maps=true).
-  - Nothing is half-applied: every map is opened or created and every program loaded before the first pin
+  - Nothing is half-applied. Every map is opened or created and every program loaded before the first pin
     changes; on failure new objects are released and existing pins are untouched.
   - The verifier's log is returned as RV(ignore:verifier_log) when the kernel rejects a program.
 author:
@@ -207,7 +207,7 @@ def predicted(plan):
     programs = {}
     for step in plan.programs:
         kept = step.action == "unchanged"
-        relocated = [index for index, _ in step.spec.relocations]
+        relocated = [relocation[0] for relocation in step.spec.relocations]
         programs[step.name] = dict(id=step.current_id if kept else None, pin=step.pin, reused=kept, action=step.action,
                                    tag=step.current_tag if kept else program_tag(step.spec.insns, algorithm, relocated))
     maps = {step.name: dict(id=step.current_id if step.action == "reuse" else None, pin=step.pin,

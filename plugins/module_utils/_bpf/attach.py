@@ -196,7 +196,8 @@ def apply_attach(plan: AttachPlan) -> AttachResult:
     """Carry out ``plan``. A hook changed since planning makes the kernel refuse (EBUSY/EEXIST/EPERM),
     and the hook is then left as it was."""
     if plan.action == "noop":
-        return AttachResult(plan.previous_prog_id, plan.current.mode, plan.previous_prog_id, False, plan.link_id)
+        mode = plan.mode if plan.previous_prog_id else None
+        return AttachResult(plan.previous_prog_id, mode, plan.previous_prog_id, False, plan.link_id)
     new = Program.from_pin(plan.program_pin) if plan.action != "detach" else None
     old = Program.from_id(plan.previous_prog_id) if plan.previous_prog_id else None
     try:

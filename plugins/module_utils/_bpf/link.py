@@ -55,13 +55,15 @@ def open_link(link_pin: Optional[str], link_id: int = 0) -> FdOwner:
 def create_xdp_link(prog_fd: int, ifindex: int, mode: str, netns: Optional[str], link_pin: str) -> syscalls.LinkInfo:
     """Attach ``prog_fd`` to ``ifindex`` (in ``netns``) through a new link pinned at ``link_pin``.
 
-    If pinning fails the link fd is closed, which detaches the program again: nothing is left.
+    A link still pinned there is a defunct leftover (its hook is empty, or link_create would have
+    failed with EBUSY), so the new pin replaces it. If pinning fails the link fd is closed, which
+    detaches the program again: nothing is left.
     """
     with entered(netns):
         fd = syscalls.link_create(prog_fd, ifindex, syscalls.ATTACH_XDP, MODE_FLAGS[mode])
     with FdOwner(fd, f"link on ifindex {ifindex}") as link:
         pins.makedirs(os.path.dirname(link_pin))
-        pins.pin(link.fd, link_pin)
+        pins.replace(link.fd, link_pin)
         return syscalls.link_info(link.fd)
 
 

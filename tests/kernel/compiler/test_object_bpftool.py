@@ -9,6 +9,7 @@ Expected counts come from what the hand-written instructions do: ``counter`` add
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -73,3 +74,15 @@ def test_binutils_and_llvm_read_the_object(obj_path):
     assert objdump.returncode == 0 and not objdump.stderr, objdump.stderr
     assert "<counter>:" in objdump.stdout and "<bumper>:" in objdump.stdout
     assert "R_BPF_64_64\tstats" in objdump.stdout and "R_BPF_64_64\tjt" in objdump.stdout
+
+
+def test_programs_sharing_a_section_load_and_run_separately(tmp_path, pin_dir):
+    unit, programs = unit_and_programs()
+    shared = dataclasses.replace(programs[1], decl=dataclasses.replace(programs[1].decl, section="xdp"))
+    path = tmp_path / "shared.bpf.o"
+    path.write_bytes(write_object(unit, [programs[0], shared], SOURCE))
+    with loaded(path, pin_dir) as obj:
+        assert obj.programs == ["bumper", "counter"]
+        assert obj.run("bumper", FRAME) == XDP_DROP
+        assert obj.run("counter", FRAME) == XDP_PASS
+        assert obj.map("stats") == {0: 1, 1: 1}

@@ -137,8 +137,12 @@ def test_foreign_program_is_refused_unless_forced(netns_pair, pins):
     assert hook_state(netns_pair).attached == {}
 
 
-def test_missing_interface_and_namespace_are_named(netns_pair, pins):
+def test_namespace_by_name_or_path_and_missing_ones_named(netns_pair, pins):
     ours, _ = pins
+    by_path = plan_attach(netns_pair.if_a, netns_pair.path_a, str(ours / "dispatch_v1"), mode="generic")
+    assert apply_attach(by_path).prog_id == prog_id(ours / "dispatch_v1")
+    assert plan(netns_pair, ours / "dispatch_v1").action == "noop", "a path and a name: the same hook"
+
     with pytest.raises(XdpHookError, match=f"interface 'nope0' in network namespace '{netns_pair.a}'"):
         plan_attach("nope0", netns_pair.a, str(ours / "dispatch_v1"))
     with pytest.raises(NetnsError, match="'wxt-no-such-ns' does not exist"):
@@ -186,3 +190,16 @@ def test_hook_owned_by_a_foreign_link_is_reported(netns_pair, pins):
         with pytest.raises(XdpHookError, match="Can't replace active BPF XDP link"):
             hook.replace(new, old, "native")
     assert hook_state(netns_pair).drv_id == stranger
+
+
+def test_a_hook_changed_after_planning_is_left_alone(netns_pair, pins):
+    ours, foreign = pins
+    apply_attach(plan(netns_pair, ours / "dispatch_v1", mode="generic"))
+    swap = plan(netns_pair, ours / "dispatch_v2")
+    # Someone else swaps the program between our plan and our apply.
+    netns_pair.run(netns_pair.a, "ip", "-force", "link", "set", "dev", netns_pair.if_a, "xdpgeneric",
+                   "pinned", str(foreign / "dispatch_v1"))
+    with pytest.raises(XdpHookError, match="Active program does not match expected"):
+        apply_attach(swap)
+    assert hook_state(netns_pair).skb_id == prog_id(foreign / "dispatch_v1")
+    assert prog_id(record(ours, netns_pair)) == prog_id(ours / "dispatch_v1"), "record untouched"

@@ -120,4 +120,5 @@ def test_bad_input_fails_clearly_and_changes_nothing(netns_pair, loaded, run_mod
     assert result.get("failed") is True
     assert message in result["msg"]
     assert xdp_hook(netns_pair.a, netns_pair.if_a) == {}
-    assert "wxt-no-such-netns" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert "wxt-no-such-netns" not in subprocess.run(["ip", "netns", "list"], check=True, capture_output=True,
+                                                      text=True).stdout

@@ -195,3 +195,14 @@ def test_instructions_without_location_inherit_the_program_location():
     decl = bare.decl.loc
     assert (off, _name(obj.strings, f), _name(obj.strings, line), lc) == \
         (0, FILE, SOURCE.splitlines()[decl.line - 1], (decl.line << 10) | decl.col)
+
+
+def test_ext_info_of_programs_sharing_a_section_is_offset_within_it():
+    unit, programs = unit_and_programs()
+    shared = dataclasses.replace(programs[1], decl=dataclasses.replace(programs[1].decl, section="xdp"))
+    obj = Obj(unit, [programs[0], shared])
+    first_size = 8 * programs[0].slots
+    funcs = [(off, obj.types[t]["name"]) for off, t in obj.ext["func"]["xdp"]]
+    assert funcs == [(0, "counter"), (first_size, "bumper")]
+    lines = [off for off, *_ in obj.ext["line"]["xdp"]]
+    assert lines == sorted(lines) and first_size in lines and set(obj.ext["line"]) == {"xdp"}

@@ -1,6 +1,6 @@
 """Same input, same bytes: objects do not depend on time, hash seeds or the working directory.
 
-In: the hand-built unit (writer alone), the seed and examples/tail-call-dispatch.lisp (whole
+In: the hand-built unit (writer alone), the seed and bench/whistler/drop-port.lisp (whole
 pipeline). Out: pass/fail. Each compile runs in a fresh interpreter with a different
 ``PYTHONHASHSEED`` and working directory, so set/dict-order accidents would show.
 """
@@ -44,9 +44,9 @@ def test_writer_output_is_reproducible(tmp_path):
     assert len(digests) == 1
 
 
-@pytest.mark.parametrize("which", ["seed", "example"])
+@pytest.mark.parametrize("which", ["seed", "bench/whistler/drop-port.lisp"])
 def test_compiled_program_is_reproducible(which, seed_program, tmp_path):
-    text = seed_program if which == "seed" else (REPO / "examples" / "tail-call-dispatch.lisp").read_text()
+    text = seed_program if which == "seed" else (REPO / which).read_text()
     from compiler import compile_source
 
     in_process = hashlib.sha256(compile_source(text, "prog.lisp").elf).hexdigest()

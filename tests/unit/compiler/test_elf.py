@@ -159,3 +159,21 @@ def test_elfread_reads_a_clang_object(tmp_path):
 def test_elfread_explains_what_it_cannot_read(data, why):
     with pytest.raises(ValueError, match=why):
         read_programs(data)
+
+
+def test_programs_sharing_a_section_follow_each_other():
+    unit, programs = unit_and_programs()
+    shared = dataclasses.replace(programs[1], decl=dataclasses.replace(programs[1].decl, section="xdp"))
+    data = write_object(unit, [programs[0], shared], SOURCE)
+    elf = ELFFile(io.BytesIO(data))
+    assert [s.name for s in elf.iter_sections() if s["sh_flags"] & 0x4] == ["xdp"]
+    first = isa.encode(list(programs[0].insns))
+    assert elf.get_section_by_name("xdp").data() == first + isa.encode(list(shared.insns))
+    syms = {s.name: s for s in elf.get_section_by_name(".symtab").iter_symbols()}
+    assert (syms["counter"]["st_value"], syms["bumper"]["st_value"]) == (0, len(first))
+    # bumper's map load is its 4th slot (after st, mov, add): offset counted from the section start
+    rel = elf.get_section_by_name(".relxdp")
+    assert [r["r_offset"] for r in rel.iter_relocations()][-1] == len(first) + 3 * 8
+    read = read_programs(data)
+    assert [(p.section, p.name) for p in read] == [("xdp", "counter"), ("xdp", "bumper")]
+    assert [i.map_ref for i in read[1].insns] == [i.map_ref for i in shared.insns]

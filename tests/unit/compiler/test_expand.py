@@ -7,8 +7,13 @@ in each unit.
 
 from __future__ import annotations
 
+import re
+import subprocess
+from pathlib import Path
+
 import pytest
 
+from compiler import builtins, protocols
 from compiler.errors import CompileError, Loc
 from compiler.expand import expand_unit
 from compiler.forms import Int, List, Symbol
@@ -456,9 +461,6 @@ def test_reference_style_examples_expand(name):
 
 # -- errors -------------------------------------------------------------------------------
 
-HERE = ("t.lisp", BODY_LINE, 3)
-
-
 def body_error(body: str, prog_opts: str = "") -> CompileError:
     with pytest.raises(CompileError) as info:
         expand_unit(read(f"{MAPS}(defprog p ({prog_opts})\n  {body})", "t.lisp"), "t.lisp")
@@ -471,7 +473,7 @@ def top_error(text: str) -> CompileError:
     return info.value
 
 
-@pytest.mark.parametrize("body, message", [
+@pytest.mark.parametrize("body, message", [  # message, or (message, text the error points at)
     ("(frobnicate 1)", "unknown form frobnicate"),
     ("(ktime-get-nanos)", "unknown form ktime-get-nanos"),
     ("(redirect 1)", "wrong number of arguments to redirect: got 1, expected 2 arguments"),
@@ -496,14 +498,14 @@ def top_error(text: str) -> CompileError:
     ("(ash a 70)", "shift count 70 is out of range"),
     ("(ash a n)", "ash needs a literal shift count"),
     ("(let (x 1) x)", "malformed binding"),
-    ("(let ((x 1 2 3)) x)", "malformed binding"),
+    ("(let ((x 1 2 3)) x)", ("malformed binding", "(x 1 2 3)")),
     ("(let x x)", "the bindings must be a list"),
-    ("(let ((1 2)) 0)", "1 is not a variable name"),
-    ("(let ((:k 2)) 0)", ":k is not a variable name"),
-    ("(let ((x u128 1)) x)", "u128 is not a type"),
-    ("(let ((xdp_pass 1)) 0)", "xdp_pass is a constant"),
-    ("(let ((x 1)) (declare (type u8 y)) x)", "declares the type of y"),
-    ("(let ((x 1)) (declare (special x)) x)", "unsupported declaration"),
+    ("(let ((1 2)) 0)", ("1 is not a variable name", "(1 2)")),
+    ("(let ((:k 2)) 0)", (":k is not a variable name", "(:k 2)")),
+    ("(let ((x u128 1)) x)", ("u128 is not a type", "(x u128 1)")),
+    ("(let ((xdp_pass 1)) 0)", ("xdp_pass is a constant", "(xdp_pass 1)")),
+    ("(let ((x 1)) (declare (type u8 y)) x)", ("declares the type of y", "(type u8 y)")),
+    ("(let ((x 1)) (declare (special x)) x)", ("unsupported declaration", "(special x)")),
     ("(setf x 1 y)", "odd number of arguments"),
     ("(setf (+ a 1) 2)", "is not a place setf can assign"),
     ("(setf +k+ 2)", "+k+ is a constant"),
@@ -519,21 +521,22 @@ def top_error(text: str) -> CompileError:
     ("(load u12 p 0)", "u12 is not a type"),
     ("(declare (type u8 x))", "declare is only allowed at the start of a let body"),
     ("(cond 1)", "malformed cond clause"),
-    ("(case a (t 1) (2 3))", "must be the last one"),
-    ("(case a (x 1))", "a case key must be a literal integer or constant"),
+    ("(case a (t 1) (2 3))", ("must be the last one", "(t 1)")),
+    ("(case a (x 1))", ("a case key must be a literal integer or constant", "(x 1)")),
     ("(dotimes (i n) 1)", "the dotimes count must be a literal"),
     ("\"hello\"", "a string cannot be used inside a program"),
-    ("(+ jt 1)", "map jt used as a value"),
-    ("(+ :k 1)", "keyword :k cannot be used as a value"),
+    ("(+ jt 1)", ("map jt used as a value", "jt")),
+    ("(+ :k 1)", ("keyword :k cannot be used as a value", ":k")),
     ("((lambda (x) x) 1)", "cannot call a list"),
     ("(struct-alloc 1000)", "struct-alloc of 1000 bytes"),
     ("(with-tcp (d de) 1)", "in macro with-tcp: with-tcp: too few arguments"),
     ("(with-packet (d de :max-len 3) 1)", "unknown keyword :max-len"),
 ])
 def test_body_errors_are_located(body, message):
+    message, points_at = message if isinstance(message, tuple) else (message, body)
     err = body_error(body)
     assert message in err.what
-    assert (err.loc.file, err.loc.line, err.loc.col) == HERE
+    assert (err.loc.file, err.loc.line, err.loc.col) == ("t.lisp", BODY_LINE, 3 + body.index(points_at))
     assert err.form  # the offending form is shown
 
 
@@ -560,10 +563,13 @@ def test_macro_errors_point_at_the_call():
     ("(defmacro loopy () '(progn (loopy) (loopy)))", "nests more than"),
     ("(defun f (n) (f (+ n 1))) (defmacro loopy () (f 0))", "in macro loopy: calls nested more than"),
     ("(defun f (n) (if (> n 0) (f (- n 1)) 0)) (defmacro loopy () (f 100000))", "in macro loopy: calls nested"),
-    ("(defmacro loopy () (let ((x nil)) (dolist (a '(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)) "
-     "(dolist (b '(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)) (dolist (c '(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)) "
-     "(dolist (d '(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)) (setq x a))))) x))", "evaluation steps"),
+    ("(defmacro loopy () (let ((x nil) (l '(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16))) (dolist (a l) (dolist (b l)"
+     " (dolist (c l) (dolist (d l) (dolist (e l) (setq x a)))))) x))", "evaluation steps"),
     ("(defmacro loopy () (open \"/etc/passwd\"))", "unknown function open"),
+    ("(defun dbl (x n) (if (= n 0) x (dbl (list '+ x x) (- n 1)))) (defmacro loopy () (dbl 1 60))",
+     "produced more than"),
+    ("(defun dbl (x n) (if (= n 0) x (dbl (append x x) (- n 1)))) (defmacro loopy () (dbl '(1) 40))",
+     "grew past"),
 ])
 def test_runaway_or_forbidden_macros_are_compile_errors(macros, message):
     err = top_error(f"{macros}\n(defprog p ()\n  (loopy))")
@@ -595,7 +601,7 @@ def test_runaway_or_forbidden_macros_are_compile_errors(macros, message):
     ("(defprog p (:license gpl) 0)", 1, 1, ":license must be a non-empty string"),
     ("(defprog p (:type) 0)", 1, 1, "odd number"),
     ("(defprog p)", 1, 1, "malformed defprog"),
-    ("(defprog a-very-long-program-name () 0)", 1, 1, "is 23 characters"),
+    ("(defprog a-very-long-program-name () 0)", 1, 1, "is 24 characters"),
     ("(defmap proto-statistics-map :type :hash :key-size 4 :value-size 4 :max-entries 1)", 1, 1,
      "map name proto_statistics_map is 20 characters"),
     ("(defmap m :type :hash :key-size 4 :value-size 4 :max-entries 1)\n"
@@ -604,7 +610,6 @@ def test_runaway_or_forbidden_macros_are_compile_errors(macros, message):
     ("(defmap p :type :hash :key-size 4 :value-size 4 :max-entries 1)\n(defprog p () 0)", 2, 1,
      "the name p is already used"),
     ("(defprog a-b () 0)\n(defprog a_b (:section \"xdp/2\") 0)", 2, 1, "the name a_b is already used"),
-    ("(defprog p () 0)\n(defprog q () 0)", 2, 1, "section \"xdp\" is already used by p"),
     ("(defprog p () 0)\n(defprog q (:section \"xdp/q\" :license \"MIT\") 0)", 2, 1,
      "license \"MIT\" conflicts with \"GPL\""),
     ("(defmap m :type :hash :key-size 4 :value-size 4 :max-entries 1)", 1, 1, "no program in this file"),
@@ -628,6 +633,11 @@ def test_top_level_errors_are_located(text, line, col, message):
     assert err.loc == Loc("t.lisp", line, col)
 
 
+def test_programs_may_share_a_section():
+    unit = unit_of("(defprog p () 0)\n(defprog q () 1)")
+    assert [(p.name, p.section) for p in unit.programs] == [("p", "xdp"), ("q", "xdp")]
+
+
 def test_no_program_in_an_empty_file():
     with pytest.raises(CompileError, match="no program"):
         expand_unit([], "empty.lisp")
@@ -637,3 +647,70 @@ def test_same_source_same_expansion():
     a = unit_of(seed_source(), "seed.lisp")
     b = unit_of(seed_source(), "seed.lisp")
     assert a == b and [str(f) for p in a.programs for f in p.body] == [str(f) for p in b.programs for f in p.body]
+
+
+# -- tables checked against the kernel's and libc's own headers -------------------------------
+
+BPF_H = Path("/usr/include/linux/bpf.h")
+
+
+def _helper_ids_from_uapi() -> dict[str, int]:
+    """BPF_FUNC_* numbers: the position of each FN(name) in __BPF_FUNC_MAPPER."""
+    text = BPF_H.read_text()
+    mapper = text[text.index("#define __BPF_FUNC_MAPPER"):]
+    mapper = mapper[:mapper.index("\n\n")]
+    return {name: i for i, name in enumerate(re.findall(r"FN\((\w+)", mapper))}
+
+
+def test_helper_ids_match_linux_bpf_h():
+    ids = _helper_ids_from_uapi()
+    for name, helper in builtins.HELPERS.items():
+        c_name = name.lower().replace("-", "_")
+        assert ids.get(c_name) == helper.id, name
+
+
+def _offsets_from_gcc(includes: list[str], fields: list[tuple[str, str]], tmp_path) -> list[int]:
+    """offsetof(struct, member) for each (struct, member), computed by gcc from the system headers."""
+    src = tmp_path / "off.c"
+    lines = [f"#include <{h}>" for h in includes] + ["#include <stdio.h>", "#include <stddef.h>", "int main(void) {"]
+    lines += [f'printf("%zu\\n", offsetof({s}, {m}));' for s, m in fields] + ["return 0; }"]
+    src.write_text("\n".join(lines))
+    exe = tmp_path / "off"
+    subprocess.run(["gcc", "-o", str(exe), str(src)], check=True, capture_output=True)
+    return [int(x) for x in subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()]
+
+
+@pytest.mark.parametrize("prog_type", ["xdp", "tc"])
+def test_ctx_layouts_match_linux_bpf_h(prog_type, tmp_path):
+    struct = "struct " + builtins.CTX_STRUCT_NAMES[prog_type]
+    layout = builtins.CTX_LAYOUTS[prog_type]
+    fields = [(struct, name.lower().replace("-", "_")) for name in layout]
+    offsets = _offsets_from_gcc(["linux/bpf.h"], fields, tmp_path)
+    assert offsets == [f.offset for f in layout.values()]
+
+
+C_HEADER_FIELDS = {  # accessor -> (C struct, member) in glibc/kernel headers
+    "ETH-TYPE": ("struct ethhdr", "h_proto"), "ETH-SRC-MAC-HI": ("struct ethhdr", "h_source"),
+    "IPV4-TOS": ("struct iphdr", "tos"), "IPV4-TOTAL-LEN": ("struct iphdr", "tot_len"),
+    "IPV4-ID": ("struct iphdr", "id"), "IPV4-FRAG-OFF": ("struct iphdr", "frag_off"),
+    "IPV4-TTL": ("struct iphdr", "ttl"), "IPV4-PROTOCOL": ("struct iphdr", "protocol"),
+    "IPV4-CHECKSUM": ("struct iphdr", "check"), "IPV4-SRC-ADDR": ("struct iphdr", "saddr"),
+    "IPV4-DST-ADDR": ("struct iphdr", "daddr"), "IPV6-PAYLOAD-LEN": ("struct ipv6hdr", "payload_len"),
+    "IPV6-NEXTHDR": ("struct ipv6hdr", "nexthdr"), "IPV6-HOP-LIMIT": ("struct ipv6hdr", "hop_limit"),
+    "IPV6-SRC-ADDR-HI": ("struct ipv6hdr", "saddr"), "IPV6-DST-ADDR-HI": ("struct ipv6hdr", "daddr"),
+    "ICMP-TYPE": ("struct icmphdr", "type"), "ICMP-CODE": ("struct icmphdr", "code"),
+    "ICMP-CHECKSUM": ("struct icmphdr", "checksum"), "ICMP-REST": ("struct icmphdr", "un"),
+    "TCP-SRC-PORT": ("struct tcphdr", "source"), "TCP-DST-PORT": ("struct tcphdr", "dest"),
+    "TCP-SEQ": ("struct tcphdr", "seq"), "TCP-ACK-SEQ": ("struct tcphdr", "ack_seq"),
+    "TCP-WINDOW": ("struct tcphdr", "window"), "TCP-CHECKSUM": ("struct tcphdr", "check"),
+    "TCP-URGENT": ("struct tcphdr", "urg_ptr"), "UDP-SRC-PORT": ("struct udphdr", "source"),
+    "UDP-DST-PORT": ("struct udphdr", "dest"), "UDP-LENGTH": ("struct udphdr", "len"),
+    "UDP-CHECKSUM": ("struct udphdr", "check"),
+}
+
+
+def test_protocol_accessor_offsets_match_c_headers(tmp_path):
+    names = sorted(C_HEADER_FIELDS)
+    offsets = _offsets_from_gcc(["linux/if_ether.h", "linux/ip.h", "linux/ipv6.h", "linux/icmp.h", "linux/tcp.h",
+                                 "linux/udp.h"], [C_HEADER_FIELDS[n] for n in names], tmp_path)
+    assert offsets == [protocols.ACCESSORS[n].offset for n in names]

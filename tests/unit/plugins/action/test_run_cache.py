@@ -39,7 +39,7 @@ def _worker(cache_dir, log, out):
 def test_forked_workers_build_a_key_once(tmp_path):
     log, out = tmp_path / "builds", tmp_path / "results"
     context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_worker, args=(str(tmp_path / "cache"), log, out)) for _ in range(6)]
+    workers = [context.Process(target=_worker, args=(str(tmp_path / "cache"), log, out)) for worker in range(6)]
     for w in workers:
         w.start()
     for w in workers:
@@ -49,8 +49,8 @@ def test_forked_workers_build_a_key_once(tmp_path):
     results = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(builders) == 1
     assert len(results) == 6
-    assert all(data == {"built_by": int(builders[0])} for data, _ in results)
-    assert sorted(cached for _, cached in results) == [False] + [True] * 5
+    assert all(result[0] == {"built_by": int(builders[0])} for result in results)
+    assert sorted(result[1] for result in results) == [False] + [True] * 5
 
 
 def test_failed_build_leaves_no_entry(tmp_path):

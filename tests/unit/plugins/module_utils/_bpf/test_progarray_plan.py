@@ -10,6 +10,8 @@ from ansible_collections.whistler.xdp.plugins.module_utils._bpf.progarray import
     ProgArrayView,
     plan_prog_array,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 JT = "/sys/fs/bpf/app/maps/jt"
 TCP, UDP, OLD = "/sys/fs/bpf/app/tcp_handler", "/sys/fs/bpf/app/udp_handler", "/sys/fs/bpf/app/old"
@@ -81,3 +83,23 @@ def test_wrong_map_type_and_missing_map():
         plan({6: TCP}, {}, reader=FakeKernel({}, map_type=HASH))
     with pytest.raises(ProgArrayError, match="nothing is pinned there"):
         plan_prog_array("/sys/fs/bpf/app/maps/none", {6: TCP}, reader=FakeKernel({}))
+
+
+PROGRAMS = {TCP: 61, UDP: 62, OLD: 50}
+
+
+@settings(max_examples=200, deadline=None)
+@given(current=st.dictionaries(st.integers(0, 7), st.sampled_from(sorted(PROGRAMS.values())), max_size=8),
+       entries=st.dictionaries(st.integers(0, 7), st.sampled_from(sorted(PROGRAMS)), max_size=8),
+       exclusive=st.booleans())
+def test_present_plans_reach_the_desired_slots_without_delete_then_insert(current, entries, exclusive):
+    p = plan(entries, current, exclusive=exclusive)
+    assert not set(p.writes) & set(p.deletes), "a slot is never deleted and written in one plan"
+    assert all(current.get(key) != PROGRAMS[pin] for key, pin in p.writes.items()), "only differing slots"
+    reached = dict(current)
+    reached.update({key: PROGRAMS[pin] for key, pin in p.writes.items()})
+    for key in p.deletes:
+        del reached[key]
+    desired = {key: PROGRAMS[pin] for key, pin in entries.items()}
+    kept = {} if exclusive else {k: v for k, v in current.items() if k not in entries}
+    assert reached == p.after == {**kept, **desired}

@@ -1,0 +1,133 @@
+"""Random integer expressions with a meaning computed here, independently of the compiler.
+
+In: a hypothesis ``draw`` (via the ``expressions`` strategy). Out: ``Expr`` trees over three
+run-time operands a, b, c that render either as core forms (``core``, for the IR-level tests)
+or as Whistler source (``source``, for the kernel tests), and ``evaluate`` giving the 64-bit
+value the language defines (reference §2: wrap mod 2**64, unsigned / and mod with x/0 = 0 and
+x mod 0 = x, >>> arithmetic, comparisons 1/0, and/or values, one-armed if = 0, cast truncates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import strategies as st
+
+M = (1 << 64) - 1
+BINARY = ("+", "-", "*", "/", "mod", "logand", "logior", "logxor")
+SHIFTS = ("<<", ">>", ">>>")
+COMPARES = ("=", "/=", "<", "<=", ">", ">=", "s<", "s<=", "s>", "s>=")
+CASTS = {"u8": 1, "u16": 2, "u32": 4, "u64": 8}
+SWAPS = {2: ("bswap16", "ntohs"), 4: ("bswap32", "ntohl"), 8: ("bswap64", "ntohll")}
+VARS = ("a", "b", "c")
+
+
+@dataclass(frozen=True)
+class Expr:
+    op: str  # "int", "var", a BINARY/SHIFTS/COMPARES op, "if", "and", "or", "not", "cast", "swap", "let"
+    args: tuple = ()  # sub-expressions, or the literal / variable name / (type, expr) / (size, expr)
+
+
+def _signed(x: int) -> int:
+    return x - (1 << 64) if x >> 63 else x
+
+
+def evaluate(e: Expr, env: dict) -> int:
+    op, args = e.op, e.args
+    if op == "int":
+        return args[0] & M
+    if op == "var":
+        return env[args[0]]
+    if op == "let":
+        name, init, body = args
+        return evaluate(body, {**env, name: evaluate(init, env)})
+    if op == "if":
+        test = evaluate(args[0], env)
+        return evaluate(args[1], env) if test else (evaluate(args[2], env) if len(args) > 2 else 0)
+    if op in ("and", "or"):
+        value = 1 if op == "and" else 0
+        for sub in args:
+            value = evaluate(sub, env)
+            if (value == 0) == (op == "and"):
+                return value
+        return value
+    if op == "not":
+        return int(evaluate(args[0], env) == 0)
+    if op == "cast":
+        return evaluate(args[1], env) & ((1 << (8 * CASTS[args[0]])) - 1)
+    if op == "swap":
+        size, sub = args
+        low = evaluate(sub, env) & ((1 << (8 * size)) - 1)
+        return int.from_bytes(low.to_bytes(size, "little"), "big")
+    a, b = (evaluate(x, env) for x in args)
+    if op in COMPARES:
+        if op.startswith("s"):
+            a, b, op = _signed(a), _signed(b), op[1:]
+        return int({"=": a == b, "/=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op])
+    return {
+        "+": a + b, "-": a - b, "*": a * b, "/": a // b if b else 0, "mod": a % b if b else a,
+        "logand": a & b, "logior": a | b, "logxor": a ^ b,
+        "<<": a << b, ">>": a >> b, ">>>": _signed(a) >> b,
+    }[op] & M
+
+
+def render(e: Expr, dialect: str) -> str:
+    """``dialect`` is "core" (decls vocabulary) or "source" (Whistler as users write it)."""
+    op, args = e.op, e.args
+    if op == "int":
+        return str(args[0])
+    if op == "var":
+        return args[0]
+    if op == "let":
+        name, init, body = args
+        binding = f"({name} nil {render(init, dialect)})" if dialect == "core" else f"({name} {render(init, dialect)})"
+        return f"(let ({binding}) {render(body, dialect)})"
+    if op == "if" and len(args) == 2 and dialect == "core":
+        return f"(if {render(args[0], dialect)} {render(args[1], dialect)} 0)"
+    if op == "cast":
+        return f"(cast {args[0]} {render(args[1], dialect)})"
+    if op == "swap":
+        name = SWAPS[args[0]][0 if dialect == "core" else 1]
+        return f"({name} {render(args[1], dialect)})"
+    return "(" + " ".join([op, *(render(x, dialect) for x in args)]) + ")"
+
+
+LITERALS = st.sampled_from([0, 1, 2, 3, 7, 8, 0x7F, 0xFF, 0x800, 0xFFFF, 0x7FFFFFFF, 0x80000000,
+                            0xFFFFFFFF, 1 << 32, (1 << 63), M, M - 1])
+
+
+@st.composite
+def expressions(draw, depth: int = 3, names: tuple = VARS) -> Expr:
+    if depth == 0 or draw(st.integers(0, 3)) == 0:
+        if draw(st.booleans()):
+            return Expr("var", (draw(st.sampled_from(names)),))
+        return Expr("int", (draw(LITERALS),))
+    sub = expressions(depth - 1, names)
+    kind = draw(st.sampled_from(("binary", "shift", "compare", "if", "andor", "not", "cast", "swap", "let")))
+    if kind == "binary":
+        op = draw(st.sampled_from(BINARY))
+        right = draw(sub)
+        if op in ("/", "mod") and right.op == "int" and right.args[0] == 0:
+            right = Expr("int", (3,))  # a literal zero divisor is a compile error, not a value
+        return Expr(op, (draw(sub), right))
+    if kind == "shift":
+        return Expr(draw(st.sampled_from(SHIFTS)), (draw(sub), Expr("int", (draw(st.integers(0, 63)),))))
+    if kind == "compare":
+        return Expr(draw(st.sampled_from(COMPARES)), (draw(sub), draw(sub)))
+    if kind == "if":
+        arms = (draw(sub), draw(sub)) if draw(st.booleans()) else (draw(sub),)
+        return Expr("if", (draw(sub), *arms))
+    if kind == "andor":
+        return Expr(draw(st.sampled_from(("and", "or"))), tuple(draw(st.lists(sub, min_size=1, max_size=3))))
+    if kind == "not":
+        return Expr("not", (draw(sub),))
+    if kind == "cast":
+        return Expr("cast", (draw(st.sampled_from(sorted(CASTS))), draw(sub)))
+    if kind == "swap":
+        return Expr("swap", (draw(st.sampled_from(sorted(SWAPS))), draw(sub)))
+    name = draw(st.sampled_from(("x", "y")))
+    return Expr("let", (name, draw(sub), draw(expressions(depth - 1, (*names, name)))))
+
+
+OPERANDS = st.sampled_from([0, 1, 2, 5, 0xFF, 0x1234, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 40,
+                            1 << 63, M]) | st.integers(0, M)
