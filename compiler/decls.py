@@ -2,7 +2,7 @@
 
 In: produced by ``expand.expand_unit(forms)``. Out: a ``Unit`` with maps and programs in
 definition order. Names are already mangled (``proto-stats`` -> ``proto_stats``) and checked
-(at most 15 characters, unique, sections unique).
+(at most 15 characters, unique; one program per section).
 
 A program body is a list of **core forms**, the only vocabulary ``lower`` understands.
 Expansion has already removed every macro, folded every named constant (``+eth-hdr-len+``,

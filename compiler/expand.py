@@ -215,9 +215,13 @@ class _UnitExpander:
                         expected=" or ".join(f'"{p}" / "{p}/NAME"' for p in prefixes),
                         hint="the loader picks the program type from the section name")
         license_ = self.string_option(opts, ":LICENSE", "GPL", form)
-        # Programs may share a section (clang does the same with several SEC("xdp")
-        # functions; libbpf 1.x recognises only "xdp" itself), so sections are not unique.
         for other in self.programs:
+            if other.section == section:
+                # One program per section keeps `bpftool prog loadall` pin names and our
+                # loader's section -> program mapping unambiguous (issue #2).
+                raise error(form, f"section \"{section}\" is already used by {other.lisp_name.lower()}",
+                            expected="a distinct :section for every defprog",
+                            hint='name handler sections after the dispatcher, e.g. "xdp/tcp", "xdp/udp"')
             if other.license != license_:
                 raise error(form, f"license \"{license_}\" conflicts with \"{other.license}\" of "
                             f"{other.lisp_name.lower()}", hint="one object file has one license")

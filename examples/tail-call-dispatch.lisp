@@ -9,8 +9,9 @@
 ;;;; Wire the jump table after loading: jt[6] -> tcp-handler, jt[17] -> udp-handler. An empty
 ;;;; slot makes the tail call fall through, so unknown protocols still pass.
 ;;;;
-;;;; All three programs live in section "xdp" (libbpf 1.x recognises only "xdp" and
-;;;; "xdp.frags" for XDP; the original's "xdp/tcp" needs a loader that maps it).
+;;;; Each program has its own section. whistler.xdp's loader maps "xdp" and "xdp/NAME" to XDP;
+;;;; libbpf 1.x recognises only "xdp" itself, so load with bpftool as
+;;;; `bpftool prog loadall OBJ DIR type xdp pinmaps DIR/maps`.
 
 (in-package #:whistler)
 
@@ -45,11 +46,11 @@
   XDP_PASS)
 
 ;;; Runs instead of the dispatcher's tail for TCP (jt[6]).
-(defprog tcp-handler (:type :xdp :section "xdp" :license "GPL")
+(defprog tcp-handler (:type :xdp :section "xdp/tcp" :license "GPL")
   (incf (getmap proto-stats +stat-tcp+))
   XDP_PASS)
 
 ;;; Runs instead of the dispatcher's tail for UDP (jt[17]).
-(defprog udp-handler (:type :xdp :section "xdp" :license "GPL")
+(defprog udp-handler (:type :xdp :section "xdp/udp" :license "GPL")
   (incf (getmap proto-stats +stat-udp+))
   XDP_PASS)

@@ -46,6 +46,19 @@ BINARY = [
     (">>", -16, 2, u64(-16) >> 2),  # logical: zero fill
     (">>>", -16, 2, (-4) & MASK64),  # arithmetic: sign fill
     (">>>", 0x80000000, 4, 0x08000000),  # bit 31 is not the sign of a 64-bit value
+    # right operands that do not fit a sign-extended 32-bit immediate
+    ("+", 5, 0x80000000, 5 + 0x80000000),
+    ("-", 1 << 32, 0x80000000, (1 << 32) - 0x80000000),
+    ("*", 3, 0xFFFFFFFF, 3 * 0xFFFFFFFF),
+    ("/", 1 << 32, 0x80000000, 2),
+    ("mod", 0x1FFFFFFFF, 0xFFFFFFFF, 0x1FFFFFFFF % 0xFFFFFFFF),
+    ("logand", BIG, 0xFFFFFFFF, 0xFFFFFFFF),
+    ("logand", BIG, 0x80000000, 0x80000000),
+    ("logior", 0, 0xFFFFFFFF, 0xFFFFFFFF),
+    ("logxor", BIG, 0x80000000, BIG ^ 0x80000000),
+    ("<<", 0xFFFFFFFF, 32, 0xFFFFFFFF << 32),
+    (">>", BIG, 32, 0xFFFFFFFF),
+    (">>>", 1 << 63, 32, u64(-(1 << 31))),
 ]
 
 
@@ -54,10 +67,13 @@ def literal(x: int) -> str:
 
 
 def binary_cases():
+    """Each operator on two literals, two run-time values, and a run-time value and a literal."""
     for op, a, b, expected in BINARY:
         yield value(f"const {op} {a:#x} {b:#x}", f"({op} {literal(a)} {literal(b)})", expected)
         yield value(f"runtime {op} {a:#x} {b:#x}", f"({op} (getmap args 0) (getmap args 1))", expected,
                     args={0: a, 1: b})
+        yield value(f"immediate {op} {a:#x} {b:#x}", f"({op} (getmap args 0) {literal(b)})", expected,
+                    args={0: a})
 
 
 # (id, expression, expected, args)
@@ -136,6 +152,9 @@ COMPARE_FNS = {
     "s>": lambda a, b: s64(a) > s64(b), "s>=": lambda a, b: s64(a) >= s64(b),
 }
 COMPARE_OPERANDS = [(-1, 1), (1, -1), (5, 5), (0x80000000, 0x7FFFFFFF), (-5, -6)]
+# (run-time value, literal): literals at and beyond the s32 immediate range
+COMPARE_LITERALS = [(0x80000000, 0x80000000), (-1, 0x80000000), (0xFFFFFFFF, 0xFFFFFFFF), (5, -1),
+                    (0x7FFFFFFF, 0x80000000)]
 
 
 def compare_cases():
@@ -145,9 +164,9 @@ def compare_cases():
                         args={0: a, 1: b})
         a, b = COMPARE_OPERANDS[0]
         yield value(f"const {op} {a} {b}", f"({op} {a} {b})", int(fn(a, b)))
-        # a compare against an immediate that does not fit s32 (must not be sign-extended)
-        yield value(f"runtime {op} vs #xFFFFFFFF", f"({op} (getmap args 0) #xFFFFFFFF)",
-                    int(fn(0xFFFFFFFF, 0xFFFFFFFF)), args={0: 0xFFFFFFFF})
+        for a, lit in COMPARE_LITERALS:
+            yield value(f"immediate {op} {a:#x} {lit:#x}", f"({op} (getmap args 0) {literal(lit)})",
+                        int(fn(a, lit)), args={0: a})
 
 
 CASES = [*binary_cases(), *(value(*row) for row in OTHER), *compare_cases()]

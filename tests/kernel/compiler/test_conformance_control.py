@@ -1,5 +1,6 @@
 """Conformance: control flow, scoping and assignment, and/or/not values with their side effects,
-user macros and constants, tail calls (reference §1.4, §1.6, §2.2, §2.3, §2.13), run in the kernel.
+loops, user macros and constants, tail calls (reference §1.4, §1.6, §2.2, §2.3, §2.13, §2.15),
+run in the kernel.
 
 Side effects are counted through ``(incf (getmap res 1))`` so "evaluated once" and
 "not evaluated" are observable. ``A`` below is a run-time operand (args[0]).
@@ -86,6 +87,16 @@ VALUE_CASES = [
           f"(let* ((a {A}) (b (+ a 1)) (c (+ b 1)) (d (+ c 1)) (e (+ d 1)) (f (+ e 1)) (g (+ f 1))"
           " (tm (ktime-get-ns)) (h (+ g 1)))"
           " (+ a b c d e f g h (* 0 tm)))", sum(range(10, 18)), args={0: 10}),
+    value("t is 1", "(+ t 1)", 2),
+    # bounded loops (§2.15)
+    value("dotimes sums its counter", "(let ((s 0)) (dotimes (i 10) (setf s (+ s i))) s)", sum(range(10))),
+    value("dotimes with a constant count and a map update", f"(progn (dotimes (i +n+) {COUNT}) {A})", 3,
+          args={0: 3}, extra="(defconstant +n+ 7)", counts=(7,)),
+    value("nested dotimes", "(let ((s 0)) (dotimes (i 4) (dotimes (j 5) (setf s (+ s (* i j))))) s)",
+          sum(i * j for i in range(4) for j in range(5))),
+    value("dotimes with a helper call and a live value", f"(let ((s {A})) (dotimes (i 3) (setf s (+ s (* 0 (ktime-get-ns)) 2))) s)",
+          5 + 3 * 2, args={0: 5}),
+    value("dotimes of zero runs nothing", f"(progn (dotimes (i 0) {COUNT}) 5)", 5, counts=(0,)),
     # macros and constants (§1.4, §1.6)
     value("user macro", f"(twice {A})", 42, args={0: 21}, extra="(defmacro twice (x) `(+ ,x ,x))"),
     value("user macro with &body", f"(my-unless (= {A} 1) 5 6)", 6, args={0: 2},
@@ -108,6 +119,12 @@ RETURN_CASES = [
     for a, expected, stored in ((6, 12, 0), (2, 1, 4))
 ] + [
     Case("empty body returns 0", program(""), 0, res()),
+] + [
+    Case(f"return from inside dotimes a={a}",
+         program(f"(dotimes (i 10) (when (= i {A}) (return (* i 100))))\n  (setf (getmap res 0) 1)\n  7"),
+         expected, res(stored), args={0: a})
+    for a, expected, stored in ((4, 400, 0), (12, 7, 1))
+] + [
     Case("return without implicit wrap", program("(return XDP_DROP)"), 1, res()),
 ]
 
@@ -125,6 +142,9 @@ TAIL_CASES = [
          42, res(0, 1, 0), args={0: 4}, slots={("jt", 5): "target"}),
     Case("tail-call out of range falls through", program(TAIL.format(index=A), JT + "\n" + TARGET),
          42, res(0, 1, 0), args={0: 1000}, slots={("jt", 5): "target"}),
+    Case("values live across a tail-call that falls through",
+         program(f"(let ((x {A}) (y (* {A} 3)))\n    (tail-call jt x)\n    (+ x y))", JT + "\n" + TARGET),
+         4 * 11, res(), args={0: 11}),
     Case("tail-call twice keeps state", program(TAIL.format(index=0), JT + "\n" + TARGET),
          len(DEFAULT_FRAME), res(0, 2, 2), slots={("jt", 0): "target"}, runs=2),
 ]

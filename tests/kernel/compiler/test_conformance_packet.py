@@ -16,8 +16,10 @@ from tests.kernel import frames as f
 from tests.kernel.compiler.conformance.case import DEFAULT_FRAME, MASK32, Case, program, res, run_case, value
 
 TCP_FRAME = DEFAULT_FRAME
-UDP_FRAME = f.eth(f.ETH_IPV4, f.ipv4(f.PROTO_UDP, f.udp(sport=5353, dport=53, payload=b"abcd"), ttl=33))
-ICMP_FRAME = f.eth(f.ETH_IPV4, f.ipv4(f.PROTO_ICMP, f.icmp(icmp_type=8, code=3, rest=0x12345678)))
+# Long enough (>= 54 bytes) that with-tcp's length check passes and its protocol check decides.
+UDP_FRAME = f.eth(f.ETH_IPV4, f.ipv4(f.PROTO_UDP, f.udp(sport=5353, dport=53, payload=b"abcdefghijkl"), ttl=33))
+ICMP_FRAME = f.eth(f.ETH_IPV4, f.ipv4(f.PROTO_ICMP, f.icmp(icmp_type=8, code=3, rest=0x12345678,
+                                                             payload=b"0123456789abcdef")))
 IPV6_FRAME = f.eth(f.ETH_IPV6, f.ipv6(f.PROTO_TCP, f.tcp(dport=22), src="fd00::1234:5678:9abc:def0",
                                       dst="2001:db8::42", hop_limit=17, traffic_class=0xB8, flow=0x12345))
 ARP_FRAME = f.pad(f.eth(f.ETH_ARP, f.arp()))
@@ -69,7 +71,10 @@ def frame_cases(case_id: str, body: str, expected_by_frame: dict[str, int], prog
 FRAMES = {
     "tcp": TCP_FRAME, "udp": UDP_FRAME, "icmp": ICMP_FRAME, "ipv6": IPV6_FRAME, "arp": ARP_FRAME,
     "eth-only": f.eth(f.ETH_IPV4), "runt-33": TCP_FRAME[:33], "tcp-53": TCP_FRAME[:53], "tcp-54": TCP_FRAME[:54],
+    "arp-33": ARP_FRAME[:33],  # the kernel refuses skbs with an IPv4 EtherType and < 20 IP bytes
     "udp-41": UDP_FRAME[:41], "udp-42": UDP_FRAME[:42], "big-120": f.pad(TCP_FRAME, 120),
+    "tcp-22": f.tcp_frame(dport=22, flags=0x10), "syn": f.tcp_frame(flags=0x02), "syn-ack": f.tcp_frame(flags=0x12),
+    "jumbo": f.eth(f.ETH_IPV4, f.ipv4(f.PROTO_TCP, f.tcp(dport=8080, payload=bytes(1400)))),
 }
 PASS, OK, FELL_THROUGH = 2, 0, 77
 
@@ -96,11 +101,34 @@ MACRO_CASES = [
                  {"tcp": OK, "big-120": 120}, "tc"),
     *frame_cases("with-tc-eth", "(with-tc-eth (d de) (eth-type d))", {"arp": 0x0806}, "tc"),
     *frame_cases("with-tc-ipv4", "(with-tc-ipv4 (d de ip) (return (ipv4-ttl ip)))\n  77",
-                 {"udp": 33, "ipv6": FELL_THROUGH, "runt-33": OK}, "tc"),
+                 {"udp": 33, "ipv6": FELL_THROUGH, "arp-33": OK, "arp": FELL_THROUGH}, "tc"),
     *frame_cases("with-tc-tcp", "(with-tc-tcp (d de tcp) (return (tcp-dst-port tcp)))\n  77",
                  {"tcp": 8080, "tcp-53": OK, "udp": FELL_THROUGH}, "tc"),
     *frame_cases("with-tc-udp", "(with-tc-udp (d de udp) (return (udp-dst-port udp)))\n  77",
                  {"udp": 53, "udp-41": OK, "tcp": FELL_THROUGH}, "tc"),
+]
+
+SRC_ADDR_RAW = struct.unpack("<I", socket.inet_aton("192.168.1.10"))[0]  # ipv4-src-addr is not swapped
+H = "(defmap h :type :hash :key-size 4 :value-size 8 :max-entries 16)"
+H2 = "(defmap h2 :type :hash :key-size 2 :value-size 4 :max-entries 16)"
+
+# Small filters in the style of the reference's examples (drop-port, synflood).
+LOGIC_CASES = [
+    *frame_cases("drop port 8080", "(with-tcp (d de tcp) (when (= (tcp-dst-port tcp) 8080) (return XDP_DROP)))\n"
+                 "  XDP_PASS", {"tcp": 1, "jumbo": 1, "tcp-22": PASS, "udp": PASS}),
+    *frame_cases("SYN without ACK", "(with-tcp (d de tcp)\n"
+                 "    (when (= (logand (tcp-flags tcp) (logior +tcp-syn+ +tcp-ack+)) +tcp-syn+) (return 7)))\n  8",
+                 {"syn": 7, "syn-ack": 8, "tcp": 8}),
+    *frame_cases("source address match", f"(with-ipv4 (d de ip) (when (= (ipv4-src-addr ip) #x{SRC_ADDR_RAW:X}) "
+                 "(return 5)))\n  6", {"tcp": 5, "udp": 6}),
+    *frame_cases("sequence number compare", "(with-tcp (d de tcp) (return (if (= (tcp-seq tcp) #x01020304) 1 0)))\n  9",
+                 {"tcp": 1, "syn": 0}),
+    Case("count per protocol in a hash map", program("(with-ipv4 (d de ip) (incf (getmap h (ipv4-protocol ip))))\n"
+         "  XDP_PASS", H), PASS, {**res(), "h": {6: 3}}, runs=3),
+    Case("count per port with a 2-byte key", program("(with-tcp (d de tcp) (incf (getmap h2 (tcp-dst-port tcp))))\n"
+         "  XDP_PASS", H2), PASS, {**res(), "h2": {8080: 2}}, runs=2),
+    Case("ctx reads inside a loop", program("(let ((n 0)) (dotimes (i 4) (setf n (+ n (- (ctx data-end) (ctx data))))) n)"),
+         4 * len(TCP_FRAME), res()),
 ]
 
 # Context fields. BPF_PROG_TEST_RUN gives XDP programs queue 0 of the loopback device of the
@@ -121,7 +149,7 @@ CTX_CASES = [
          107, res(), prog_type="tc"),
 ]
 
-CASES = [*(accessor_case(*row) for row in ACCESSORS), *MACRO_CASES, *CTX_CASES]
+CASES = [*(accessor_case(*row) for row in ACCESSORS), *MACRO_CASES, *LOGIC_CASES, *CTX_CASES]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

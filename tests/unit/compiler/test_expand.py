@@ -633,9 +633,10 @@ def test_top_level_errors_are_located(text, line, col, message):
     assert err.loc == Loc("t.lisp", line, col)
 
 
-def test_programs_may_share_a_section():
-    unit = unit_of("(defprog p () 0)\n(defprog q () 1)")
-    assert [(p.name, p.section) for p in unit.programs] == [("p", "xdp"), ("q", "xdp")]
+def test_a_duplicate_section_is_an_error():
+    err = top_error('(defprog p () 0)\n(defprog q (:section "xdp") 1)')
+    assert 'section "xdp" is already used by p' in err.what
+    assert err.loc == Loc("t.lisp", 2, 1)
 
 
 def test_no_program_in_an_empty_file():

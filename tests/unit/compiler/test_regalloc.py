@@ -1,0 +1,108 @@
+"""Register allocation, checked by an independent checker: no two simultaneously live values
+share a register, nothing a call clobbers is kept across it, frames fit and overlap correctly."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from compiler import ir
+from compiler.errors import CompileError
+from compiler.ir import VReg
+from tests.unit.compiler.backend_util import allocated
+from tests.unit.compiler.exprgen import expressions, render
+
+
+def live_values(fn: ir.Function):
+    """(insn, vregs live right after it) for every instruction, by plain backward dataflow."""
+    blocks = fn.block_map()
+    live_in: dict = {}
+    result = []
+    for block in reversed(ir.reverse_postorder(fn)):
+        live = set().union(*(live_in[t] for t in block.successors))
+        for insn in reversed([*block.insns, block.term]):
+            result.append((insn, set(live)))
+            if insn.dst is not None:
+                live.discard(insn.dst)
+            live.update(a for a in insn.args if isinstance(a, VReg))
+        live_in[block.label] = live
+    assert blocks
+    return result
+
+
+def check(alloc) -> None:
+    regs = alloc.regs
+    assert all(0 <= r <= 9 for r in regs.values())
+    for insn, live in live_values(alloc.fn):
+        if insn.op == "call":
+            for v in live - {insn.dst}:
+                assert regs[v] >= 6, f"{v} in r{regs[v]} is live across `{insn}`"
+        if insn.dst is None:
+            continue
+        for v in live - {insn.dst}:
+            same_value = insn.op == "mov" and insn.args[0] == v
+            assert same_value or regs[v] != regs[insn.dst], f"{insn.dst} and {v} share r{regs[v]} at `{insn}`"
+        if insn.op in ("sub", "div", "mod", "lsh", "rsh", "arsh") and isinstance(insn.args[1], VReg):
+            assert insn.args[1] == insn.args[0] or regs[insn.args[1]] != regs[insn.dst] \
+                or regs[insn.args[0]] == regs[insn.dst]
+
+
+BUMP = "(let ((p nil (map-lookup stats {k}))) (if p (atomic-add u64 p 0 1) 0))"
+
+
+def test_context_stays_in_r1_without_calls():
+    alloc = allocated("(+ (ctx-load u32 0) (ctx-load u32 4))")
+    ctx = alloc.fn.blocks[0].insns[0].dst
+    assert alloc.regs[ctx] == 1
+    check(alloc)
+
+
+def test_values_live_across_a_call_use_callee_saved_registers():
+    alloc = allocated(f"(let ((d nil (ctx-load u32 0))) {BUMP.format(k=0)} (tail-call jt d) d)")
+    ctx = alloc.fn.blocks[0].insns[0].dst
+    assert alloc.regs[ctx] >= 6
+    check(alloc)
+
+
+def test_call_result_and_arguments_follow_hints():
+    alloc = allocated(BUMP.format(k=1))
+    call = next(i for i in alloc.fn.all_insns() if i.op == "call")
+    assert alloc.regs[call.dst] == 0
+    check(alloc)
+
+
+def test_many_values_across_a_call_spill_and_stay_correct():
+    names = [f"v{i}" for i in range(12)]
+    binds = " ".join(f"({n} nil (+ (ctx-load u32 {4 * (i % 4)}) {i}))" for i, n in enumerate(names))
+    body = f"(let ({binds}) (call 7) " + "(+ " * 11 + names[0] + " " + ") ".join(names[1:]) + "))"
+    alloc = allocated(body)
+    assert any(s.kind == "spill" for s in alloc.fn.slots)
+    check(alloc)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(expressions())
+def test_random_programs_allocate_consistently(expr):
+    body = "(let ((a nil (ctx-load u64 0)) (b nil (call 7)) (c nil (ctx-load u64 16))) {})"
+    check(allocated(body.format(render(expr, "core"))))
+
+
+def test_scratch_slots_of_different_calls_share_bytes():
+    alloc = allocated(f"{BUMP.format(k=0)} {BUMP.format(k=1)} (map-update odd 1 2 0)")
+    slots = {s.id: s for s in alloc.fn.slots if s.id in alloc.frame}
+    keys = [alloc.frame[s.id] for s in slots.values() if s.size == 4]
+    assert len(set(keys)) == 1 and keys[0] == -4
+    odd = sorted((alloc.frame[s.id], s.size) for s in slots.values() if s.size in (6, 3))
+    # the 6-byte key and 3-byte value of one call must not overlap each other
+    (lo_off, lo_size), (hi_off, _) = odd
+    assert lo_off + lo_size <= hi_off
+    assert alloc.stack_size == max(-off for off in alloc.frame.values())
+
+
+def test_stack_over_512_bytes_is_a_located_error_with_a_breakdown():
+    with pytest.raises(CompileError) as info:
+        allocated("(progn (struct-alloc 256)\n  (struct-alloc 300) 0)")
+    err = info.value
+    assert "needs 560 bytes" in err.what  # 300 is aligned up to 304
+    assert err.loc.line == 2  # the largest allocation
+    assert "struct-alloc: 556 bytes" in err.hint
