@@ -44,6 +44,13 @@ _HINTS.update({(op, _errno.EPERM): "needs CAP_SYS_ADMIN (run as root)" for op in
                ("prog_get_fd_by_id", "map_get_fd_by_id", "link_get_fd_by_id", "btf_get_fd_by_id")})
 
 
+def _errno_name(err) -> str:
+    """``'ENOENT'`` for 2; ``''`` for 0, which marks a failure the loader found, not the kernel."""
+    if not err:
+        return ""
+    return _errno.errorcode.get(err, str(err))
+
+
 class BpfError(OSError):
     """A bpf(2) call or loader step failed: ``op`` on ``obj`` with ``errno``; ``hint`` says why."""
 
@@ -59,7 +66,7 @@ class BpfError(OSError):
 
     def __str__(self) -> str:
         where = f"{self.op} {self.obj}".strip()
-        code = _errno.errorcode.get(self.errno, str(self.errno)) if self.errno else ""
+        code = _errno_name(self.errno)
         text = f"{where}: {self.strerror}" + (f" ({code})" if code else "")
         return text + (f": {self.detail}" if self.detail and self.detail != self.strerror else "")
 

@@ -36,7 +36,7 @@ def possible_cpus() -> int:
     with open("/sys/devices/system/cpu/possible") as f:
         count = 0
         for part in f.read().strip().split(","):
-            low, _, high = part.partition("-")
+            low, _dash, high = part.partition("-")
             count += int(high or low) - int(low) + 1
         return count
 

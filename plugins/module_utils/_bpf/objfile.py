@@ -77,12 +77,12 @@ class ProgramSpec:
 
     def tags(self) -> set:
         """Tags the kernel may report once this program is loaded (see ``tag.tags``)."""
-        return tagmod.tags(self.insns, [index for index, _ in self.relocations])
+        return tagmod.tags(self.insns, [index for index, _name in self.relocations])
 
     @property
     def map_names(self) -> List[str]:
         """Maps used, in first-use order (the kernel's ``map_ids`` order)."""
-        return list(dict.fromkeys(name for _, name in sorted(self.relocations)))
+        return list(dict.fromkeys(name for _index, name in sorted(self.relocations)))
 
 
 @dataclass
@@ -220,10 +220,10 @@ class _Reader:
             if var.extra and var.extra[0] == 0:  # BTF_VAR_STATIC
                 self.fail(f"map {var.name!r}: static maps are not supported (make it global)")
             specs[var.name] = self._map_spec(var.name, types, var.size_or_type)
-        missing = [name for _, name in symbols if name not in specs]
+        missing = [name for _offset, name in symbols if name not in specs]
         if missing:
             self.fail(f"'.maps' symbols without BTF: {', '.join(missing)}")
-        return [specs[name] for _, name in symbols]
+        return [specs[name] for _offset, name in symbols]
 
     def _map_spec(self, name: str, types: btfmod.Btf, type_id: int) -> MapSpec:
         """Decode libbpf's encoding: __uint(f, N) is PTR -> ARRAY[N]; __type(f, T) is PTR -> T."""

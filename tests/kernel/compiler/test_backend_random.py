@@ -13,7 +13,7 @@ BINDINGS = ("(let ((a (getmap args 0)) (b (progn (incf (getmap res 1)) (getmap a
             "  {})")
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
+@settings(max_examples=80, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(expressions(), OPERANDS, OPERANDS, OPERANDS)
 def test_random_expression_runs_as_evaluated(pin_dir, expr, a, b, c):

@@ -65,10 +65,10 @@ def evaluate(e: Expr, env: dict) -> int:
             a, b, op = _signed(a), _signed(b), op[1:]
         return int({"=": a == b, "/=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op])
     return {
-        "+": a + b, "-": a - b, "*": a * b, "/": a // b if b else 0, "mod": a % b if b else a,
-        "logand": a & b, "logior": a | b, "logxor": a ^ b,
-        "<<": a << b, ">>": a >> b, ">>>": _signed(a) >> b,
-    }[op] & M
+        "+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a // b if b else 0,
+        "mod": lambda: a % b if b else a, "logand": lambda: a & b, "logior": lambda: a | b,
+        "logxor": lambda: a ^ b, "<<": lambda: a << b, ">>": lambda: a >> b, ">>>": lambda: _signed(a) >> b,
+    }[op]() & M
 
 
 def render(e: Expr, dialect: str) -> str:

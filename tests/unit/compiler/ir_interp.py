@@ -29,9 +29,10 @@ def _alu(op: str, a, b: int) -> object:
     if op in ("lsh", "rsh", "arsh") and b >= 64:
         raise Unsupported("shift by 64 or more")
     return {
-        "add": a + b, "sub": a - b, "mul": a * b, "div": a // b if b else 0, "mod": a % b if b else a,
-        "and": a & b, "or": a | b, "xor": a ^ b, "lsh": a << b, "rsh": a >> b, "arsh": _signed(a) >> b,
-    }[op] & M
+        "add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b, "div": lambda: a // b if b else 0,
+        "mod": lambda: a % b if b else a, "and": lambda: a & b, "or": lambda: a | b, "xor": lambda: a ^ b,
+        "lsh": lambda: a << b, "rsh": lambda: a >> b, "arsh": lambda: _signed(a) >> b,
+    }[op]() & M
 
 
 def _compare(cond: str, a: int, b: int) -> bool:

@@ -100,6 +100,7 @@ BAD = [
         "^(defmap res", "already"),
     Bad("duplicate program name", prog("1") + "(defprog bad (:section \"xdp/two\") 2)\n", "^(defprog bad",
         "already"),
+    Bad("duplicate section", prog("1") + '(defprog other (:section "xdp") 2)\n', "(defprog other", "section"),
     Bad("map name too long", "(defmap a-very-long-map-name :type :array :key-size 4 :value-size 4 :max-entries 1)\n"
         + prog("1"), "(defmap a-very", "15"),
     Bad("program name too long", "(defprog a-very-long-program-name () 1)\n", "(defprog", "15"),
