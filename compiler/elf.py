@@ -97,7 +97,7 @@ def _place(programs: list[ProgramCode]) -> dict[str, list[tuple[ProgramCode, byt
     sections: dict[str, list[tuple[ProgramCode, bytes, int]]] = {}
     for prog in programs:
         placed = sections.setdefault(prog.decl.section, [])
-        offset = sum(len(code) for _, code, _ in placed)
+        offset = sum(len(code) for _prog, code, _offset in placed)
         placed.append((prog, encode(list(prog.insns)), offset))
     return sections
 
@@ -105,7 +105,7 @@ def _place(programs: list[ProgramCode]) -> dict[str, list[tuple[ProgramCode, byt
 def _relocations(placed: list[tuple[ProgramCode, bytes, int]], unit: Unit,
                  symbol_index: dict[str, int]) -> bytes:
     out = b""
-    for prog, _, offset in placed:
+    for prog, _code, offset in placed:
         for insn in prog.insns:
             if insn.is_ld_imm64 and insn.map_ref is not None:
                 m = unit.map_named(insn.map_ref)
@@ -120,7 +120,7 @@ def write_object(unit: Unit, programs: list[ProgramCode], source_text: str) -> b
     _check_sections(programs)
     slots = btf.map_layout(unit.maps)
     code_sections = _place(programs)
-    placed = [(p, off) for progs in code_sections.values() for p, _, off in progs]
+    placed = [(p, off) for progs in code_sections.values() for p, _code, off in progs]
     object_btf = btf.build(unit, placed, slots, source_text)
 
     symbols = [_Symbol(p.decl.name, STT_FUNC, name, off, len(code))
@@ -128,7 +128,7 @@ def write_object(unit: Unit, programs: list[ProgramCode], source_text: str) -> b
     symbols += [_Symbol(s.map.name, STT_OBJECT, ".maps", s.offset, s.size) for s in slots]
     symbol_index = {s.name: i + 1 for i, s in enumerate(symbols)}  # 0 is the null symbol
 
-    sections = [_Section(name, SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, b"".join(c for _, c, _ in progs), 8)
+    sections = [_Section(name, SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, b"".join(c for _prog, c, _offset in progs), 8)
                 for name, progs in code_sections.items()]
     if slots:
         size = slots[-1].offset + slots[-1].size

@@ -266,7 +266,7 @@ def _bindings(bx: BodyExpander, bindings: Form, context: Form) -> list:
 def _let_form(bx: BodyExpander, form: List, sequential: bool) -> Form:
     bindings_form, *body = bx.args(form, 1, None, f"({form.items[0]} (BINDING...) BODY...)")
     bindings = _bindings(bx, bindings_form, form)
-    declared, body = _declared_types(bx, tuple(body), {v.name for v, _, _ in bindings})
+    declared, body = _declared_types(bx, tuple(body), {v.name for v, _typ, _init in bindings})
     triples = [(v, t or declared.get(v.name) or Symbol("NIL", v.loc), bx.expand(init)) for v, t, init in bindings]
     body_forms = bx.expand_all(body)
     loc = form.loc
@@ -303,7 +303,7 @@ def _if_let(bx, form):
     single = isinstance(bindings_form, List) and bindings_form.items and isinstance(bindings_form.items[0], Symbol)
     bindings = _bindings(bx, List((bindings_form,), bindings_form.loc) if single else bindings_form, form)
     loc = form.loc
-    names = [v for v, _, _ in bindings]
+    names = [v for v, _typ, _init in bindings]
     test = names[0] if len(names) == 1 else L(loc, "AND", *names)
     triples = tuple(List((v, t or Symbol("NIL", loc), bx.expand(i)), loc) for v, t, i in bindings)
     other = bx.expand(rest[0]) if rest else Int(0, loc)

@@ -174,8 +174,8 @@ def update_getmap(bx, place: List, delta: Form, decrement: bool, context: List) 
     zero = Int(0, loc)
     if decrement:
         current = _core(loc, "IF", p, _core(loc, "LOAD", vt, p, zero), zero)
-        new_value = _core(loc, "-", _core(loc, "LET", List((List((p, Symbol("U64", loc), _lookup(m, k, loc)), loc),),
-                                                             loc), current), d)
+        bind_p = List((List((p, Symbol("U64", loc), _lookup(m, k, loc)), loc),), loc)
+        new_value = _core(loc, "-", _core(loc, "LET", bind_p, current), d)
         return _let(loc, bindings, _update(bx, m, k, new_value, zero, loc))
     if vt.name in ("U32", "U64"):
         add = _core(loc, "ATOMIC-ADD", vt, p, zero, d)

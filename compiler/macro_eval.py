@@ -265,7 +265,7 @@ class Interpreter:
                 if not (isinstance(k, Symbol) and k.is_keyword):
                     raise MacroError(f"{name.lower()}: expected a keyword, got {_show(k)}")
                 given.setdefault(k.name, v)
-            known = {key for key, *_ in ll.keys}
+            known = {key for key, *_rest in ll.keys}
             unknown = sorted(set(given) - known)
             if unknown and not ll.allow_other_keys:
                 raise MacroError(f"{name.lower()}: unknown keyword {unknown[0].lower()} "

@@ -30,7 +30,6 @@ from .ir import Insn, SlotRef, VReg
 CLOBBERED_BY_CALL = frozenset(range(6))  # r0 (result) and r1-r5 (arguments)
 PREFERENCE = (1, 2, 3, 4, 5, 0, 6, 7, 8, 9)
 STACK_LIMIT = 512
-MAX_SPILLS = 64
 
 
 @dataclass
@@ -43,17 +42,15 @@ class Allocation:
 
 def allocate(fn: ir.Function) -> Allocation:
     spill_temps: set = set()
-    for _ in range(MAX_SPILLS):
+    while True:
         graph = _Graph(fn)
-        regs = _color(graph, coalesce=True)
-        if isinstance(regs, VReg):
-            regs = _color(graph, coalesce=False)
-        if not isinstance(regs, VReg):
+        regs, failed = _color(graph, coalesce=True)
+        if failed:
+            regs, failed = _color(graph, coalesce=False)
+        if not failed:
             break
-        _spill(fn, _spill_choice(graph, regs, spill_temps), spill_temps)
-    else:
-        raise CompileError(fn.loc, f"program {fn.name} needs more registers than register allocation "
-                                   f"could provide", hint="split the computation into smaller steps")
+        for v in sorted({_spill_choice(graph, f, spill_temps) for f in failed}, key=lambda v: v.id):
+            _spill(fn, v, spill_temps)
     frame, size = _layout(fn)
     return Allocation(ir.validate(fn), regs, frame, size)
 
@@ -127,8 +124,8 @@ class _Graph:
 
 # -- colouring -------------------------------------------------------------------------------
 
-def _color(graph: _Graph, coalesce: bool):
-    """VReg -> register for every vreg, or the first vreg that could not be coloured."""
+def _color(graph: _Graph, coalesce: bool) -> tuple:
+    """(VReg -> register, vregs that found no register)."""
     leader = {v: v for v in graph.adj}
 
     def find(v):
@@ -158,12 +155,14 @@ def _color(graph: _Graph, coalesce: bool):
             partners[a].add(b)
             partners[b].add(a)
     color: dict = {}
+    failed: list = []
     for c in classes:
         forbidden = set().union(*(graph.forbidden[m] for m in members[c]))
         taken = {color[n] for n in adj[c] if n in color}
         candidates = [r for r in PREFERENCE if r not in forbidden and r not in taken]
         if not candidates:
-            return c
+            failed.append(c)
+            continue
         hinted = [r for m in members[c] for r in graph.hints[m]]
         wanted_by_neighbours = {r for n in adj[c] if n not in color for m in members[n] for r in graph.hints[m]}
         partner_colors = {color[p] for p in partners[c] if p in color}
@@ -172,7 +171,7 @@ def _color(graph: _Graph, coalesce: bool):
             return (-hinted.count(r), r not in partner_colors, r in wanted)
 
         color[c] = min(candidates, key=score)
-    return {m: color[c] for c in members for m in members[c]}
+    return {m: color[c] for c in color for m in members[c]}, failed
 
 
 def _spill_choice(graph: _Graph, failed: VReg, spill_temps: set) -> VReg:
@@ -185,7 +184,8 @@ def _spill_choice(graph: _Graph, failed: VReg, spill_temps: set) -> VReg:
 
 def _spill(fn: ir.Function, v: VReg, spill_temps: set) -> None:
     """Keep ``v`` in a fresh 8-byte slot: store after each definition, reload before each use."""
-    slot = SlotRef(fn.new_slot(8, "spill", fn.loc))
+    first_def = next(i for i in fn.all_insns() if i.dst == v)
+    slot = SlotRef(fn.new_slot(8, "spill", first_def.loc))
     for block in fn.blocks:
         out = []
         for insn in [*block.insns, block.term]:

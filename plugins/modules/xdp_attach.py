@@ -27,6 +27,11 @@ description:
     so a program replaced later by a new version is still recognised. Replacing or detaching any other
     program fails unless O(force=true).
   - Compares by program id, so running it again with the same pinned program changes nothing.
+  - If the kernel refuses the change because another writer changed the hook between reading and acting
+    (the expected old program is gone, or the empty hook is taken), the module reads the hook again, plans
+    again and acts once more; the new plan follows the same rules (a foreign program is still refused).
+  - Tasks on one host that use the same pin directory take turns (an exclusive C(flock) on the directory
+    holding O(program)), so concurrent Ansible forks do not race.
 author:
   - whistler.xdp developers (@whistler-xdp)
 options:
@@ -64,6 +69,16 @@ options:
     description:
       - Replace or detach a program this collection did not attach (one not pinned under the directory
         of O(program)).
+    type: bool
+    default: false
+  via_link:
+    description:
+      - Make a new attachment through a bpf_link pinned at C(<directory of O(program)>/links/), instead of
+        through netlink. Only the link can change or remove the program then; C(ip link set ... xdp off) and
+        other netlink users get C(EBUSY), which protects the attachment from other tools.
+      - An existing attachment is always changed through whatever owns it (the module finds the link that
+        owns a hook by itself). Switching an existing netlink attachment to a link is refused, because it
+        needs a detach first.
     type: bool
     default: false
   state:
@@ -108,6 +123,14 @@ EXAMPLES = r"""
     mode: native
     force: true
 
+- name: Attach through a pinned bpf_link, so other tools cannot replace or remove it
+  whistler.xdp.xdp_attach:
+    interface: veth0
+    netns: blue
+    program: /sys/fs/bpf/xdp/xdp_dispatch
+    mode: generic
+    via_link: true
+
 - name: Detach the dispatcher
   whistler.xdp.xdp_attach:
     interface: veth0
@@ -124,8 +147,9 @@ prog_id:
   sample: 812
 mode:
   description:
-    - XDP mode of the attachment (V(native), V(generic) or V(offload)); the mode detached from for
-      O(state=absent).
+    - XDP mode of the attachment after the task (V(native), V(generic) or V(offload)); null when nothing
+      is attached after the task (after a detach, for example; RV(previous_prog_id) and the diff say what
+      was detached).
     - V(auto) only in check mode, for a first attachment where the kernel has not chosen yet.
   returned: success
   type: str
@@ -140,9 +164,18 @@ ifindex:
   returned: success
   type: int
   sample: 4
+link_id:
+  description:
+    - Id of the bpf_link that owns the hook after the task; 0 when netlink attached the program, or nothing is
+      attached.
+    - In check mode, 0 for a link the task would create.
+  returned: success
+  type: int
+  sample: 31
 """
 
-import traceback  # noqa: E402  (Ansible modules import after the docs)
+import os  # noqa: E402  (Ansible modules import after the docs)
+import traceback  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._diff import Diff  # noqa: E402
@@ -150,7 +183,11 @@ from ansible_collections.whistler.xdp.plugins.module_utils._imports import check
 from ansible_collections.whistler.xdp.plugins.module_utils._module_base import loader_errors  # noqa: E402
 
 try:
-    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.attach import apply_attach, plan_attach
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.attach import (
+        apply_attach_replanning,
+        plan_attach,
+    )
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.pins import locked
 except ImportError:
     LOADER_IMPORT_ERROR = traceback.format_exc()
 else:
@@ -163,6 +200,7 @@ ARGUMENT_SPEC = dict(
     mode=dict(type="str", default="auto", choices=["auto", "native", "generic", "offload"]),
     force=dict(type="bool", default=False),
     state=dict(type="str", default="present", choices=["present", "absent"]),
+    via_link=dict(type="bool", default=False),
 )
 
 
@@ -173,19 +211,27 @@ def hook_state(prog_id, mode):
 
 def run(module):
     params = module.params
+
+    def planned():
+        return plan_attach(params["interface"], params["netns"], params["program"], mode=params["mode"],
+                           force=params["force"], state=params["state"], via_link=params["via_link"])
+
     with loader_errors(module):
-        plan = plan_attach(params["interface"], params["netns"], params["program"], mode=params["mode"],
-                           force=params["force"], state=params["state"])
-        if plan.changed and not module.check_mode:
-            result = apply_attach(plan)
-            prog_id, mode = result.prog_id, result.mode
+        if module.check_mode:
+            plan = planned()
+            prog_id, mode, link_id = (0, None, 0) if plan.action == "detach" else (plan.prog_id, plan.mode,
+                                                                                   plan.link_id)
         else:
-            prog_id = plan.prog_id if plan.action != "detach" else 0
-            mode = plan.mode
+            # Planned under the pin directory's lock, so a concurrent fork's change is seen, not raced.
+            with locked(os.path.dirname(params["program"]) if params["program"] else None):
+                plan, result = apply_attach_replanning(planned(), planned)
+            prog_id, mode, link_id = result.prog_id, result.mode, result.link_id
+    if not prog_id:
+        mode, link_id = None, 0
     diff = Diff()
     diff.record(plan.interface, hook_state(plan.previous_prog_id, plan.current.mode), hook_state(prog_id, mode))
     outcome = dict(changed=plan.changed, prog_id=prog_id, mode=mode, previous_prog_id=plan.previous_prog_id,
-                   ifindex=plan.ifindex)
+                   ifindex=plan.ifindex, link_id=link_id)
     if plan.reason:
         module.warn(f"{plan.interface}: {plan.reason}")
     if module._diff:

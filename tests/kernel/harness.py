@@ -35,7 +35,7 @@ class BpftoolError(AssertionError):
 
 
 def bpftool(*argv: str) -> str:
-    r = subprocess.run(["bpftool", *argv], capture_output=True, text=True)
+    r = subprocess.run(["bpftool", *argv], capture_output=True, text=True, check=False)
     if r.returncode != 0:
         raise BpftoolError(f"bpftool {' '.join(argv)} failed (exit {r.returncode}):\n{r.stderr}{r.stdout}")
     return r.stdout

@@ -12,4 +12,5 @@ def test_netns_pair_pings(netns_pair):
     r = netns_pair.run(netns_pair.a, "ping", "-c", "1", "-W", "2", netns_pair.ip_b, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     assert netns_pair.ifindex(netns_pair.a, netns_pair.if_a) > 0
-    assert subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.count(netns_pair.a[:12]) >= 1
+    netns_list = subprocess.run(["ip", "netns", "list"], check=False, capture_output=True, text=True).stdout
+    assert netns_list.count(netns_pair.a[:12]) >= 1

@@ -56,7 +56,8 @@ def _argv(ns: str, proto: str, dst: str, port: int, count: int, burst: int) -> l
 
 def send(ns: str, proto: str, dst: str, port: int, count: int, burst: int = 64) -> int:
     """Send ``count`` UDP datagrams or TCP SYNs from namespace ``ns``; returns the number sent."""
-    r = subprocess.run(_argv(ns, proto, dst, port, count, burst), capture_output=True, text=True, timeout=120)
+    r = subprocess.run(_argv(ns, proto, dst, port, count, burst), check=False, capture_output=True, text=True,
+                       timeout=120)
     if r.returncode != 0:
         raise AssertionError(f"sender in {ns} failed: {r.stderr}{r.stdout}")
     return int(r.stdout)
@@ -87,7 +88,7 @@ class Background:
 def warm_up(ns: str, dst: str) -> None:
     """Resolve the neighbour entry for ``dst`` before anything is counted."""
     r = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "ping", "-c", "1", "-W", "2", dst],
-                       capture_output=True, text=True)
+                       check=False, capture_output=True, text=True)
     if r.returncode != 0:
         raise AssertionError(f"ping {dst} from {ns} failed: {r.stdout}{r.stderr}")
 

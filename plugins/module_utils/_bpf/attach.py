@@ -24,12 +24,14 @@ Rules:
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
-from typing import Optional, Set
+from typing import Callable, Optional, Set, Tuple
 
 from . import link as links
 from . import pins
+from .errors import BpfError
 from .netlink import MODE_FLAGS, XdpHook, XdpHookError, XdpState, describe
 from .netns import netns_inode
 from .pinned import pinned, pinned_prog_ids
@@ -193,11 +195,39 @@ def _foreign(prog_id: int, mode: str, owner, pin_dir: Optional[str]) -> str:
 
 
 def apply_attach(plan: AttachPlan) -> AttachResult:
-    """Carry out ``plan``. A hook changed since planning makes the kernel refuse (EBUSY/EEXIST/EPERM),
-    and the hook is then left as it was."""
+    """Carry out ``plan``, holding the pin directory's lock (``pins.locked``). A hook changed since
+    planning makes the kernel refuse (see ``hook_changed``), and the hook is then left as it was."""
     if plan.action == "noop":
         mode = plan.mode if plan.previous_prog_id else None
         return AttachResult(plan.previous_prog_id, mode, plan.previous_prog_id, False, plan.link_id)
+    with pins.locked(os.path.dirname(plan.program_pin) if plan.program_pin else None):
+        return _apply_changed(plan)
+
+
+# (operation, errno) of the kernel's refusals that mean the hook is no longer what the plan saw.
+_HOOK_CHANGED = {("xdp_attach", errno.EBUSY), ("xdp_replace", errno.EEXIST), ("xdp_detach", errno.EEXIST),
+                 ("link_create", errno.EBUSY), ("link_update", errno.EPERM)}
+
+
+def hook_changed(exc: BaseException) -> bool:
+    """Whether ``exc`` is the kernel refusing a change because someone changed the hook since planning
+    (netlink's EXPECTED_FD and UPDATE_IF_NOEXIST checks, BPF_LINK_UPDATE's BPF_F_REPLACE check)."""
+    return isinstance(exc, BpfError) and (exc.op, exc.errno) in _HOOK_CHANGED
+
+
+def apply_attach_replanning(plan: AttachPlan, replan: Callable[[], AttachPlan]) -> Tuple[AttachPlan, AttachResult]:
+    """``apply_attach(plan)``; when the hook changed since planning, re-read it with ``replan()`` and
+    apply that plan instead, once (a second refusal is raised). Returns the plan applied and its result."""
+    try:
+        return plan, apply_attach(plan)
+    except BpfError as exc:
+        if not hook_changed(exc):
+            raise
+    plan = replan()
+    return plan, apply_attach(plan)
+
+
+def _apply_changed(plan: AttachPlan) -> AttachResult:
     new = Program.from_pin(plan.program_pin) if plan.action != "detach" else None
     old = Program.from_id(plan.previous_prog_id) if plan.previous_prog_id else None
     try:

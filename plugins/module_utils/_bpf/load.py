@@ -234,8 +234,14 @@ class LoadResult:
 
 
 def apply_load(plan: LoadPlan) -> LoadResult:
-    """Carry out ``plan``; on any failure nothing new stays pinned and existing pins are untouched."""
+    """Carry out ``plan``; on any failure nothing new stays pinned and existing pins are untouched.
+    Holds the pin directories' locks (``pins.locked``) meanwhile."""
     plan.check()
+    with pins.locked(plan.pin_path, plan.map_pin_path):
+        return _apply_load(plan)
+
+
+def _apply_load(plan: LoadPlan) -> LoadResult:
     opened: List[FdOwner] = []
     new_pins: List[str] = []
     staged: Dict[str, str] = {}
@@ -345,8 +351,9 @@ def plan_unload(pin_path: str, map_pin_path: Optional[str] = None,
 
 
 def apply_unload(plan: UnloadPlan) -> List[str]:
-    """Unpin everything in ``plan``; returns the pins removed."""
-    removed = [path for path in plan.pins if pins.unpin(path)]
-    for directory in plan.dirs:
-        pins.remove_dir_if_empty(directory)
+    """Unpin everything in ``plan`` (holding the pin directories' locks); returns the pins removed."""
+    with pins.locked(*plan.dirs):
+        removed = [path for path in plan.pins if pins.unpin(path)]
+        for directory in plan.dirs:
+            pins.remove_dir_if_empty(directory)
     return removed

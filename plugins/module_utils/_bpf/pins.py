@@ -2,16 +2,19 @@
 
 A pin path must be absolute, sit on a bpffs mount (statfs magic, as cilium/ebpf checks) and have no
 '.' in any name (bpffs refuses them with EPERM). A pinned object is replaced atomically by pinning the
-new one under a temporary name beside it and renaming that over the old pin.
+new one under a temporary name beside it and renaming that over the old pin. ``locked`` holds an
+exclusive ``flock`` on pin directories, so that concurrent Ansible forks on one host take turns.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 import uuid
-from typing import Dict, Optional
+from contextlib import contextmanager
+from typing import Dict, List, Optional
 
 from . import syscalls as sc
 from .errors import BpfError
@@ -142,3 +145,53 @@ def list_pins(directory: str) -> Dict[str, str]:
         if pinned is not None:
             result[name] = pinned
     return result
+
+
+# Pin directory -> the fd holding its flock in this process: taking a lock already held is a no-op,
+# because a second flock on another fd of the same directory would wait for ourselves.
+_held: Dict[str, int] = {}
+
+
+@contextmanager
+def locked(*directories: Optional[str]):
+    """Hold an exclusive flock on each pin directory for the ``with`` block.
+
+    Locks are taken in sorted order, so two holders of overlapping sets never deadlock. Missing
+    directories are created, and removed again at the end if still empty (while still locked).
+    """
+    paths = sorted({check_path(d, "pin directory") for d in directories if d} - set(_held))
+    created: List[str] = []
+    try:
+        for path in paths:
+            if not os.path.isdir(path):
+                makedirs(path)
+                created.append(path)
+            _held[path] = _flock(path)
+        yield
+    finally:
+        for path in reversed(created):
+            remove_dir_if_empty(path)
+        for path in reversed(paths):
+            if path in _held:
+                os.close(_held.pop(path))  # closing the fd releases the lock
+
+
+def _flock(path: str) -> int:
+    """An fd of directory ``path`` holding an exclusive flock on it (waits for other holders)."""
+    while True:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            locked_dir = os.fstat(fd)
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                current = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if current is not None and (current.st_dev, current.st_ino) == (locked_dir.st_dev, locked_dir.st_ino):
+            return fd
+        # The holder we waited for removed the directory: lock the one now at ``path`` instead.
+        os.close(fd)
+        makedirs(path)

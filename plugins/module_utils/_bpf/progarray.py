@@ -14,10 +14,11 @@ state=absent empties the named slots (those holding the named program, or anythi
 from __future__ import annotations
 
 import errno
+import os
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
-from . import syscalls
+from . import pins, syscalls
 from .errors import BpfError
 from .maps import Map, ProgArray
 from .pinned import pinned
@@ -132,9 +133,15 @@ def _program_id(reader, map_pin: str, key: int, program_pin: str) -> int:
 
 def apply_prog_array(plan: ProgArrayPlan) -> ProgArrayResult:
     """Overwrite, then empty, the planned slots. Every program is opened before the first write;
-    if a write fails, the slots already written get their previous programs back."""
+    if a write fails, the slots already written get their previous programs back. Holds the lock of
+    the map's pin directory (``pins.locked``) meanwhile."""
     if not plan.changed:
         return ProgArrayResult(plan.before, plan.before, False)
+    with pins.locked(os.path.dirname(plan.map_pin)):
+        return _apply_prog_array(plan)
+
+
+def _apply_prog_array(plan: ProgArrayPlan) -> ProgArrayResult:
     with Map.from_pin(plan.map_pin) as array:
         if array.info.id != plan.map_id:
             raise ProgArrayError(f"map_pin {plan.map_pin}: a different map was pinned there since the plan")

@@ -18,8 +18,8 @@ from tests.kernel.compiler.conformance.case import DEFAULT_FRAME, MASK32, Case, 
 TCP_FRAME = DEFAULT_FRAME
 # Long enough (>= 54 bytes) that with-tcp's length check passes and its protocol check decides.
 UDP_FRAME = f.eth(f.ETH_IPV4, f.ipv4(f.PROTO_UDP, f.udp(sport=5353, dport=53, payload=b"abcdefghijkl"), ttl=33))
-ICMP_FRAME = f.eth(f.ETH_IPV4, f.ipv4(f.PROTO_ICMP, f.icmp(icmp_type=8, code=3, rest=0x12345678,
-                                                             payload=b"0123456789abcdef")))
+ICMP_ECHO = f.icmp(icmp_type=8, code=3, rest=0x12345678, payload=b"0123456789abcdef")
+ICMP_FRAME = f.eth(f.ETH_IPV4, f.ipv4(f.PROTO_ICMP, ICMP_ECHO))
 IPV6_FRAME = f.eth(f.ETH_IPV6, f.ipv6(f.PROTO_TCP, f.tcp(dport=22), src="fd00::1234:5678:9abc:def0",
                                       dst="2001:db8::42", hop_limit=17, traffic_class=0xB8, flow=0x12345))
 ARP_FRAME = f.pad(f.eth(f.ETH_ARP, f.arp()))

@@ -67,10 +67,10 @@ def test_proto_stats_dump_is_typed_json(program, pin_dir):
         assert [e["formatted"] for e in entries] == [{"key": k, "value": 0} for k in range(3)]
 
 
-@pytest.mark.parametrize("frame_id", [fid for fid, _, _ in FRAMES])
+@pytest.mark.parametrize("frame_id", [entry[0] for entry in FRAMES])
 def test_dispatch_each_frame(program, pin_dir, frame_id):
     filename, text = program
-    _, frame, bumps = next(entry for entry in FRAMES if entry[0] == frame_id)
+    _fid, frame, bumps = next(entry for entry in FRAMES if entry[0] == frame_id)
     with loaded(text, pin_dir, filename) as obj:
         obj.set_slot("jt", 6, "tcp_handler")
         obj.set_slot("jt", 17, "udp_handler")
@@ -84,7 +84,7 @@ def test_dispatch_all_frames_accumulate(program, pin_dir):
     with loaded(text, pin_dir, filename) as obj:
         obj.set_slot("jt", 6, "tcp_handler")
         obj.set_slot("jt", 17, "udp_handler")
-        for _, frame, bumps in FRAMES * 2:
+        for _fid, frame, bumps in FRAMES * 2:
             assert obj.run("xdp_dispatch", frame) == XDP_PASS
             for slot in bumps:
                 expected[slot] += 1

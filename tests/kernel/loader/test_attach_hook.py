@@ -60,7 +60,7 @@ def plan(pair, program_pin, **kw):
 
 @pytest.mark.parametrize("mode", ["native", "generic"])
 def test_attach_noop_replace_detach(netns_pair, pins, mode):
-    ours, _ = pins
+    ours, _foreign = pins
     v1, v2 = prog_id(ours / "dispatch_v1"), prog_id(ours / "dispatch_v2")
 
     first = plan(netns_pair, ours / "dispatch_v1", mode=mode)
@@ -89,7 +89,7 @@ def test_attach_noop_replace_detach(netns_pair, pins, mode):
 
 
 def test_wrong_mode_detach_is_detected_and_reported(netns_pair, pins):
-    ours, _ = pins
+    ours, _foreign = pins
     apply_attach(plan(netns_pair, ours / "dispatch_v1", mode="generic"))
     v1 = prog_id(ours / "dispatch_v1")
     with XdpHook(netns_pair.if_a, netns_pair.a) as hook:
@@ -102,7 +102,7 @@ def test_wrong_mode_detach_is_detected_and_reported(netns_pair, pins):
 
 
 def test_kernel_extack_text_is_surfaced(netns_pair, pins):
-    ours, _ = pins
+    ours, _foreign = pins
     apply_attach(plan(netns_pair, ours / "dispatch_v1", mode="generic"))
     with XdpHook(netns_pair.if_a, netns_pair.a) as hook, ProgFd(ours / "dispatch_v2") as v2:
         with pytest.raises(XdpHookError, match="Native and generic XDP can't be active at the same time"):
@@ -138,7 +138,7 @@ def test_foreign_program_is_refused_unless_forced(netns_pair, pins):
 
 
 def test_namespace_by_name_or_path_and_missing_ones_named(netns_pair, pins):
-    ours, _ = pins
+    ours, _foreign = pins
     by_path = plan_attach(netns_pair.if_a, netns_pair.path_a, str(ours / "dispatch_v1"), mode="generic")
     assert apply_attach(by_path).prog_id == prog_id(ours / "dispatch_v1")
     assert plan(netns_pair, ours / "dispatch_v1").action == "noop", "a path and a name: the same hook"
@@ -151,7 +151,7 @@ def test_namespace_by_name_or_path_and_missing_ones_named(netns_pair, pins):
 
 
 def test_attach_through_a_pinned_bpf_link(netns_pair, pins):
-    ours, _ = pins
+    ours, _foreign = pins
     v1, v2 = prog_id(ours / "dispatch_v1"), prog_id(ours / "dispatch_v2")
     ifindex = netns_pair.ifindex(netns_pair.a, netns_pair.if_a)
 

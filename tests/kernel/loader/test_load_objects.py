@@ -40,7 +40,7 @@ def test_kernel_tag_matches_independent_sha256(build, pin_dir):
     result = load.apply_load(load.plan_load(spec, str(pin_dir / "app")))
     for prog in spec.programs:
         insns = bytearray(prog.insns)
-        for index, _ in prog.relocations:
+        for index, _map_name in prog.relocations:
             insns[index * 8 + 1] = 0x10 | (insns[index * 8 + 1] & 0x0F)
             insns[index * 8 + 4:index * 8 + 8] = bytes(4)
         assert hashlib.sha256(bytes(insns)).hexdigest()[:16] == result.programs[prog.name].tag

@@ -6,11 +6,13 @@ the collection's own netlink code.
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
+from ansible_collections.whistler.xdp.plugins.modules import xdp_attach
 
-from tests.kernel.modules.bpftool_view import bpftool_loadall, pinned_id, xdp_hook
+from tests.kernel.modules.bpftool_view import bpftool, bpftool_loadall, pinned_id, xdp_hook
 
 
 @pytest.fixture
@@ -120,5 +122,122 @@ def test_bad_input_fails_clearly_and_changes_nothing(netns_pair, loaded, run_mod
     assert result.get("failed") is True
     assert message in result["msg"]
     assert xdp_hook(netns_pair.a, netns_pair.if_a) == {}
-    assert "wxt-no-such-netns" not in subprocess.run(["ip", "netns", "list"], check=True, capture_output=True,
-                                                      text=True).stdout
+    netns_list = subprocess.run(["ip", "netns", "list"], check=True, capture_output=True, text=True).stdout
+    assert "wxt-no-such-netns" not in netns_list
+
+
+def test_check_mode_detach_reports_no_mode_like_the_real_run(netns_pair, loaded, run_module):
+    dispatcher = loaded / "progs" / "xdp_dispatch"
+    run_module("xdp_attach", attach_args(netns_pair, dispatcher))
+    detach = attach_args(netns_pair, dispatcher, state="absent")
+    check = run_module("xdp_attach", detach, check=True, diff=True)
+    assert (check["changed"], check["prog_id"], check["mode"]) == (True, 0, None)
+    assert xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": pinned_id(dispatcher)}
+    real = run_module("xdp_attach", detach, diff=True)
+    assert (real["diff"], real["prog_id"], real["mode"]) == (check["diff"], 0, None)
+    assert real["diff"]["before"] == {netns_pair.if_a: {"prog_id": pinned_id(dispatcher), "mode": "generic"}}
+
+
+def link_pinned_at(path):
+    """bpftool's view of the bpf_link pinned at ``path``."""
+    return bpftool("link", "show", "pinned", str(path))
+
+
+def test_via_link_attaches_through_a_pinned_bpf_link(netns_pair, loaded, run_module):
+    dispatcher, handler = loaded / "progs" / "xdp_dispatch", loaded / "progs" / "tcp_handler"
+    link_pin = loaded / "progs" / "links" / f"if{netns_pair.ifindex(netns_pair.a, netns_pair.if_a)}_ns" \
+        f"{os.stat(f'/run/netns/{netns_pair.a}').st_ino}"
+    args = attach_args(netns_pair, dispatcher, via_link=True)
+
+    check = run_module("xdp_attach", args, check=True)
+    assert (check["changed"], check["link_id"]) == (True, 0)
+    assert xdp_hook(netns_pair.a, netns_pair.if_a) == {} and not link_pin.exists()
+
+    first = run_module("xdp_attach", args)
+    assert not first.get("failed"), first
+    link = link_pinned_at(link_pin)
+    assert (link["type"], link["prog_id"]) == ("xdp", pinned_id(dispatcher))
+    assert (first["changed"], first["prog_id"], first["mode"], first["link_id"]) == \
+        (True, pinned_id(dispatcher), "generic", link["id"])
+    assert xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": pinned_id(dispatcher)}
+    # The link owns the hook: netlink users cannot take the program off.
+    off = netns_pair.run(netns_pair.a, "ip", "link", "set", "dev", netns_pair.if_a, "xdpgeneric", "off", check=False)
+    assert off.returncode != 0 and xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": pinned_id(dispatcher)}
+
+    again = run_module("xdp_attach", args)
+    assert (again["changed"], again["link_id"]) == (False, link["id"])
+
+    swapped = run_module("xdp_attach", attach_args(netns_pair, handler))  # changed through the link it finds
+    assert (swapped["changed"], swapped["prog_id"], swapped["link_id"]) == (True, pinned_id(handler), link["id"])
+    assert link_pinned_at(link_pin)["prog_id"] == pinned_id(handler)
+
+    gone = run_module("xdp_attach", attach_args(netns_pair, handler, state="absent"))
+    assert (gone["changed"], gone["prog_id"], gone["mode"], gone["link_id"]) == (True, 0, None, 0)
+    assert xdp_hook(netns_pair.a, netns_pair.if_a) == {} and not link_pin.exists()
+
+
+def test_via_link_over_a_netlink_attachment_is_refused(netns_pair, loaded, run_module):
+    dispatcher = loaded / "progs" / "xdp_dispatch"
+    run_module("xdp_attach", attach_args(netns_pair, dispatcher))
+    refused = run_module("xdp_attach", attach_args(netns_pair, loaded / "progs" / "udp_handler", via_link=True))
+    assert refused.get("failed") is True and "not a bpf_link" in refused["msg"]
+    assert xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": pinned_id(dispatcher)}
+    run_module("xdp_attach", attach_args(netns_pair, dispatcher, state="absent"))
+
+
+@pytest.fixture
+def interloper(monkeypatch, netns_pair):
+    """Makes ``xdp_attach`` plan, then has another writer put ``interloper.programs[n]`` on the hook
+    right after the module's plan number n (0-based), before the module acts on it."""
+    class Interloper:
+        programs = []
+        plans = 0
+
+    real_plan = xdp_attach.plan_attach
+
+    def plan_then_interfere(*args, **kwargs):
+        plan = real_plan(*args, **kwargs)
+        if Interloper.plans < len(Interloper.programs):
+            netns_pair.run(netns_pair.a, "ip", "-force", "link", "set", "dev", netns_pair.if_a, "xdpgeneric",
+                           "pinned", str(Interloper.programs[Interloper.plans]))
+        Interloper.plans += 1
+        return plan
+
+    monkeypatch.setattr(xdp_attach, "plan_attach", plan_then_interfere)
+    yield Interloper
+    netns_pair.run(netns_pair.a, "ip", "link", "set", "dev", netns_pair.if_a, "xdpgeneric", "off", check=False)
+
+
+def test_a_swap_refused_because_the_hook_changed_is_replanned_once(netns_pair, loaded, run_module, interloper):
+    dispatcher, tcp, udp = (loaded / "progs" / name for name in ("xdp_dispatch", "tcp_handler", "udp_handler"))
+    run_module("xdp_attach", attach_args(netns_pair, dispatcher))
+    interloper.programs = [tcp]  # one of ours: the second plan replaces it
+    result = run_module("xdp_attach", attach_args(netns_pair, udp))
+    assert not result.get("failed"), result
+    assert interloper.plans == 2
+    assert (result["changed"], result["previous_prog_id"], result["prog_id"]) == \
+        (True, pinned_id(tcp), pinned_id(udp))
+    assert xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": pinned_id(udp)}
+
+
+def test_a_replan_still_refuses_a_foreign_program(netns_pair, loaded, run_module, interloper, clang_object,
+                                                  pin_dir):
+    bpftool_loadall(clang_object, pin_dir / "foreign", pin_dir / "foreign_maps")
+    foreign = pin_dir / "foreign" / "xdp_dispatch"
+    run_module("xdp_attach", attach_args(netns_pair, loaded / "progs" / "xdp_dispatch"))
+    interloper.programs = [foreign]
+    refused = run_module("xdp_attach", attach_args(netns_pair, loaded / "progs" / "udp_handler"))
+    assert refused.get("failed") is True and "not attached by this collection" in refused["msg"]
+    assert interloper.plans == 2
+    assert xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": pinned_id(foreign)}
+
+
+def test_a_hook_that_keeps_changing_fails_after_one_replan(netns_pair, loaded, run_module, interloper):
+    dispatcher, tcp = loaded / "progs" / "xdp_dispatch", loaded / "progs" / "tcp_handler"
+    run_module("xdp_attach", attach_args(netns_pair, dispatcher))
+    interloper.programs = [tcp, dispatcher]  # each plan's expected program is gone when it acts
+    result = run_module("xdp_attach", attach_args(netns_pair, loaded / "progs" / "udp_handler"))
+    assert result.get("failed") is True, result
+    assert "does not match expected" in result["msg"]
+    assert interloper.plans == 2
+    assert xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": pinned_id(dispatcher)}

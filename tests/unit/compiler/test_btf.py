@@ -95,7 +95,7 @@ class Obj:
 
     def map_members(self, map_name: str) -> dict[str, object]:
         """Member -> N for ``__uint`` members, or the pointed-to type for ``__type`` members."""
-        _, var = self.named("VAR", map_name)
+        _var_id, var = self.named("VAR", map_name)
         assert var["linkage"] == 1  # global: libbpf refuses static maps
         struct_t = self.types[var["size_or_type"]]
         assert struct_t["kind"] == "STRUCT" and struct_t["name"] == ""
@@ -148,7 +148,7 @@ def test_odd_sized_key_and_value_are_given_as_sizes():
 
 
 def test_datasec_has_the_real_size_and_offsets(obj):
-    _, sec = obj.named("DATASEC", ".maps")
+    _sec_id, sec = obj.named("DATASEC", ".maps")
     assert sec["size_or_type"] == obj.elf.get_section_by_name(".maps").data_size
     symbols = {s.name: s for s in obj.elf.get_section_by_name(".symtab").iter_symbols()}
     entries = [(obj.types[v]["name"], off, size) for v, off, size in sec["members"]]
@@ -157,7 +157,7 @@ def test_datasec_has_the_real_size_and_offsets(obj):
 
 def test_one_global_func_per_program_with_a_ctx_parameter(obj):
     for prog in obj.programs:
-        _, func = obj.named("FUNC", prog.decl.name)
+        _func_id, func = obj.named("FUNC", prog.decl.name)
         assert func["vlen"] == 1  # linkage global
         proto = obj.types[func["size_or_type"]]
         assert proto["kind"] == "FUNC_PROTO"
@@ -204,5 +204,5 @@ def test_ext_info_of_programs_sharing_a_section_is_offset_within_it():
     first_size = 8 * programs[0].slots
     funcs = [(off, obj.types[t]["name"]) for off, t in obj.ext["func"]["xdp"]]
     assert funcs == [(0, "counter"), (first_size, "bumper")]
-    lines = [off for off, *_ in obj.ext["line"]["xdp"]]
+    lines = [off for off, *_rest in obj.ext["line"]["xdp"]]
     assert lines == sorted(lines) and first_size in lines and set(obj.ext["line"]) == {"xdp"}

@@ -31,14 +31,14 @@ def handmade():
 
 
 def test_header_is_bpf_relocatable(handmade):
-    _, _, elf = handmade
+    elf = handmade[2]
     assert elf.elfclass == 64 and elf.little_endian
     assert elf["e_type"] == "ET_REL" and elf["e_machine"] == "EM_BPF"
     assert elf["e_phnum"] == 0 and elf["e_entry"] == 0
 
 
 def test_one_executable_section_per_program_holding_its_code(handmade):
-    _, programs, elf = handmade
+    programs, elf = handmade[1:]
     for prog in programs:
         sec = elf.get_section_by_name(prog.decl.section)
         assert sec["sh_type"] == "SHT_PROGBITS"
@@ -66,7 +66,7 @@ def test_symbols_name_programs_and_maps(handmade):
 
 
 def test_map_loads_are_relocated_against_the_map_symbols(handmade):
-    _, programs, elf = handmade
+    programs, elf = handmade[1:]
     symtab = elf.get_section_by_name(".symtab")
     for prog in programs:
         expected, slot = [], 0
@@ -83,7 +83,7 @@ def test_map_loads_are_relocated_against_the_map_symbols(handmade):
 
 
 def test_license_and_btf_sections_exist(handmade):
-    _, _, elf = handmade
+    elf = handmade[2]
     assert elf.get_section_by_name("license").data() == b"GPL\0"
     assert elf.get_section_by_name(".BTF").data()[:2] == b"\x9f\xeb"
     assert elf.get_section_by_name(".BTF.ext").data()[:2] == b"\x9f\xeb"
@@ -126,7 +126,7 @@ def test_unresolved_jump_is_refused():
 
 
 def test_elfread_recovers_programs_and_map_names(handmade):
-    unit, programs, _ = handmade
+    unit, programs = handmade[:2]
     data = write_object(unit, programs, SOURCE)
     read = read_programs(data)
     assert [(p.section, p.name) for p in read] == [(p.decl.section, p.decl.name) for p in programs]

@@ -164,7 +164,7 @@ def test_cli_check_reports_file_line_col(case_id, tmp_path):
     (tmp_path / "bad.lisp").write_text(bad.source)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     r = subprocess.run([sys.executable, "-m", "compiler", "check", "bad.lisp"], cwd=tmp_path, env=env,
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "Traceback" not in r.stdout + r.stderr
     assert any(r.stderr.startswith(f"bad.lisp:{line}:{col}: error: ") for line, col in bad.locations()), r.stderr

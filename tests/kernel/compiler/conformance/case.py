@@ -82,7 +82,7 @@ def run_case(case: Case, pin_dir: Path) -> None:
                 obj.set(name, key, val)
         for (prog_array, key), prog in case.slots.items():
             obj.set_slot(prog_array, key, prog)
-        results = [obj.run(case.entry, case.frame) for _ in range(case.runs)]
+        results = [obj.run(case.entry, case.frame) for _run in range(case.runs)]
         assert results == [case.retval] * case.runs, f"return values {results}, expected {case.retval}"
         for name, expected in case.maps.items():
             assert obj.map(name) == expected, f"map {name}"

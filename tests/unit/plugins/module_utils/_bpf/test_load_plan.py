@@ -38,7 +38,7 @@ def _pinned(spec, owner=6, tags=None, prog_type=6):
         state.maps[m.name] = load.PinnedMap(f"{MAPS}/{m.name}", _map_info(map_id, m),
                                             owner if m.type == 3 else None)
     for prog_id, p in enumerate(spec.programs, start=20):
-        kernel_tag = (tags or {}).get(p.name) or tag.program_tag(p.insns, map_loads=[i for i, _ in p.relocations])
+        kernel_tag = (tags or {}).get(p.name) or tag.program_tag(p.insns, map_loads=[i for i, _name in p.relocations])
         info = sc.ProgInfo(prog_type, prog_id, kernel_tag, p.name[:15], [ids[n] for n in p.map_names])
         state.programs[p.name] = load.PinnedProgram(f"{APP}/{p.name}", info)
     return state
@@ -64,7 +64,7 @@ def test_same_object_is_unchanged():
 
 def test_sha1_tag_from_an_older_kernel_is_recognised():
     spec = _spec()
-    old = {p.name: tag.program_tag(p.insns, "sha1", [i for i, _ in p.relocations]) for p in spec.programs}
+    old = {p.name: tag.program_tag(p.insns, "sha1", [i for i, _name in p.relocations]) for p in spec.programs}
     assert not load.decide(spec, _pinned(spec, tags=old), APP, MAPS).changed
 
 

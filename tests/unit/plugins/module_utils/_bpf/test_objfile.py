@@ -25,11 +25,11 @@ def test_dispatch_object(objects):
         [("xdp_dispatch", "xdp", 26), ("tcp_handler", "xdp", 11), ("udp_handler", "xdp", 12)]
     for p in spec.programs:
         assert (p.prog_type, p.expected_attach_type, p.prog_flags) == (6, 37, 0)
-        for index, _ in p.relocations:
+        for index, _name in p.relocations:
             assert p.insns[index * 8] == 0x18  # every relocation is a map ld_imm64
-    assert [name for _, name in spec.program("xdp_dispatch").relocations] == ["proto_stats", "jt"]
+    assert [name for _index, name in spec.program("xdp_dispatch").relocations] == ["proto_stats", "jt"]
     assert spec.program("xdp_dispatch").map_names == ["proto_stats", "jt"]
-    assert [name for _, name in spec.program("tcp_handler").relocations] == ["proto_stats"]
+    assert [name for _index, name in spec.program("tcp_handler").relocations] == ["proto_stats"]
     jt, stats = spec.maps
     assert (jt.name, jt.type, jt.key_size, jt.value_size, jt.max_entries) == ("jt", 3, 4, 4, 256)
     assert (jt.btf_key_type_id, jt.btf_value_type_id) == (0, 0)

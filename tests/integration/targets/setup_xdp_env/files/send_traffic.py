@@ -1,1 +1,0 @@
-../../../../../examples/playbooks/files/send_traffic.py

@@ -1,1 +1,0 @@
-../../../../../roles/tail_call_dispatch/files/tail-call-dispatch.lisp
