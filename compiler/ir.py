@@ -32,6 +32,8 @@ Instructions (``dst`` is the register written, ``args`` the operands read)::
     jump    targets=(T,)
     branch  a, b  cond, targets=(T, F)   if a COND b goto T else F; a: VReg, b: VReg | s32 int
     ret     a                        return a (r0 = a; exit)
+
+Shared analyses: ``reverse_postorder``, ``live_out`` (liveness) and ``prune_unreachable``.
 """
 
 from __future__ import annotations

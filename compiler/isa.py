@@ -243,7 +243,7 @@ def format_insn(insn: Insn) -> str:
         return f"{d} {ALU_NAMES.get(op, '?=')} {rhs}"
     if insn.is_ld_imm64:
         if insn.src == PSEUDO_MAP_FD:
-            return f"r{insn.dst} = map[{insn.map_ref or 'fd:%d' % insn.imm}]"
+            return f"r{insn.dst} = map[{insn.map_ref or f'fd:{insn.imm}'}]"
         return f"r{insn.dst} = {insn.imm:#x} ll"
     size = SIZE_NAMES.get(insn.opcode & 0x18, "?")
     if cls == LDX:

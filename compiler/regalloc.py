@@ -246,5 +246,3 @@ def _stack_error(fn: ir.Function, slots: list, depth: int, scratch_base: int) ->
         hint=(f"struct-alloc: {total('alloc')} bytes, register spills: {total('spill')} bytes, "
               f"map key/value temporaries: {depth - scratch_base} bytes (largest call); "
               f"the largest allocation ({biggest.size} bytes) is here"))
-
-

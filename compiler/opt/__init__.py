@@ -8,15 +8,15 @@ is one file with a ``run(fn) -> changed`` function and must be sound on its own.
 from __future__ import annotations
 
 from .. import ir
-from . import addrfold, bswapcmp, cfg, constfold, copyprop, dce, tailmerge
+from . import addrfold, bswapcmp, cfg, constarm, constfold, copyprop, dce, tailmerge
 
-PASSES = (copyprop, constfold, bswapcmp, addrfold, dce, cfg, tailmerge)
+PASSES = (copyprop, constfold, bswapcmp, addrfold, dce, constarm, cfg, tailmerge)
 MAX_ROUNDS = 20
 
 
 def optimize(fn: ir.Function) -> ir.Function:
     ir.validate(fn)
-    for _ in range(MAX_ROUNDS):
+    for _round in range(MAX_ROUNDS):
         changed = False
         for p in PASSES:
             if p.run(fn):

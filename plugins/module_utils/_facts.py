@@ -16,8 +16,7 @@ import os
 
 from ._bpf import pins
 from ._bpf.maps import PROG_TYPE_NAMES, Map, ProgArray
-from ._bpf.netlink import IPRoute, XdpHook
-from ._bpf.netns import netns_path
+from ._bpf.netlink import XdpHook, list_interfaces
 from ._bpf.program import Program
 
 
@@ -36,15 +35,9 @@ def map_facts(bpf_map, contents):
     return facts
 
 
-def interface_names(netns):
-    """Every interface in ``netns`` (None: this process's namespace)."""
-    with IPRoute(netns=netns_path(netns), flags=0) as ipr:
-        return [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()]
-
-
 def interface_facts(netns, names):
     """{name: XDP hook facts} for ``names``; all interfaces with a program attached when ``names`` is None."""
-    wanted = names if names is not None else interface_names(netns)
+    wanted = names if names is not None else list_interfaces(netns)
     result = {}
     for name in wanted:
         with XdpHook(name, netns) as hook:

@@ -8,13 +8,17 @@ In: an AnsibleModule. Out: ``loader_errors(module)``, a context manager that tur
 exceptions (``BpfError`` and the other ``OSError``s, ``ValueError`` for bad input) into
 ``fail_json`` with the loader's message (which names the object, file or interface and carries
 the kernel's extack text), the verifier log as ``verifier_log`` when the kernel rejected a
-program, and the traceback for ``-vvv``.
+program, and the traceback for ``-vvv``; ``plan_and_apply(module, plan, apply, locks)``, which plans,
+and outside check mode plans again and applies holding the pin directories' locks, so that
+concurrent forks on one host take turns and each plans on the state the previous one left.
 """
 
 from __future__ import annotations
 
 import traceback
 from contextlib import contextmanager
+
+from ._bpf.pins import locked
 
 
 @contextmanager
@@ -27,3 +31,18 @@ def loader_errors(module, **partial_result):
         if log:
             extra["verifier_log"] = log.splitlines()
         module.fail_json(msg=str(exc), exception=traceback.format_exc(), **extra)
+
+
+def plan_and_apply(module, plan, apply, locks):
+    """``(plan, result)``: ``plan()``, and outside check mode, when it would change something, a fresh
+    ``plan()`` made holding ``_bpf.pins.locked(*locks(plan))`` and ``apply(plan)`` under the same lock.
+
+    ``result`` is None when nothing was applied. Planning first (and without the lock in check mode)
+    lets bad input fail with the plan's own error before any lock directory is touched.
+    """
+    planned = plan()
+    if module.check_mode or not planned.changed:
+        return planned, None
+    with locked(*locks(planned)):
+        planned = plan()
+        return planned, (apply(planned) if planned.changed else None)

@@ -180,14 +180,16 @@ import traceback  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._diff import Diff  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._imports import check_requirements  # noqa: E402
-from ansible_collections.whistler.xdp.plugins.module_utils._module_base import loader_errors  # noqa: E402
+from ansible_collections.whistler.xdp.plugins.module_utils._module_base import (  # noqa: E402
+    loader_errors,
+    plan_and_apply,
+)
 
 try:
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.attach import (
         apply_attach_replanning,
         plan_attach,
     )
-    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.pins import locked
 except ImportError:
     LOADER_IMPORT_ERROR = traceback.format_exc()
 else:
@@ -209,6 +211,11 @@ def hook_state(prog_id, mode):
     return dict(prog_id=prog_id, mode=mode) if prog_id else None
 
 
+def pin_dir(plan):
+    """The directory to lock: the one holding the program, which holds the attachment records too."""
+    return [os.path.dirname(plan.program_pin)] if plan.program_pin else []
+
+
 def run(module):
     params = module.params
 
@@ -217,14 +224,13 @@ def run(module):
                            force=params["force"], state=params["state"], via_link=params["via_link"])
 
     with loader_errors(module):
-        if module.check_mode:
-            plan = planned()
+        plan, applied = plan_and_apply(module, planned, lambda plan: apply_attach_replanning(plan, planned),
+                                       pin_dir)
+        if applied is None:
             prog_id, mode, link_id = (0, None, 0) if plan.action == "detach" else (plan.prog_id, plan.mode,
                                                                                    plan.link_id)
         else:
-            # Planned under the pin directory's lock, so a concurrent fork's change is seen, not raced.
-            with locked(os.path.dirname(params["program"]) if params["program"] else None):
-                plan, result = apply_attach_replanning(planned(), planned)
+            plan, result = applied
             prog_id, mode, link_id = result.prog_id, result.mode, result.link_id
     if not prog_id:
         mode, link_id = None, 0

@@ -29,6 +29,8 @@ description:
     upgrades. An incompatible pinned map fails the task unless O(replace_incompatible_maps=true).
   - Nothing is half-applied. Every map is opened or created and every program loaded before the first pin
     changes; on failure new objects are released and existing pins are untouched.
+  - Tasks on one host that use the same pin directories take turns (an exclusive C(flock) on O(pin_path)
+    and O(map_pin_path)), so concurrent Ansible forks do not race.
   - The verifier's log is returned as RV(ignore:verifier_log) when the kernel rejects a program.
 author:
   - whistler.xdp developers (@whistler-xdp)
@@ -60,10 +62,21 @@ options:
   state:
     description:
       - V(present) loads and pins the object.
-      - V(absent) removes the pins (the kernel frees the objects once nothing else uses them).
+      - V(absent) removes the pins (the kernel frees the objects once nothing else uses them), and the
+        records M(whistler.xdp.xdp_attach) keeps under C(<pin_path>/attached/) and C(<pin_path>/links/) of
+        attachments that are gone.
+      - V(absent) fails, naming the interfaces, while a program recorded there is still attached to an
+        interface, unless O(force=true). Detach it first with M(whistler.xdp.xdp_attach).
     type: str
     choices: [present, absent]
     default: present
+  force:
+    description:
+      - With O(state=absent), remove the pins even though a program recorded under O(pin_path) is still
+        attached. The attached program keeps running, and its record stays, so that
+        M(whistler.xdp.xdp_attach) still recognises it as this collection's and detaches it without O(force).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - whistler.xdp._attributes
   - whistler.xdp._attributes.PLATFORM
@@ -101,7 +114,7 @@ EXAMPLES = r"""
     pin_path: /sys/fs/bpf/xdp
     replace_incompatible_maps: true
 
-- name: Remove the pins
+- name: Remove the pins (fails while the dispatcher is still attached somewhere)
   whistler.xdp.xdp_load:
     pin_path: /sys/fs/bpf/xdp
     state: absent
@@ -167,12 +180,17 @@ import traceback  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._diff import Diff  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._imports import check_requirements  # noqa: E402
-from ansible_collections.whistler.xdp.plugins.module_utils._module_base import loader_errors  # noqa: E402
+from ansible_collections.whistler.xdp.plugins.module_utils._module_base import (  # noqa: E402
+    loader_errors,
+    plan_and_apply,
+)
 
 try:
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.attach import recorded_attachments
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.load import (
         apply_load,
         apply_unload,
+        pin_dirs,
         plan_load,
         plan_unload,
     )
@@ -189,6 +207,7 @@ ARGUMENT_SPEC = dict(
     map_pin_path=dict(type="path"),
     replace_incompatible_maps=dict(type="bool", default=False),
     state=dict(type="str", default="present", choices=["present", "absent"]),
+    force=dict(type="bool", default=False),
 )
 
 
@@ -235,25 +254,52 @@ def load_diff(plan, programs, maps):
     return diff
 
 
+def checked_plan(spec, params):
+    plan = plan_load(spec, params["pin_path"], params["map_pin_path"], params["replace_incompatible_maps"])
+    plan.check()
+    return plan
+
+
 def present(module):
     params = module.params
     with loader_errors(module):
-        plan = plan_load(read_object(params["object"]), params["pin_path"], params["map_pin_path"],
-                         params["replace_incompatible_maps"])
-        plan.check()
-        if plan.changed and not module.check_mode:
-            programs, maps = applied(apply_load(plan))
-        else:
-            programs, maps = predicted(plan)
+        spec = read_object(params["object"])
+        plan, result = plan_and_apply(module, lambda: checked_plan(spec, params), apply_load,
+                                      lambda plan: [plan.pin_path, plan.map_pin_path])
+        programs, maps = predicted(plan) if result is None else applied(result)
     return dict(changed=plan.changed, programs=programs, maps=maps), load_diff(plan, programs, maps)
+
+
+def still_attached(pin_path, live):
+    """What of ``pin_path`` still runs: the recorded attachments ``live``, with where they are."""
+    where = "; ".join(f"program {a.prog_id} on {a.where} (recorded at {a.record})" for a in live)
+    return f"pin_path {pin_path}: still attached: {where}"
+
+
+def unload_plan(spec, params):
+    """The unload plan: ``spec``'s pins (or all under the pin paths) and the records of attachments
+    that are gone; refused while a recorded attachment is live, unless forced (the records are kept)."""
+    pin_path = pin_dirs(params["pin_path"])[0]
+    records = recorded_attachments(pin_path)
+    live = [record for record in records if record.live]
+    if live and not params["force"]:
+        raise ValueError(still_attached(pin_path, live) + ". Detach first (whistler.xdp.xdp_attach state=absent), "
+                                                          "or set force=true to remove the pins anyway")
+    stale = [record.record for record in records if not record.live]
+    return plan_unload(pin_path, params["map_pin_path"], spec, also=stale)
 
 
 def absent(module):
     params = module.params
     with loader_errors(module):
         spec = read_object(params["object"]) if params["object"] else None
-        plan = plan_unload(params["pin_path"], params["map_pin_path"], spec)
-        removed = apply_unload(plan) if plan.changed and not module.check_mode else list(plan.pins)
+        plan, removed = plan_and_apply(module, lambda: unload_plan(spec, params), apply_unload,
+                                       lambda plan: plan.dirs)
+        removed = list(plan.pins) if removed is None else removed
+        pin_path = pin_dirs(params["pin_path"])[0]
+        live = [record for record in recorded_attachments(pin_path) if record.live]
+    if live:
+        module.warn(still_attached(pin_path, live) + "; the records are kept (force=true)")
     diff = Diff()
     diff.record("pins", sorted(plan.pins), sorted(set(plan.pins) - set(removed)))
     return dict(changed=plan.changed, removed=removed), diff

@@ -23,6 +23,8 @@ description:
   - Slots are compared by program id. A slot that must change is overwritten in place in one step,
     so a tail call never finds it empty; slots are deleted only when they must end up empty.
   - If writing one slot fails, the slots already written get their previous programs back.
+  - Tasks on one host that change prog-arrays pinned in the same directory take turns (an exclusive
+    C(flock) on the directory holding O(map)), so concurrent Ansible forks do not race.
 author:
   - whistler.xdp developers (@whistler-xdp)
 options:
@@ -106,12 +108,16 @@ max_entries:
   sample: 3
 """
 
-import traceback  # noqa: E402  (Ansible modules import after the docs)
+import os  # noqa: E402  (Ansible modules import after the docs)
+import traceback  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._diff import Diff  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._imports import check_requirements  # noqa: E402
-from ansible_collections.whistler.xdp.plugins.module_utils._module_base import loader_errors  # noqa: E402
+from ansible_collections.whistler.xdp.plugins.module_utils._module_base import (  # noqa: E402
+    loader_errors,
+    plan_and_apply,
+)
 
 try:
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.progarray import (
@@ -150,11 +156,11 @@ def slot_entries(entries):
 def run(module):
     params = module.params
     with loader_errors(module):
-        plan = plan_prog_array(params["map"], slot_entries(params["entries"]), exclusive=params["exclusive"],
-                               state=params["state"])
-        after = plan.after
-        if plan.changed and not module.check_mode:
-            after = apply_prog_array(plan).after
+        entries = slot_entries(params["entries"])
+        plan, result = plan_and_apply(
+            module, lambda: plan_prog_array(params["map"], entries, exclusive=params["exclusive"], state=params["state"]),
+            apply_prog_array, lambda plan: [os.path.dirname(plan.map_pin)])
+        after = plan.after if result is None else result.after
     diff = Diff()
     diff.record("entries", plan.before, after)
     outcome = dict(changed=plan.changed, entries=after, map_id=plan.map_id, max_entries=plan.max_entries)

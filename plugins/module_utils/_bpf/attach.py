@@ -3,7 +3,9 @@
 In: ``plan_attach(interface, netns, program_pin, mode, force, state)``; a reader (the kernel by
 default, a fake in unit tests) supplies the hook's state and what is pinned.
 Out: an ``AttachPlan`` (noop / attach / replace / detach, with the state it was computed from), and
-from ``apply_attach(plan)`` an ``AttachResult(prog_id, mode, previous_prog_id, ...)``.
+from ``apply_attach(plan)`` an ``AttachResult(prog_id, mode, previous_prog_id, ...)``;
+``recorded_attachments(pin_dir)`` lists the hooks this collection recorded under a pin directory and
+whether they still run the recorded program.
 
 Rules:
 - A change never leaves the hook empty in between: a new program replaces the old one atomically
@@ -26,18 +28,21 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from dataclasses import dataclass
-from typing import Callable, Optional, Set, Tuple
+from typing import Callable, List, Optional, Set, Tuple
 
 from . import link as links
 from . import pins
 from .errors import BpfError
 from .netlink import MODE_FLAGS, XdpHook, XdpHookError, XdpState, describe
-from .netns import netns_inode
+from .netns import netns_inode, netns_named
 from .pinned import pinned, pinned_prog_ids
 from .program import Program
 
 STATES = ("present", "absent")
+RECORD_DIRS = ("attached", "links")
+_RECORD_NAME = re.compile(r"^if(\d+)_ns(\d+)$")
 
 
 class AttachRefused(XdpHookError):
@@ -130,8 +135,8 @@ def plan_attach(interface, netns: Optional[str], program_pin: Optional[str], mod
     where = describe(hook.ifname, netns)
     key = f"if{hook.ifindex}_ns{reader.netns_id(netns)}"
     pin_dir = os.path.dirname(program_pin) if program_pin else None
-    record_pin = os.path.join(pin_dir, "attached", key) if pin_dir else None
-    our_link_pin = os.path.join(pin_dir, "links", key) if pin_dir else None
+    record_pin = os.path.join(pin_dir, RECORD_DIRS[0], key) if pin_dir else None
+    our_link_pin = os.path.join(pin_dir, RECORD_DIRS[1], key) if pin_dir else None
 
     current_mode, current_id = _attached(hook.state, mode, state, where)
     desired_id = _pinned_program(reader, program_pin) if state == "present" else 0
@@ -278,3 +283,49 @@ def _apply_link(plan: AttachPlan, new: Optional[Program], old: Optional[Program]
             return AttachResult(info.prog_id, plan.mode, plan.previous_prog_id, True, info.id)
         info = links.detach_xdp_link(link, plan.link_pin)
         return AttachResult(0, plan.mode, plan.previous_prog_id, True, info.id)
+
+
+@dataclass(frozen=True)
+class RecordedAttachment:
+    """A hook recorded under a pin directory; ``live`` while it still runs the recorded program.
+
+    ``where`` names the interface and namespace (by ifindex and namespace inode once they are gone)."""
+
+    record: str
+    prog_id: int
+    where: str
+    live: bool
+
+
+def recorded_attachments(pin_dir: str) -> List[RecordedAttachment]:
+    """Every attachment recorded under ``pin_dir`` (``attached/`` and ``links/``), checked against its hook."""
+    found = []
+    for subdir in RECORD_DIRS:
+        directory = os.path.join(pin_dir, subdir)
+        for name in sorted(pins.list_pins(directory)):
+            match = _RECORD_NAME.match(name)
+            recorded = pinned(os.path.join(directory, name)) if match else None
+            if recorded is None:
+                continue
+            ifindex, inode = int(match.group(1)), int(match.group(2))
+            where, attached = _hook_now(ifindex, inode)
+            found.append(RecordedAttachment(recorded.path, recorded.prog_id, where,
+                                            recorded.prog_id in attached.values()))
+    return found
+
+
+def _hook_now(ifindex: int, inode: int):
+    """``(where, {mode: prog id})`` of the hook of ``ifindex`` in the namespace with ``inode``;
+    nothing attached when the namespace or the interface is gone."""
+    gone = f"interface {ifindex} in network namespace {inode}"
+    try:
+        netns = netns_named(inode)
+    except LookupError:
+        return gone + " (no longer found)", {}
+    try:
+        with XdpHook(ifindex, netns) as hook:
+            return hook.where, hook.state().attached
+    except XdpHookError as exc:
+        if exc.errno != errno.ENODEV:
+            raise
+        return gone + " (no longer found)", {}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from . import pins
 from . import syscalls as sc
@@ -148,11 +148,16 @@ class LoadPlan:
             raise BpfError(errno.EEXIST, "load", self.spec.source, "; ".join(self.errors) + hint)
 
 
+def pin_dirs(pin_path: str, map_pin_path: Optional[str] = None) -> Tuple[str, str]:
+    """The checked program and map pin directories (the map one defaults to ``<pin_path>/maps``)."""
+    pin_path = pins.check_path(pin_path)
+    return pin_path, pins.check_path(map_pin_path or os.path.join(pin_path, MAP_DIR), "map pin path")
+
+
 def plan_load(spec: ObjectSpec, pin_path: str, map_pin_path: Optional[str] = None,
               replace_incompatible_maps: bool = False) -> LoadPlan:
     """What loading ``spec`` under ``pin_path`` would do; reads pins, loads nothing."""
-    pin_path = pins.check_path(pin_path)
-    map_dir = pins.check_path(map_pin_path or os.path.join(pin_path, MAP_DIR), "map pin path")
+    pin_path, map_dir = pin_dirs(pin_path, map_pin_path)
     return decide(spec, read_pins(spec, pin_path, map_dir), pin_path, map_dir, replace_incompatible_maps)
 
 
@@ -337,17 +342,19 @@ class UnloadPlan:
 
 
 def plan_unload(pin_path: str, map_pin_path: Optional[str] = None,
-                spec: Optional[ObjectSpec] = None) -> UnloadPlan:
-    """Pins to remove: ``spec``'s programs and maps, or (no spec) every pin in the two directories."""
-    pin_path = pins.check_path(pin_path)
-    map_dir = pins.check_path(map_pin_path or os.path.join(pin_path, MAP_DIR), "map pin path")
+                spec: Optional[ObjectSpec] = None, also: Sequence[str] = ()) -> UnloadPlan:
+    """Pins to remove: ``spec``'s programs and maps, or (no spec) every pin in the two directories,
+    and the pins ``also`` names (their directories go too when they end up empty)."""
+    pin_path, map_dir = pin_dirs(pin_path, map_pin_path)
     if spec is not None:
         paths = [os.path.join(pin_path, p.name) for p in spec.programs]
         paths += [os.path.join(map_dir, m.name) for m in spec.maps]
     else:
         paths = [os.path.join(pin_path, name) for name in pins.list_pins(pin_path)]
         paths += [os.path.join(map_dir, name) for name in pins.list_pins(map_dir)]
-    return UnloadPlan([p for p in paths if pins.exists(p)], [map_dir, pin_path])
+    paths += list(also)
+    extra_dirs = sorted({os.path.dirname(p) for p in also} - {map_dir, pin_path}, reverse=True)
+    return UnloadPlan([p for p in paths if pins.exists(p)], extra_dirs + [map_dir, pin_path])
 
 
 def apply_unload(plan: UnloadPlan) -> List[str]:

@@ -1,7 +1,8 @@
 """The XDP hook of one network interface, over rtnetlink (pyroute2 >= 0.9.1).
 
 In: an interface (name or ifindex), optionally a network namespace (name or path), program fds.
-Out: ``XdpState`` (which program id is attached in which mode) and the state after each change.
+Out: ``XdpState`` (which program id is attached in which mode) and the state after each change;
+``list_interfaces`` names every interface of a namespace.
 ``XdpHook`` attaches (only onto an empty hook), replaces atomically (REPLACE + EXPECTED_FD, in the
 mode that is attached now) and detaches (with the attached mode's flag, then re-reads the hook:
 a detach with the wrong mode flag is a silent no-op in the kernel, and is reported here as an error).
@@ -84,6 +85,16 @@ class XdpHookError(BpfError):
 def describe(interface: object, netns: str | None) -> str:
     where = f"interface {interface!r}"
     return where + (f" in network namespace {netns!r}" if netns else " in this host's network namespace")
+
+
+def list_interfaces(netns: str | None = None) -> list:
+    """Names of every interface in ``netns`` (None: this process's namespace), in ifindex order."""
+    if IPRoute is None:
+        raise XdpHookError(errno.ENOSYS, "list_interfaces", describe("*", netns),
+                           f"pyroute2 >= 0.9.1 is required: {PYROUTE2_IMPORT_ERROR}")
+    with IPRoute(netns=netns_path(netns), flags=0) as ipr:
+        links = sorted(ipr.get_links(), key=lambda msg: msg["index"])
+    return [msg.get_attr("IFLA_IFNAME") for msg in links]
 
 
 class XdpHook:

@@ -4,7 +4,7 @@ In: a namespace given as a name (what ``ip netns add NAME`` creates under /run/n
 path to a namespace file (``/run/netns/NAME``, ``/proc/PID/ns/net``), or None for the caller's
 own namespace.
 Out: ``netns_path`` (the checked path, or None), ``netns_inode`` (the namespace's identity while
-it lives) and ``entered``, a context manager that moves the current thread into the namespace and
+it lives), ``netns_named`` (an inode back to a name) and ``entered``, a context manager that moves the current thread into the namespace and
 back. ``bpf(BPF_LINK_CREATE)`` needs that: it resolves its ifindex in the calling task's namespace.
 Netlink does not: pyroute2 opens its socket inside the namespace and we keep sending from here,
 so program fds stay valid. Nothing here runs ``ip netns exec``, which remounts /sys and hides bpffs.
@@ -62,6 +62,21 @@ def netns_path(netns: str | None) -> str | None:
 def netns_inode(netns: str | None) -> int:
     """The inode number that identifies the namespace (our own for None) while it exists."""
     return os.stat(netns_path(netns) or OWN_NETNS).st_ino
+
+
+def netns_named(inode: int) -> str | None:
+    """The ``netns`` argument for the namespace whose inode is ``inode``: None for our own, else its
+    name under /run/netns. Raises LookupError when it is neither (gone, or never named)."""
+    if os.stat(OWN_NETNS).st_ino == inode:
+        return None
+    names = sorted(os.listdir(NETNS_RUN_DIR)) if os.path.isdir(NETNS_RUN_DIR) else []
+    for name in names:
+        try:
+            if os.stat(os.path.join(NETNS_RUN_DIR, name)).st_ino == inode:
+                return name
+        except OSError:
+            continue  # deleted while we look
+    raise LookupError(f"no network namespace with inode {inode} in this one or under {NETNS_RUN_DIR}")
 
 
 def _setns(fd: int, what: str) -> None:

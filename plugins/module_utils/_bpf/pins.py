@@ -157,23 +157,32 @@ def locked(*directories: Optional[str]):
     """Hold an exclusive flock on each pin directory for the ``with`` block.
 
     Locks are taken in sorted order, so two holders of overlapping sets never deadlock. Missing
-    directories are created, and removed again at the end if still empty (while still locked).
+    directories (and missing parents) are created, and removed again at the end if still empty
+    (while still locked), so a failed task leaves no trace.
     """
     paths = sorted({check_path(d, "pin directory") for d in directories if d} - set(_held))
     created: List[str] = []
     try:
         for path in paths:
-            if not os.path.isdir(path):
-                makedirs(path)
-                created.append(path)
+            created += _missing(path)
+            makedirs(path)
             _held[path] = _flock(path)
         yield
     finally:
-        for path in reversed(created):
+        for path in sorted(created, reverse=True):  # children before their parents
             remove_dir_if_empty(path)
         for path in reversed(paths):
             if path in _held:
                 os.close(_held.pop(path))  # closing the fd releases the lock
+
+
+def _missing(path: str) -> List[str]:
+    """``path`` and its ancestors that do not exist yet."""
+    missing = []
+    while not os.path.exists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    return missing
 
 
 def _flock(path: str) -> int:

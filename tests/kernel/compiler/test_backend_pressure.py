@@ -60,3 +60,27 @@ def test_many_returns_of_few_values(pin_dir, a, expected):
     case = value(f"returns {a}", body, expected, args={0: a})
     case.maps = {"res": {0: 0, 1: 0, 2: 0, 3: 0}} if expected != 2 else case.maps
     run_case(case, pin_dir)
+
+
+def test_stack_near_the_limit_is_accepted(pin_dir):
+    # 496 bytes of struct + the 4-byte map keys: the frame is 500 of the kernel's 512 bytes
+    body = (f"(let ((buf (struct-alloc 496))) (store u64 buf 488 {GET[0]}) (store u8 buf 0 {GET[1]})"
+            " (+ (load u64 buf 488) (load u8 buf 0) (load u32 buf 100)))")
+    expected = (A[0] + (A[1] & 0xFF)) & MASK64
+    run_case(value("stack near 512", body, expected, args=ARGS), pin_dir)
+
+
+def test_packet_pointer_and_context_survive_spills(pin_dir):
+    # more values than r6-r9 live across helper calls, including the packet pointer (loads after
+    # the calls) and the context (needed by the final tail call into an empty slot)
+    names = [f"v{i}" for i in range(10)]
+    binds = " ".join(f"({v} (+ {GET[i % 3]} {i}))" for i, v in enumerate(names))
+    body = (f"(let ((data (xdp-data)) (data-end (xdp-data-end)))"
+            f" (when (> (+ data 34) data-end) (return 99))"
+            f" (let ({binds}) {BUMP} {BUMP}"
+            f"  (tail-call jt 0)"
+            f"  (+ (ipv4-ttl (+ data 14)) {' '.join(names)})))")
+    expected = (61 + sum(A[i % 3] + i for i in range(10))) & MASK64  # DEFAULT_FRAME has ttl 61
+    extra = "(defmap jt :type :prog-array :key-size 4 :value-size 4 :max-entries 2)"
+    case = value("spilled packet pointer", body, expected, args=ARGS, extra=extra, counts=(2,))
+    run_case(case, pin_dir)

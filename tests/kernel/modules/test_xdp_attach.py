@@ -187,20 +187,24 @@ def test_via_link_over_a_netlink_attachment_is_refused(netns_pair, loaded, run_m
 
 @pytest.fixture
 def interloper(monkeypatch, netns_pair):
-    """Makes ``xdp_attach`` plan, then has another writer put ``interloper.programs[n]`` on the hook
-    right after the module's plan number n (0-based), before the module acts on it."""
+    """After ``interloper.arm(programs)``, another writer puts ``programs[n]`` on the hook right after
+    xdp_attach's plan number n (0-based), before the module acts on that plan."""
     class Interloper:
         programs = []
         plans = 0
 
+        @classmethod
+        def arm(cls, programs):
+            cls.programs, cls.plans = programs, 0
+
     real_plan = xdp_attach.plan_attach
 
     def plan_then_interfere(*args, **kwargs):
+        number, Interloper.plans = Interloper.plans, Interloper.plans + 1
         plan = real_plan(*args, **kwargs)
-        if Interloper.plans < len(Interloper.programs):
+        if number < len(Interloper.programs):
             netns_pair.run(netns_pair.a, "ip", "-force", "link", "set", "dev", netns_pair.if_a, "xdpgeneric",
-                           "pinned", str(Interloper.programs[Interloper.plans]))
-        Interloper.plans += 1
+                           "pinned", str(Interloper.programs[number]))
         return plan
 
     monkeypatch.setattr(xdp_attach, "plan_attach", plan_then_interfere)
@@ -211,7 +215,7 @@ def interloper(monkeypatch, netns_pair):
 def test_a_swap_refused_because_the_hook_changed_is_replanned_once(netns_pair, loaded, run_module, interloper):
     dispatcher, tcp, udp = (loaded / "progs" / name for name in ("xdp_dispatch", "tcp_handler", "udp_handler"))
     run_module("xdp_attach", attach_args(netns_pair, dispatcher))
-    interloper.programs = [tcp]  # one of ours: the second plan replaces it
+    interloper.arm([tcp])  # one of ours: the second plan replaces it
     result = run_module("xdp_attach", attach_args(netns_pair, udp))
     assert not result.get("failed"), result
     assert interloper.plans == 2
@@ -225,7 +229,7 @@ def test_a_replan_still_refuses_a_foreign_program(netns_pair, loaded, run_module
     bpftool_loadall(clang_object, pin_dir / "foreign", pin_dir / "foreign_maps")
     foreign = pin_dir / "foreign" / "xdp_dispatch"
     run_module("xdp_attach", attach_args(netns_pair, loaded / "progs" / "xdp_dispatch"))
-    interloper.programs = [foreign]
+    interloper.arm([foreign])
     refused = run_module("xdp_attach", attach_args(netns_pair, loaded / "progs" / "udp_handler"))
     assert refused.get("failed") is True and "not attached by this collection" in refused["msg"]
     assert interloper.plans == 2
@@ -235,7 +239,7 @@ def test_a_replan_still_refuses_a_foreign_program(netns_pair, loaded, run_module
 def test_a_hook_that_keeps_changing_fails_after_one_replan(netns_pair, loaded, run_module, interloper):
     dispatcher, tcp = loaded / "progs" / "xdp_dispatch", loaded / "progs" / "tcp_handler"
     run_module("xdp_attach", attach_args(netns_pair, dispatcher))
-    interloper.programs = [tcp, dispatcher]  # each plan's expected program is gone when it acts
+    interloper.arm([tcp, dispatcher])  # each plan's expected program is gone when it acts
     result = run_module("xdp_attach", attach_args(netns_pair, loaded / "progs" / "udp_handler"))
     assert result.get("failed") is True, result
     assert "does not match expected" in result["msg"]

@@ -62,7 +62,12 @@ def test_instruction_selection():
     assert any(t.startswith("w") and "= w" in t for t in text)  # cast u32 is a 32-bit mov
     assert any(t.endswith(" ll") for t in text)  # a constant beyond s32 needs ld_imm64
     cmp = listing(compiled("(if (s< (ctx-load u64 0) 4294967295) 1 2)"))
-    assert any("s<" in t and "goto" in t and t.startswith("if r") for t in cmp)  # JMP, not JMP32
+    assert any(t.startswith("if r") and " s>" in t for t in cmp)  # signed, 64-bit JMP (not JMP32)
+
+
+def test_constant_arm_needs_no_jump_around_it():
+    text = listing(compiled("(if (> (ctx-load u64 0) 5) 10 20)"))
+    assert text == ["r1 = *(u64 *)(r1 +0)", "r0 = 20", "if r1 <= 5 goto +1", "r0 = 10", "exit"]
 
 
 def _simulate_moves(code, regs_in: dict) -> dict:
@@ -78,7 +83,7 @@ def _simulate_moves(code, regs_in: dict) -> dict:
 def test_helper_arguments_are_a_correct_parallel_move():
     loc = Loc("t", 1, 1)
     fn = ir.Function("t", loc, [])
-    v = [fn.new_vreg() for _ in range(3)]
+    v = [fn.new_vreg() for _slot in range(3)]
     # a three-cycle: the values for r1, r2, r3 sit in r2, r3, r1
     block = ir.Block("entry", [ir.Insn("mov", x, [i], loc) for i, x in enumerate(v)],
                      ir.Insn("ret", None, [0], loc))

@@ -107,3 +107,17 @@ def test_return_value_on_every_path_after_folding():
     fn = optimized("(let ((a nil (ctx-load u64 0))) (if (s< a 18446744073709551615) 1 2))")
     assert ir_interp.run(fn, (2**64 - 5).to_bytes(8, "little")) == 1
     assert ir_interp.run(fn, (3).to_bytes(8, "little")) == 2
+
+
+def test_constant_arm_is_hoisted_before_the_branch():
+    fn = optimized("(let ((p nil (map-lookup stats 0))) (if p (load u64 p 0) 0))")
+    entry = fn.blocks[0]
+    assert entry.insns[-1].op == "mov" and entry.insns[-1].args == [0]
+    assert len(fn.blocks) == 3  # entry, the load arm, the join
+
+
+def test_constant_arm_is_not_hoisted_over_a_read_of_its_variable():
+    body = "(let ((x nil (ctx-load u64 0))) (if (> x 5) (setq x (+ x 1)) (setq x 0)) x)"
+    fn = optimized(body)
+    assert ir_interp.run(fn, (9).to_bytes(8, "little")) == 10
+    assert ir_interp.run(fn, (2).to_bytes(8, "little")) == 0

@@ -94,7 +94,7 @@ def test_scratch_slots_of_different_calls_share_bytes():
     assert len(set(keys)) == 1 and keys[0] == -4
     odd = sorted((alloc.frame[s.id], s.size) for s in slots.values() if s.size in (6, 3))
     # the 6-byte key and 3-byte value of one call must not overlap each other
-    (lo_off, lo_size), (hi_off, _) = odd
+    (lo_off, lo_size), (hi_off, _hi_size) = odd
     assert lo_off + lo_size <= hi_off
     assert alloc.stack_size == max(-off for off in alloc.frame.values())
 
