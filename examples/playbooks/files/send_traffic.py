@@ -11,7 +11,7 @@ import sys
 
 
 def send(address: str, tcp_count: int, udp_count: int, port: int) -> dict:
-    for _ in range(tcp_count):
+    for _attempt in range(tcp_count):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.settimeout(2)
             try:
@@ -21,7 +21,7 @@ def send(address: str, tcp_count: int, udp_count: int, port: int) -> dict:
             else:
                 raise SystemExit(f"{address}:{port} accepted a connection; pick a closed port")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        for _ in range(udp_count):
+        for _datagram in range(udp_count):
             sock.sendto(b"whistler", (address, port))
     return {"tcp": tcp_count, "udp": udp_count}
 

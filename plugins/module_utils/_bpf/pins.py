@@ -164,12 +164,10 @@ def locked(*directories: Optional[str]):
     created: List[str] = []
     try:
         for path in paths:
-            created += _missing(path)
-            makedirs(path)
-            _held[path] = _flock(path)
+            _held[path] = _flock(path, created)
         yield
     finally:
-        for path in sorted(created, reverse=True):  # children before their parents
+        for path in sorted(set(created), reverse=True):  # children before their parents
             remove_dir_if_empty(path)
         for path in reversed(paths):
             if path in _held:
@@ -185,9 +183,15 @@ def _missing(path: str) -> List[str]:
     return missing
 
 
-def _flock(path: str) -> int:
-    """An fd of directory ``path`` holding an exclusive flock on it (waits for other holders)."""
+def _flock(path: str, created: List[str]) -> int:
+    """An fd of directory ``path`` holding an exclusive flock on it (waits for other holders).
+
+    Creates ``path`` and its missing ancestors first (again, if the holder we waited for removed
+    them) and appends what it created to ``created``.
+    """
     while True:
+        created += _missing(path)
+        makedirs(path)
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -203,4 +207,3 @@ def _flock(path: str) -> int:
             return fd
         # The holder we waited for removed the directory: lock the one now at ``path`` instead.
         os.close(fd)
-        makedirs(path)

@@ -187,8 +187,11 @@ def test_via_link_over_a_netlink_attachment_is_refused(netns_pair, loaded, run_m
 
 @pytest.fixture
 def interloper(monkeypatch, netns_pair):
-    """After ``interloper.arm(programs)``, another writer puts ``programs[n]`` on the hook right after
-    xdp_attach's plan number n (0-based), before the module acts on that plan."""
+    """After ``interloper.arm(programs)``, another writer puts ``programs[n]`` (unless None) on the hook
+    right after xdp_attach's plan number n (0-based), before the module acts on that plan.
+
+    A real run plans once to validate, then again holding the pin directory's lock, and acts on that
+    second plan (n=1): the kernel's refusal and the re-plan come after it."""
     class Interloper:
         programs = []
         plans = 0
@@ -202,7 +205,7 @@ def interloper(monkeypatch, netns_pair):
     def plan_then_interfere(*args, **kwargs):
         number, Interloper.plans = Interloper.plans, Interloper.plans + 1
         plan = real_plan(*args, **kwargs)
-        if number < len(Interloper.programs):
+        if number < len(Interloper.programs) and Interloper.programs[number] is not None:
             netns_pair.run(netns_pair.a, "ip", "-force", "link", "set", "dev", netns_pair.if_a, "xdpgeneric",
                            "pinned", str(Interloper.programs[number]))
         return plan
@@ -215,10 +218,10 @@ def interloper(monkeypatch, netns_pair):
 def test_a_swap_refused_because_the_hook_changed_is_replanned_once(netns_pair, loaded, run_module, interloper):
     dispatcher, tcp, udp = (loaded / "progs" / name for name in ("xdp_dispatch", "tcp_handler", "udp_handler"))
     run_module("xdp_attach", attach_args(netns_pair, dispatcher))
-    interloper.arm([tcp])  # one of ours: the second plan replaces it
+    interloper.arm([None, tcp])  # one of ours: the re-plan replaces it
     result = run_module("xdp_attach", attach_args(netns_pair, udp))
     assert not result.get("failed"), result
-    assert interloper.plans == 2
+    assert interloper.plans == 3
     assert (result["changed"], result["previous_prog_id"], result["prog_id"]) == \
         (True, pinned_id(tcp), pinned_id(udp))
     assert xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": pinned_id(udp)}
@@ -229,19 +232,19 @@ def test_a_replan_still_refuses_a_foreign_program(netns_pair, loaded, run_module
     bpftool_loadall(clang_object, pin_dir / "foreign", pin_dir / "foreign_maps")
     foreign = pin_dir / "foreign" / "xdp_dispatch"
     run_module("xdp_attach", attach_args(netns_pair, loaded / "progs" / "xdp_dispatch"))
-    interloper.arm([foreign])
+    interloper.arm([None, foreign])
     refused = run_module("xdp_attach", attach_args(netns_pair, loaded / "progs" / "udp_handler"))
     assert refused.get("failed") is True and "not attached by this collection" in refused["msg"]
-    assert interloper.plans == 2
+    assert interloper.plans == 3
     assert xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": pinned_id(foreign)}
 
 
 def test_a_hook_that_keeps_changing_fails_after_one_replan(netns_pair, loaded, run_module, interloper):
     dispatcher, tcp = loaded / "progs" / "xdp_dispatch", loaded / "progs" / "tcp_handler"
     run_module("xdp_attach", attach_args(netns_pair, dispatcher))
-    interloper.arm([tcp, dispatcher])  # each plan's expected program is gone when it acts
+    interloper.arm([None, tcp, dispatcher])  # each plan's expected program is gone when it acts
     result = run_module("xdp_attach", attach_args(netns_pair, loaded / "progs" / "udp_handler"))
     assert result.get("failed") is True, result
     assert "does not match expected" in result["msg"]
-    assert interloper.plans == 2
+    assert interloper.plans == 3
     assert xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": pinned_id(dispatcher)}

@@ -136,3 +136,54 @@ def test_not_an_object_fails_clearly(pin_dir, run_module, tmp_path):
     assert result.get("failed") is True
     assert str(junk) in result["msg"]
     assert list(pin_dir.iterdir()) == []
+
+
+def attach_dispatcher(run_module, netns_pair, pin_dir, **extra):
+    result = run_module("xdp_attach", dict({"interface": netns_pair.if_a, "netns": netns_pair.a, "mode": "generic",
+                                            "program": str(pin_dir / "xdp" / "xdp_dispatch")}, **extra))
+    assert not result.get("failed"), result
+    return result
+
+
+def pins_under(directory):
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("via_link, record_dir", [(False, "attached"), (True, "links")])
+def test_absent_refuses_while_the_dispatcher_is_attached(pin_dir, clang_object, run_module, netns_pair,
+                                                         via_link, record_dir):
+    run_module("xdp_load", load_args(pin_dir, clang_object))
+    prog_id = attach_dispatcher(run_module, netns_pair, pin_dir, via_link=via_link)["prog_id"]
+    pinned_before = pins_under(pin_dir)
+    assert [p for p in pinned_before if p.startswith(f"xdp/{record_dir}/")], pinned_before
+
+    for check in (True, False):
+        refused = run_module("xdp_load", load_args(pin_dir, clang_object, state="absent"), check=check)
+        assert refused.get("failed") is True, refused
+        assert f"program {prog_id} on interface {netns_pair.if_a!r} in network namespace {netns_pair.a!r}" \
+            in refused["msg"]
+        assert "force=true" in refused["msg"]
+        assert pins_under(pin_dir) == pinned_before
+
+    forced = run_module("xdp_load", load_args(pin_dir, clang_object, state="absent", force=True))
+    assert forced["changed"] is True and len(forced["removed"]) == len(PROGRAMS) + len(MAPS)
+    assert any(netns_pair.if_a in str(warning) for warning in forced.get("warnings", [])), forced
+    # The dispatcher keeps running, and its record keeps it recognisable: detaching needs no force.
+    assert [p.split("/")[1] for p in pins_under(pin_dir)] == [record_dir]
+    detached = attach_dispatcher(run_module, netns_pair, pin_dir, state="absent")
+    assert (detached["changed"], detached["previous_prog_id"]) == (True, prog_id)
+    assert pins_under(pin_dir) == []
+
+
+def test_absent_removes_the_records_of_attachments_that_are_gone(pin_dir, clang_object, run_module, netns_pair):
+    run_module("xdp_load", load_args(pin_dir, clang_object))
+    attach_dispatcher(run_module, netns_pair, pin_dir)
+    # Another tool takes the program off: the record under attached/ is stale now.
+    netns_pair.run(netns_pair.a, "ip", "link", "set", "dev", netns_pair.if_a, "xdpgeneric", "off")
+    record = [p for p in pins_under(pin_dir) if p.startswith("xdp/attached/")]
+    assert len(record) == 1
+
+    gone = run_module("xdp_load", load_args(pin_dir, clang_object, state="absent"))
+    assert not gone.get("failed"), gone
+    assert str(pin_dir / record[0]) in gone["removed"]
+    assert not (pin_dir / "xdp").exists()
