@@ -100,27 +100,37 @@ class CtxField:
     offset: int
     type: str  # element type, e.g. "U32"
     count: int = 1  # > 1 for array fields (need an index)
+    readable: bool = True  # may the program load it (else the verifier rejects the load)
+    writable: bool = False  # may the program store to it (else the verifier rejects the store)
 
 
-def _u32_fields(*names_and_counts) -> dict[str, CtxField]:
+def _u32_fields(*names_and_counts, unreadable: tuple = (), writable: tuple = ()) -> dict[str, CtxField]:
     """Consecutive u32 fields starting at offset 0; an entry may be (name, element_count)."""
     fields, offset = {}, 0
     for entry in names_and_counts:
         name, count = entry if isinstance(entry, tuple) else (entry, 1)
-        fields[name] = CtxField(offset, "U32", count)
+        fields[name] = CtxField(offset, "U32", count, name not in unreadable, name in writable)
         offset += 4 * count
     return fields
 
 
-# Context structures by defprog :type (uapi linux/bpf.h; every field listed is a __u32).
+# Context structures by defprog :type (uapi linux/bpf.h; every field listed is a __u32). What a
+# program may read and write is the verifier's rule for its type (net/core/filter.c):
+# xdp_is_valid_access allows no stores, and egress_ifindex only to devmap programs;
+# tc_cls_act_is_valid_access refuses the socket fields (family .. local_port) and lets
+# classifiers store only to the fields listed. tests/kernel/compiler/test_ctx_rules.py checks
+# these tables against the running kernel.
 CTX_LAYOUTS = {
     "xdp": _u32_fields("DATA", "DATA-END", "DATA-META", "INGRESS-IFINDEX", "RX-QUEUE-INDEX",
-                       "EGRESS-IFINDEX"),
+                       "EGRESS-IFINDEX", unreadable=("EGRESS-IFINDEX",)),
     "tc": _u32_fields("LEN", "PKT-TYPE", "MARK", "QUEUE-MAPPING", "PROTOCOL", "VLAN-PRESENT",
                       "VLAN-TCI", "VLAN-PROTO", "PRIORITY", "INGRESS-IFINDEX", "IFINDEX", "TC-INDEX",
                       ("CB", 5), "HASH", "TC-CLASSID", "DATA", "DATA-END", "NAPI-ID", "FAMILY",
                       "REMOTE-IP4", "LOCAL-IP4", ("REMOTE-IP6", 4), ("LOCAL-IP6", 4), "REMOTE-PORT",
-                      "LOCAL-PORT", "DATA-META"),
+                      "LOCAL-PORT", "DATA-META",
+                      unreadable=("FAMILY", "REMOTE-IP4", "LOCAL-IP4", "REMOTE-IP6", "LOCAL-IP6",
+                                  "REMOTE-PORT", "LOCAL-PORT"),
+                      writable=("MARK", "QUEUE-MAPPING", "PRIORITY", "TC-INDEX", "CB", "TC-CLASSID")),
 }
 
 CTX_STRUCT_NAMES = {"xdp": "xdp_md", "tc": "__sk_buff"}

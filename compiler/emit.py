@@ -38,20 +38,13 @@ def emit_program(alloc: Allocation, prog: ProgDef) -> ProgramCode:
 def layout(fn: ir.Function) -> list:
     """Blocks in reverse postorder; of two successors, the one with fewer predecessors (the
     branch's own continuation rather than a shared exit) comes right after, else the false one."""
-    blocks, preds = fn.block_map(), fn.predecessors()
-    seen, post = set(), []
+    preds = fn.predecessors()
 
-    def visit(label: str):
-        seen.add(label)
-        succs = list(blocks[label].successors)
+    def successors(block: ir.Block) -> list:
         # visited last = placed next; stable sort keeps the false target last among equals
-        for t in sorted(succs, key=lambda t: -len(preds[t])):
-            if t not in seen:
-                visit(t)
-        post.append(blocks[label])
+        return sorted(block.successors, key=lambda t: -len(preds[t]))
 
-    visit(fn.blocks[0].label)
-    return post[::-1]
+    return ir.depth_first_postorder(fn.block_map(), fn.blocks[0].label, successors)[::-1]
 
 
 class _Emitter:

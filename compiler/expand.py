@@ -13,6 +13,7 @@ constants and maps defined further down, as in Whistler.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from . import builtins, protocols, reader
@@ -23,6 +24,7 @@ from .forms import Form, Int, List, Str, Symbol, mangle, short
 from .macro_eval import Interpreter, MacroError
 
 MAX_NAME = 15  # BPF_OBJ_NAME_LEN - 1: the kernel truncates longer names
+_C_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 
 _MAP_OPTIONS = (":TYPE", ":KEY-SIZE", ":VALUE-SIZE", ":MAX-ENTRIES", ":MAP-FLAGS")
 _PROG_OPTIONS = (":TYPE", ":SECTION", ":LICENSE")
@@ -39,6 +41,16 @@ class _PendingProgram:
     license: str
     body: tuple
     loc: Loc
+
+
+def _expand_located(expander: BodyExpander, form: Form) -> Form:
+    """Expand one body form; a form (or its macro expansion) nested deeper than the compiler
+    can recurse is an error at that form rather than a crash."""
+    try:
+        return expander.expand(form)
+    except RecursionError:
+        raise error(form, "this form nests too deeply to compile",
+                    hint="split it into smaller expressions; check macros that build deep code") from None
 
 
 def expand_unit(forms: list[Form], filename: str) -> Unit:
@@ -146,6 +158,12 @@ class _UnitExpander:
     # maps and programs ------------------------------------------------------------------
     def claim_name(self, sym: Symbol, form: List, kind: str) -> str:
         name = mangle(sym.name)
+        if not _C_IDENTIFIER.fullmatch(name):
+            # BTF (FUNC, VAR), bpffs pin names and libbpf skeletons all take the name as a C
+            # identifier; anything else fails only at load time, far from the source.
+            raise error(form, f"{kind} name {name} is not a C identifier once mangled",
+                        expected="letters, digits, '-' and '_', not starting with a digit",
+                        hint="choose a name like proto-stats or xdp_dispatch")
         if len(name) > MAX_NAME:
             raise error(form, f"{kind} name {name} is {len(name)} characters; the kernel keeps only {MAX_NAME}",
                         hint="choose a shorter name")
@@ -245,7 +263,7 @@ class _UnitExpander:
             body[-1] = List((Symbol("RETURN", body[-1].loc), body[-1]), body[-1].loc)
         expander = BodyExpander(self.scope, p.prog_type)
         return ProgDef(name=p.name, lisp_name=p.lisp_name, prog_type=p.prog_type, section=p.section,
-                       license=p.license, body=expander.expand_all(body), loc=p.loc)
+                       license=p.license, body=tuple(_expand_located(expander, f) for f in body), loc=p.loc)
 
     _HANDLERS = {
         "DEFMAP": defmap, "DEFPROG": defprog, "DEFCONSTANT": defconstant, "DEFMACRO": defmacro,

@@ -86,7 +86,10 @@ def call_macro(scope: Scope, macro: Macro, form: List) -> Form:
     for arg in form.items[1:]:
         _collect_ids(arg, passed)
     budget = [MAX_MACRO_NODES]
-    relocated = _relocate(result, form.loc, passed, budget)
+    try:
+        relocated = _relocate(result, form.loc, passed, budget)
+    except RecursionError:
+        raise error(form, f"macro {macro.name.lower()} produced code nested too deeply") from None
     if budget[0] < 0:
         raise error(form, f"macro {macro.name.lower()} produced more than {MAX_MACRO_NODES} forms")
     return relocated
@@ -331,7 +334,7 @@ def set_place(bx: BodyExpander, place: Form, value: Form, context: List) -> Form
         if name == "GETMAP":
             return expand_maps.set_getmap(bx, place, value, context)
         if name == "CTX":
-            typ, off = _ctx_place(bx, place)
+            typ, off = _ctx_place(bx, place, store=True)
             return L(loc, "CTX-STORE", typ, off, bx.expand(value))
         if name == "LOAD":
             load = bx.expand(place)
@@ -410,6 +413,8 @@ def _case(bx, form):
             raise error(clause if isinstance(clause, List) else form, "malformed case clause",
                         expected="(VALUE BODY...) or ((VALUE...) BODY...)")
         keys, *body = clause.items
+        if is_nil(keys):  # as in Common Lisp, NIL and () are an empty key list: never matches
+            continue
         branch = _progn_of(bx, clause.loc, body)
         if isinstance(keys, Symbol) and keys.name in ("T", "OTHERWISE"):
             if i != 0:
@@ -579,20 +584,23 @@ def _atomic_add(bx, form):
     return L(form.loc, "ATOMIC-ADD", unsigned, pointer, offset, bx.expand(value))
 
 
-def _ctx_place(bx: BodyExpander, form: List) -> tuple[Symbol, Int]:
-    """``(ctx FIELD [INDEX])`` or ``(ctx TYPE OFFSET)`` -> (access type, byte offset), checked."""
+def _ctx_place(bx: BodyExpander, form: List, store: bool = False) -> tuple[Symbol, Int]:
+    """``(ctx FIELD [INDEX])`` or ``(ctx TYPE OFFSET)`` -> (access type, byte offset), checked
+    for a read, or for a ``store``."""
     args = bx.args(form, 1, 2, "(ctx FIELD [INDEX]) or (ctx TYPE OFFSET)")
     struct = builtins.CTX_STRUCT_NAMES[bx.prog_type]
     if is_type(args[0]):
         if len(args) != 2:
             raise error(form, "raw context access needs an offset", expected="(ctx TYPE OFFSET)")
-        return _checked_raw_ctx(bx, form, bx.type_arg(args[0], form), bx.literal(args[1], form, "the ctx offset"))
+        return _checked_raw_ctx(bx, form, bx.type_arg(args[0], form), bx.literal(args[1], form, "the ctx offset"),
+                                store)
     name = args[0].name if isinstance(args[0], Symbol) else None
     layout = builtins.CTX_LAYOUTS[bx.prog_type]
     field_ = layout.get(name)
     if field_ is None:
         raise error(form, f"{short(args[0])} is not a field of {struct}",
                     expected=", ".join(n.lower() for n in layout))
+    _check_access(bx, form, name, field_, store)
     index = 0
     if field_.count > 1:
         if len(args) != 2:
@@ -608,12 +616,28 @@ def _ctx_place(bx: BodyExpander, form: List) -> tuple[Symbol, Int]:
     return Symbol(field_.type, form.loc), Int(field_.offset + index * size, form.loc)
 
 
-def _checked_raw_ctx(bx: BodyExpander, form: List, typ: Symbol, off: Int) -> tuple[Symbol, Int]:
+def _check_access(bx: BodyExpander, form: List, name: str, f: builtins.CtxField, store: bool) -> None:
+    """Refuse at compile time the context accesses the verifier refuses at load time."""
+    struct = builtins.CTX_STRUCT_NAMES[bx.prog_type]
+    layout = builtins.CTX_LAYOUTS[bx.prog_type]
+    if not f.readable:
+        raise error(form, f"{struct}.{name.lower()} is not accessible to :{bx.prog_type} programs: "
+                    "the verifier rejects the access",
+                    expected="one of " + ", ".join(n.lower() for n, g in layout.items() if g.readable))
+    if store and not f.writable:
+        writable = [n.lower() for n, g in layout.items() if g.writable]
+        raise error(form, f"{struct}.{name.lower()} is read-only: the verifier rejects stores to it",
+                    expected="a writable field: " + (", ".join(writable) or f"none in {struct}"))
+
+
+def _checked_raw_ctx(bx: BodyExpander, form: List, typ: Symbol, off: Int,
+                     store: bool = False) -> tuple[Symbol, Int]:
     struct = builtins.CTX_STRUCT_NAMES[bx.prog_type]
     found = builtins.ctx_field_at(bx.prog_type, off.value)
     if found is None:
         raise error(form, f"offset {off.value} is outside {struct}")
     name, f = found
+    _check_access(bx, form, name, f, store)
     size = builtins.TYPES[f.type]
     if builtins.TYPES[typ.name] != size or (off.value - f.offset) % size:
         raise error(form, f"{struct}.{name.lower()} is a {size}-byte field at offset {f.offset}; "
@@ -635,7 +659,7 @@ def _ctx_load(bx, form):
 
 def _ctx_store(bx, form):
     typ, off, value = bx.args(form, 3, 3, "(ctx-store TYPE OFFSET VALUE)")
-    t, o = _checked_raw_ctx(bx, form, bx.type_arg(typ, form), bx.literal(off, form, "the ctx offset"))
+    t, o = _checked_raw_ctx(bx, form, bx.type_arg(typ, form), bx.literal(off, form, "the ctx offset"), store=True)
     return L(form.loc, "CTX-STORE", t, o, bx.expand(value))
 
 

@@ -14,6 +14,10 @@ from typing import Union
 
 from .errors import UNKNOWN_LOC, Loc
 
+# Compile-time integers (literals, macro arithmetic) stay below this many bits: programs compute
+# in 64 bits, and unbounded arithmetic in a macro must fail as an error, not exhaust memory.
+MAX_INT_BITS = 4096
+
 
 @dataclass(frozen=True)
 class Symbol:

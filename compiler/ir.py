@@ -246,10 +246,8 @@ _SIZES = {"load": (1, 2, 4, 8), "store": (1, 2, 4, 8), "atomic_add": (4, 8), "bs
 
 
 def _check_insn(fn: Function, block: Block, pos: int, insn: Insn, labels: set, slots: set) -> None:
-    where = f"{fn.name}:{block.label}[{pos}] {insn}"
-
     def fail(why: str):
-        raise MalformedIR(f"{where}: {why}")
+        raise MalformedIR(f"{fn.name}:{block.label}[{pos}] {insn}: {why}")
 
     if insn.op not in ALL_OPS:
         fail("unknown op")
@@ -315,24 +313,34 @@ def prune_unreachable(fn: Function) -> bool:
     return changed
 
 
+def depth_first_postorder(blocks: dict, entry: str, successors=lambda block: block.successors) -> list:
+    """Blocks reachable from ``entry`` in depth-first postorder, visiting each block's
+    ``successors(block)`` in order; raises ``MalformedIR`` on a cycle. Iterative: a long
+    ``cond`` or ``case`` makes paths thousands of blocks long, deeper than Python recursion."""
+    seen, on_path, post = {entry}, {entry}, []
+    stack = [(entry, iter(successors(blocks[entry])))]
+    while stack:
+        label, pending = stack[-1]
+        t = next(pending, None)
+        if t is None:
+            stack.pop()
+            on_path.discard(label)
+            post.append(blocks[label])
+        elif t in on_path:
+            raise MalformedIR(f"cycle through {t}")
+        elif t not in seen:
+            seen.add(t)
+            on_path.add(t)
+            stack.append((t, iter(successors(blocks[t]))))
+    return post
+
+
 def reverse_postorder(fn: Function) -> list:
     """Blocks reachable from the entry, each after all its predecessors (the CFG is acyclic)."""
-    blocks = fn.block_map()
-    seen, on_path, post = set(), set(), []
-
-    def visit(label: str):
-        seen.add(label)
-        on_path.add(label)
-        for t in blocks[label].successors:
-            if t in on_path:
-                raise MalformedIR(f"{fn.name}: cycle through {t}")
-            if t not in seen:
-                visit(t)
-        on_path.discard(label)
-        post.append(blocks[label])
-
-    visit(fn.blocks[0].label)
-    return post[::-1]
+    try:
+        return depth_first_postorder(fn.block_map(), fn.blocks[0].label)[::-1]
+    except MalformedIR as err:
+        raise MalformedIR(f"{fn.name}: {err}") from None
 
 
 def _check_definitely_assigned(fn: Function, order: list) -> None:

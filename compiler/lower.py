@@ -207,24 +207,32 @@ class _Lowerer:
         self._emit("mov", var, [value], form.loc)
         return value
 
-    def _join(self, arms, loc: Loc) -> VReg:
-        """Run each arm generator in its own block; each yields its value. Returns the joined value."""
+    def _f_if(self, form: List) -> VReg:
+        """An ``if`` whose else arm is another ``if`` (what ``cond`` and ``case`` expand to) is one
+        chain of tests sharing one join, lowered in a loop: a ``case`` with hundreds of arms
+        must not nest that many Python calls."""
+        chain = []
+        while isinstance(form, List) and form.head_is("IF"):
+            self._arity(form, 3, "(if TEST THEN ELSE)")
+            chain.append(form)
+            form = form[3]
         result, join = self.fn.new_vreg(), self._new_block("join")
-        for block, produce in arms:
-            self.block = block
-            value = produce()
-            if self.block is not None:
-                self._emit("mov", result, [value], loc)
-                self._jump(join, loc)
+        for link in chain:
+            then, other = self._new_block("then"), self._new_block("else")
+            self.test(link[1], then, other)
+            self.block = then
+            self._arm_value(link[2], result, join, link.loc)
+            self.block = other
+        self._arm_value(form, result, join, chain[-1].loc)
         self.block = join
         return result
 
-    def _f_if(self, form: List) -> VReg:
-        self._arity(form, 3, "(if TEST THEN ELSE)")
-        then, other = self._new_block("then"), self._new_block("else")
-        self.test(form[1], then, other)
-        return self._join([(then, lambda: self.lower(form[2])), (other, lambda: self.lower(form[3]))],
-                          form.loc)
+    def _arm_value(self, form: Form, result: VReg, join: ir.Block, loc: Loc) -> None:
+        """Lower one arm of a conditional into ``result`` and go on to ``join``."""
+        value = self.lower(form)
+        if self.block is not None:
+            self._emit("mov", result, [value], loc)
+            self._jump(join, loc)
 
     def _f_and_or(self, form: List) -> VReg:
         operands = list(form.items[1:])
@@ -251,9 +259,13 @@ class _Lowerer:
     def _materialise(self, form: Form) -> VReg:
         """A test used as a value: 1 or 0."""
         yes, no = self._new_block("true"), self._new_block("false")
+        result, join = self.fn.new_vreg(), self._new_block("join")
         self.test(form, yes, no)
-        return self._join([(yes, lambda: self._const(1, form.loc)), (no, lambda: self._const(0, form.loc))],
-                          form.loc)
+        for block, value in ((yes, 1), (no, 0)):
+            self.block = block
+            self._arm_value(Int(value, form.loc), result, join, form.loc)
+        self.block = join
+        return result
 
     def _f_not(self, form: List) -> VReg:
         self._arity(form, 1, "(not X)")

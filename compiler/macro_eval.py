@@ -19,11 +19,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .forms import NIL, Form, Int, List, Str, Symbol, T, is_nil
+from .forms import MAX_INT_BITS, NIL, Form, Int, List, Str, Symbol, T, is_nil
 
 MAX_STEPS = 200_000
 MAX_DEPTH = 120
-MAX_LIST = 100_000  # one list may not grow past this (doubling with append would exhaust memory)
+# Doubling a list, string or number a few dozen times would exhaust memory within the step budget.
+MAX_LIST = 100_000  # elements of one list
+MAX_STRING = 100_000  # characters of one string
 
 
 class MacroError(Exception):
@@ -616,7 +618,7 @@ def _format(dest, fmt, *args):
             return _show(arg)
         return arg.value if isinstance(arg, Str) else arg.name if isinstance(arg, Symbol) else _show(arg)
 
-    return Str(_DIRECTIVE.sub(one, fmt.value))
+    return _string(_DIRECTIVE.sub(one, fmt.value))
 
 
 def _string_of(x) -> str:
@@ -630,21 +632,33 @@ def _string_of(x) -> str:
 def _concatenate(kind, *parts):
     if not (isinstance(kind, Symbol) and kind.name == "STRING"):
         raise MacroError("concatenate: only 'string is supported")
-    return Str("".join(_string_of(p) for p in parts))
+    return _string("".join(_string_of(p) for p in parts))
+
+
+def _string(text: str) -> Str:
+    if len(text) > MAX_STRING:
+        raise MacroError(f"a string grew past {MAX_STRING} characters")
+    return Str(text)
 
 
 def _intern(name, *package):
     return Symbol(_string_of(name))
 
 
+def _number(value: int) -> Int:
+    if value.bit_length() > MAX_INT_BITS:
+        raise MacroError(f"an integer grew past {MAX_INT_BITS} bits")
+    return Int(value)
+
+
 def _arith(op, identity=None):
     def fn(*args):
-        values = [_int(a, op.__name__) for a in args]
+        values = [_int(a, "arithmetic") for a in args]
         if not values:
             if identity is None:
                 raise MacroError("arithmetic needs an argument")
             return Int(identity)
-        return Int(functools.reduce(op, values))
+        return functools.reduce(lambda a, b: _number(op(a.value, b)), values[1:], _number(values[0]))
     return fn
 
 
@@ -652,7 +666,14 @@ def _minus(*args):
     values = [_int(a, "-") for a in args]
     if not values:
         raise MacroError("-: needs an argument")
-    return Int(-values[0] if len(values) == 1 else functools.reduce(lambda a, b: a - b, values))
+    return _number(-values[0] if len(values) == 1 else functools.reduce(lambda a, b: a - b, values))
+
+
+def _ash(x, n):
+    value, count = _int(x, "ash"), _int(n, "ash")
+    if value and count > MAX_INT_BITS:  # checked first: the shift itself would exhaust memory
+        raise MacroError(f"ash: shifting by {count} grows an integer past {MAX_INT_BITS} bits")
+    return _number(value << count if count >= 0 else value >> -count)
 
 
 def _divide(op):
@@ -710,11 +731,10 @@ _BUILTINS: dict[str, Callable] = {
     "LOGAND": _arith(lambda a, b: a & b, -1), "LOGIOR": _arith(lambda a, b: a | b, 0),
     "LOGXOR": _arith(lambda a, b: a ^ b, 0),
     "MIN": _arith(min), "MAX": _arith(max), "ABS": lambda x: Int(abs(_int(x, "abs"))),
-    "1+": lambda x: Int(_int(x, "1+") + 1), "1-": lambda x: Int(_int(x, "1-") - 1),
+    "1+": lambda x: _number(_int(x, "1+") + 1), "1-": lambda x: _number(_int(x, "1-") - 1),
     "FLOOR": _divide(lambda a, b: a // b), "TRUNCATE": _divide(_truncate), "/": _divide(_truncate),
     "MOD": _divide(lambda a, b: a % b), "REM": _divide(lambda a, b: a - b * _truncate(a, b)),
-    "ASH": lambda x, n: Int(_int(x, "ash") << _int(n, "ash") if _int(n, "ash") >= 0
-                            else _int(x, "ash") >> -_int(n, "ash")),
+    "ASH": _ash,
     "=": _compare(lambda a, b: a == b), "/=": _compare(lambda a, b: a != b),
     "<": _compare(lambda a, b: a < b), "<=": _compare(lambda a, b: a <= b),
     ">": _compare(lambda a, b: a > b), ">=": _compare(lambda a, b: a >= b),

@@ -6,16 +6,24 @@ In: source text and the file name to report in errors and line info. Out: the ``
     reader.read -> expand.expand_unit -> per program: lower.lower_program -> opt.optimize
     -> regalloc.allocate -> emit.emit_program -> elf.write_object
 
-A ``CompileError`` (bad source) propagates with the offending source line attached. Any other
-exception is a compiler bug; it becomes an ``InternalError`` that names the stage and the
-program being compiled, chained to the original exception.
+A ``CompileError`` (bad source) propagates with the offending source line attached. Running
+out of recursion depth while compiling a program is a ``CompileError`` at that program. Any
+other exception is a compiler bug; it becomes an ``InternalError`` that names the stage and
+the program being compiled, chained to the original exception.
 """
 
 from __future__ import annotations
 
+import sys
+
 from . import elf, emit, expand, lower, opt, reader, regalloc
 from .code import CompiledObject
 from .errors import CompileError, Loc
+
+# The stages walk forms recursively. A form nested ``reader.MAX_NESTING`` deep, or a long
+# ``let*`` / ``when-let`` (one nested ``let`` per binding), needs a few thousand Python frames,
+# more than the default limit of 1000; past this limit, running out is a located error.
+RECURSION_LIMIT = 20_000
 
 
 class InternalError(Exception):
@@ -33,11 +41,26 @@ def _run(stage: str, loc: Loc | None, fn, *args):
         return fn(*args)
     except CompileError:
         raise
+    except RecursionError as exc:
+        if loc is None:  # the reader and expand locate their own; elf does not recurse
+            raise InternalError(stage, loc, exc) from exc
+        raise CompileError(loc, "this program nests too deeply to compile", form=None,
+                           hint="split long let*/when-let chains and deep expressions into smaller "
+                                "ones (a macro can generate them)") from None
     except Exception as exc:
         raise InternalError(stage, loc, exc) from exc
 
 
 def compile_source(text: str, filename: str = "<string>") -> CompiledObject:
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, RECURSION_LIMIT))
+    try:
+        return _compile(text, filename)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def _compile(text: str, filename: str) -> CompiledObject:
     try:
         forms = _run("reader", None, reader.read, text, filename)
         unit = _run("expand", None, expand.expand_unit, forms, filename)

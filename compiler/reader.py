@@ -7,7 +7,8 @@ backquote syntax (`` `x``, ``,x``, ``,@x``), which it turns into the lists
 ``(QUOTE x)``, ``(FUNCTION f)``, ``(QUASIQUOTE x)``, ``(UNQUOTE x)``, ``(UNQUOTE-SPLICING x)``.
 
 The reader builds data and never evaluates anything: ``#.`` is an error, as are floats,
-characters, dotted pairs and any other ``#`` dispatch.
+characters, dotted pairs and any other ``#`` dispatch. Lists nest at most ``MAX_NESTING`` deep
+and integers have at most ``forms.MAX_INT_BITS`` bits, so no input can exhaust the later stages.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from __future__ import annotations
 import re
 
 from .errors import CompileError, Loc
-from .forms import Form, Int, List, Str, Symbol
+from .forms import MAX_INT_BITS, Form, Int, List, Str, Symbol
+
+# Far deeper than any real program (the seed nests 8 deep); the stages after the reader walk
+# forms recursively, so the bound is what keeps them inside Python's recursion limit.
+MAX_NESTING = 200
 
 _DELIMITERS = set("()'`,\";")
 _INT_RE = re.compile(r"^[+-]?\d+\.?$")
@@ -30,6 +35,7 @@ class _Reader:
         self.pos = 0
         self.line = 1
         self.col = 1
+        self.depth = 0  # lists open around the current position
 
     # -- low level -------------------------------------------------------------------------
     def loc(self) -> Loc:
@@ -129,7 +135,11 @@ class _Reader:
 
     def read_list(self) -> List:
         start = self.loc()
+        if self.depth >= MAX_NESTING:
+            raise self.error(start, f"lists nest more than {MAX_NESTING} deep here",
+                             hint="split the expression with let bindings or a macro")
         self.advance()
+        self.depth += 1
         items: list[Form] = []
         while True:
             self.skip_space()
@@ -138,6 +148,7 @@ class _Reader:
                                  expected="a matching ')'")
             if self.peek() == ")":
                 self.advance()
+                self.depth -= 1
                 return List(tuple(items), start)
             items.append(self.read_form())
 
@@ -185,15 +196,16 @@ class _Reader:
             name = self.read_token()
             if not name:
                 raise self.error(loc, "'#:' must be followed by a symbol name")
-            return Symbol(_symbol_name(name), loc)
+            return self.symbol(name, loc)
         if ch in _RADIX:
             self.advance()
             token = self.read_token()
             try:
-                return Int(int(token, _RADIX[ch]), loc)
+                value = int(token, _RADIX[ch])
             except ValueError:
                 raise self.error(loc, f"bad #{ch} number '{token}'",
                                  expected=f"digits in base {_RADIX[ch]}") from None
+            return self.integer(value, loc)
         if ch == ".":
             raise self.error(loc, "'#.' (read-time evaluation) is not allowed",
                              hint="Whistler source is data; compute values with defconstant or a macro")
@@ -209,13 +221,31 @@ class _Reader:
         if not token:
             raise self.error(loc, f"unexpected character {self.peek()!r}")
         if _INT_RE.match(token):
-            return Int(int(token.rstrip(".")), loc)
+            digits = token.rstrip(".")
+            if len(digits) > MAX_INT_BITS:  # int() itself refuses very long decimal strings
+                raise self.error(loc, f"integer literal of {len(digits)} digits is too large",
+                                 expected=f"an integer of at most {MAX_INT_BITS} bits")
+            return self.integer(int(digits), loc)
         if _FLOAT_RE.match(token):
             raise self.error(loc, f"floating-point number '{token}' is not supported",
                              hint="BPF programs compute with integers only")
         if token == ".":
             raise self.error(loc, "dotted pairs are not supported")
-        return Symbol(_symbol_name(token), loc)
+        return self.symbol(token, loc)
+
+    def symbol(self, token: str, loc: Loc) -> Symbol:
+        name = _symbol_name(token)
+        if not name:
+            raise self.error(loc, f"'{token.replace(chr(0), '')}' has a package prefix but no symbol name",
+                             expected="a name after the colon, e.g. whistler::foo")
+        return Symbol(name, loc)
+
+    def integer(self, value: int, loc: Loc) -> Int:
+        if value.bit_length() > MAX_INT_BITS:
+            raise self.error(loc, f"integer literal of {value.bit_length()} bits is too large",
+                             expected=f"an integer of at most {MAX_INT_BITS} bits",
+                             hint="values are 64-bit; larger literals wrap modulo 2^64")
+        return Int(value, loc)
 
 
 def _symbol_name(token: str) -> str:

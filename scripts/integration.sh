@@ -9,6 +9,15 @@ repo=$PWD
 bash scripts/bootstrap.sh
 export PATH="$repo/.venv/bin:$PATH"
 
+# The molecule scenario and the fleet inventory use fixed namespace, pin and file names: two runs of
+# this suite on one machine (CI and a developer, two checkouts) would tear each other's hosts down.
+# Take turns.
+exec 9>/run/lock/whistler-xdp-integration.lock
+if ! flock -n 9; then
+    echo "integration: another run of this suite holds /run/lock/whistler-xdp-integration.lock; waiting"
+    flock 9
+fi
+
 work=$(mktemp -d /tmp/whistler-integration-XXXXXX)
 inventory=examples/playbooks/inventory/fleet.yml
 cleanup() {

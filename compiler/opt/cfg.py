@@ -17,14 +17,16 @@ def _retarget(block: ir.Block, old: str, new: str) -> None:
 
 def _thread(fn: ir.Function) -> bool:
     changed = False
+    blocks, preds = fn.block_map(), fn.predecessors()
     for empty in fn.blocks[1:]:
         if empty.insns or empty.term.op != "jump" or empty.term.targets[0] == empty.label:
             continue
         target = empty.term.targets[0]
-        for block in fn.blocks:
-            if empty.label in block.successors:
-                _retarget(block, empty.label, target)
-                changed = True
+        for label in dict.fromkeys(preds[empty.label]):
+            _retarget(blocks[label], empty.label, target)
+            preds[target].append(label)
+            changed = True
+        preds[empty.label] = []
     return changed
 
 

@@ -5,17 +5,17 @@
 """Action plugin of whistler.xdp.xdp_compile: Whistler source on the controller in, object on the host out.
 
 In: the task's ``src`` (a controller path, searched like ``template`` searches) or ``content``,
-``dest`` and the file options. Compiles with the collection's ``compiler`` package (imported
-lazily), at most once per distinct source per run (``_run_cache``), writes the object to a local
+``dest`` and the file options. Compiles with the collection's ``compiler`` package, at most once per
+distinct source per run (``plugin_utils._compile``), writes the object to a local
 temporary file and hands it to ``ansible.builtin.copy``, which gives checksum idempotency, check
-mode, diff and mode/owner/group. Out: copy's result plus ``programs``, ``maps``, ``sha256`` and
-``cached``. A compile error fails the task with the compiler's ``file:line:col`` message and hint.
+mode, diff and mode/owner/group. Out: copy's result (without its internal ``src``, ``path`` and
+``md5sum``; ``dest`` always) plus ``programs``, ``maps``, ``sha256`` and ``cached``. A compile
+error fails the task with the compiler's ``file:line:col`` message and hint.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import os
 import shutil
@@ -26,63 +26,15 @@ from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.basic import FILE_COMMON_ARGUMENTS
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
-from ansible_collections.whistler.xdp.plugins.module_utils._bpf.tag import program_tag, tags
 from ansible_collections.whistler.xdp.plugins.modules.xdp_compile import (
     ARGUMENT_SPEC,
     MUTUALLY_EXCLUSIVE,
     REQUIRED_ONE_OF,
 )
-from ansible_collections.whistler.xdp.plugins.plugin_utils._run_cache import cached_json
+from ansible_collections.whistler.xdp.plugins.plugin_utils._compile import compile_once
 
-# bpftool's spelling of the map types the compiler can emit (BPF_MAP_TYPE_* number -> name).
-MAP_TYPE_NAMES = {1: "hash", 2: "array", 3: "prog_array", 5: "percpu_hash", 6: "percpu_array",
-                  7: "stack_trace", 9: "lru_hash", 11: "lpm_trie", 15: "sockmap", 18: "sockhash",
-                  27: "ringbuf"}
 CONTENT_FILENAME = "<content>"
-
-
-@functools.lru_cache(maxsize=1)
-def compiler_fingerprint():
-    """SHA-256 over the compiler's own source, so a changed compiler never reuses a cached object."""
-    import ansible_collections.whistler.xdp.compiler as compiler_package
-
-    digest = hashlib.sha256()
-    root = os.path.dirname(compiler_package.__file__)
-    for directory, dirs, files in sorted(os.walk(root)):
-        dirs.sort()
-        for name in sorted(f for f in files if f.endswith(".py")):
-            path = os.path.join(directory, name)
-            digest.update(os.path.relpath(path, root).encode() + b"\0")
-            with open(path, "rb") as f:
-                digest.update(f.read())
-    return digest.hexdigest()
-
-
-def compile_to_json(text, filename):
-    """Compile; the object and its description as JSON-able data, or ``{"error": message}``."""
-    from ansible_collections.whistler.xdp import compiler
-    from ansible_collections.whistler.xdp.compiler.isa import encode
-
-    try:
-        compiled = compiler.compile_source(text, filename)
-    except compiler.CompileError as exc:
-        if exc.source_line is None:
-            exc.attach_source(text)
-        return {"error": str(exc)}
-    programs = []
-    for program in compiled.programs:
-        insns = encode(list(program.insns))
-        programs.append(dict(name=program.decl.name, section=program.decl.section, insns=program.slots,
-                             tag=program_tag(insns, "sha256"), tags=sorted(tags(insns))))
-    maps = [dict(name=m.name, type=MAP_TYPE_NAMES.get(m.map_type, str(m.map_type)), key_size=m.key_size,
-                 value_size=m.value_size, max_entries=m.max_entries) for m in compiled.unit.maps]
-    return {"elf": base64.b64encode(compiled.elf).decode(), "programs": programs, "maps": maps}
-
-
-def compile_once(text, filename, cache_dir):
-    """``(compiled data, cached)``: compiled in this run already (by any fork) or now."""
-    key = hashlib.sha256(b"\0".join([compiler_fingerprint().encode(), filename.encode(), text.encode()]))
-    return cached_json(cache_dir, key.hexdigest(), lambda: compile_to_json(text, filename))
+COPY_INTERNAL_KEYS = ("src", "path", "md5sum")
 
 
 class ActionModule(ActionBase):
@@ -107,7 +59,11 @@ class ActionModule(ActionBase):
             self._remove_tmp_path(self._connection._shell.tmpdir)
         if not result.get("failed"):
             checksum = hashlib.sha1(elf).hexdigest()
-            result.update(programs=data["programs"], maps=data["maps"], cached=cached,
+            # copy reports the host's temporary upload as src (deleted by now), path instead of dest
+            # when nothing changed, and no dest at all in check mode: report the documented keys only.
+            for internal in COPY_INTERNAL_KEYS:
+                result.pop(internal, None)
+            result.update(programs=data["programs"], maps=data["maps"], cached=cached, dest=args["dest"],
                           sha256=hashlib.sha256(elf).hexdigest(), checksum=checksum)
             if self._task.diff and result.get("changed"):
                 # copy cannot show a binary file; show which object was there and which is now.

@@ -7,7 +7,7 @@
 In: an AnsibleModule. Out: ``loader_errors(module)``, a context manager that turns the loader's
 exceptions (``BpfError`` and the other ``OSError``s, ``ValueError`` for bad input) into
 ``fail_json`` with the loader's message (which names the object, file or interface and carries
-the kernel's extack text), the verifier log as ``verifier_log`` when the kernel rejected a
+the kernel's extack text; a plain ``OSError`` reads "path: reason", never "[Errno 2] ..."), the verifier log as ``verifier_log`` when the kernel rejected a
 program, and the traceback for ``-vvv``; ``plan_and_apply(module, plan, apply, locks)``, which plans,
 and outside check mode plans again and applies holding the pin directories' locks, so that
 concurrent forks on one host take turns and each plans on the state the previous one left.
@@ -21,6 +21,14 @@ from contextlib import contextmanager
 from ._bpf.pins import locked
 
 
+def describe(exc):
+    """The message of a loader exception for a user: ``str(exc)``, except that an ``OSError`` that
+    has no message of its own reads ``"<file>: <reason>"`` (or just the reason), not ``"[Errno 2] ..."``."""
+    if isinstance(exc, OSError) and type(exc).__str__ is OSError.__str__ and exc.strerror:
+        return exc.strerror if exc.filename is None else f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
 @contextmanager
 def loader_errors(module, **partial_result):
     try:
@@ -30,7 +38,7 @@ def loader_errors(module, **partial_result):
         log = getattr(exc, "log", None)
         if log:
             extra["verifier_log"] = log.splitlines()
-        module.fail_json(msg=str(exc), exception=traceback.format_exc(), **extra)
+        module.fail_json(msg=describe(exc), exception=traceback.format_exc(), **extra)
 
 
 def plan_and_apply(module, plan, apply, locks):

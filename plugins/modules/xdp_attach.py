@@ -190,6 +190,7 @@ try:
         apply_attach_replanning,
         plan_attach,
     )
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.pins import check_path
 except ImportError:
     LOADER_IMPORT_ERROR = traceback.format_exc()
 else:
@@ -224,6 +225,8 @@ def run(module):
                            force=params["force"], state=params["state"], via_link=params["via_link"])
 
     with loader_errors(module):
+        if params["program"] is not None:
+            check_path(params["program"], "program")
         plan, applied = plan_and_apply(module, planned, lambda plan: apply_attach_replanning(plan, planned),
                                        pin_dir)
         if applied is None:

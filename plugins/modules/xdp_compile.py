@@ -171,6 +171,41 @@ dest:
   returned: success
   type: str
   sample: /var/lib/whistler-xdp/dispatch.bpf.o
+size:
+  description: Size of the object on the host, in bytes.
+  returned: success, except in check mode when the object does not exist yet
+  type: int
+  sample: 3472
+mode:
+  description: Permissions of the object on the host, in octal.
+  returned: success, except in check mode when the object does not exist yet
+  type: str
+  sample: "0644"
+owner:
+  description: Owner of the object on the host.
+  returned: success, except in check mode when the object does not exist yet
+  type: str
+  sample: root
+group:
+  description: Group of the object on the host.
+  returned: success, except in check mode when the object does not exist yet
+  type: str
+  sample: root
+uid:
+  description: User id of the object's owner.
+  returned: success, except in check mode when the object does not exist yet
+  type: int
+  sample: 0
+gid:
+  description: Group id of the object's group.
+  returned: success, except in check mode when the object does not exist yet
+  type: int
+  sample: 0
+state:
+  description: V(file), as M(ansible.builtin.copy) reports it.
+  returned: success, except in check mode when the object does not exist yet
+  type: str
+  sample: file
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402  (Ansible modules import after the docs)

@@ -40,6 +40,8 @@ options:
     description:
       - bpffs directory whose directly pinned programs and maps to report, as
         M(whistler.xdp.xdp_load) pins them.
+      - A directory that does not exist (nothing loaded there yet) reports no programs and maps; a path
+        outside bpffs fails the task.
     type: path
   map_pin_path:
     description:

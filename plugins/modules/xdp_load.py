@@ -57,6 +57,9 @@ options:
       - Re-create a pinned map that is incompatible with the object's definition, losing its contents,
         instead of failing.
       - Programs that still use the old map keep using it until they are replaced.
+      - A jump table (prog-array) that loaded programs still use is never re-created, even with this
+        option: the programs tail-calling through it would lose every slot. Load the new object under
+        another O(pin_path) instead.
     type: bool
     default: false
   state:
@@ -187,6 +190,7 @@ from ansible_collections.whistler.xdp.plugins.module_utils._module_base import (
 
 try:
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.attach import recorded_attachments
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.errors import ObjectFileError
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.load import (
         apply_load,
         apply_unload,
@@ -254,6 +258,15 @@ def load_diff(plan, programs, maps):
     return diff
 
 
+def object_spec(path):
+    """The BPF object at ``path`` (option ``object``); a ValueError naming the option and the file when
+    it cannot be read or is not a BPF object this loader supports."""
+    try:
+        return read_object(path)
+    except ObjectFileError as exc:
+        raise ValueError(f"object {exc}") from exc
+
+
 def checked_plan(spec, params):
     plan = plan_load(spec, params["pin_path"], params["map_pin_path"], params["replace_incompatible_maps"])
     plan.check()
@@ -263,7 +276,7 @@ def checked_plan(spec, params):
 def present(module):
     params = module.params
     with loader_errors(module):
-        spec = read_object(params["object"])
+        spec = object_spec(params["object"])
         plan, result = plan_and_apply(module, lambda: checked_plan(spec, params), apply_load,
                                       lambda plan: [plan.pin_path, plan.map_pin_path])
         programs, maps = predicted(plan) if result is None else applied(result)
@@ -292,7 +305,7 @@ def unload_plan(spec, params):
 def absent(module):
     params = module.params
     with loader_errors(module):
-        spec = read_object(params["object"]) if params["object"] else None
+        spec = object_spec(params["object"]) if params["object"] else None
         plan, removed = plan_and_apply(module, lambda: unload_plan(spec, params), apply_unload,
                                        lambda plan: plan.dirs)
         removed = list(plan.pins) if removed is None else removed

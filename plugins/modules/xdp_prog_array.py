@@ -120,6 +120,7 @@ from ansible_collections.whistler.xdp.plugins.module_utils._module_base import (
 )
 
 try:
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.pins import check_path
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.progarray import (
         apply_prog_array,
         plan_prog_array,
@@ -153,10 +154,19 @@ def slot_entries(entries):
     return slots
 
 
+def check_paths(map_pin, entries):
+    """Fail, naming the option (and the slot), on a path that cannot be a pin on bpffs."""
+    check_path(map_pin, "map")
+    for slot, program in sorted(entries.items()):
+        if program is not None:
+            check_path(program, f"entries: slot {slot}: program")
+
+
 def run(module):
     params = module.params
     with loader_errors(module):
         entries = slot_entries(params["entries"])
+        check_paths(params["map"], entries)
         plan, result = plan_and_apply(
             module, lambda: plan_prog_array(params["map"], entries, exclusive=params["exclusive"], state=params["state"]),
             apply_prog_array, lambda plan: [os.path.dirname(plan.map_pin)])

@@ -145,7 +145,7 @@ def plan_attach(interface, netns: Optional[str], program_pin: Optional[str], mod
 
     if not current_id:
         if state == "absent":
-            return AttachPlan(action="noop", mode=mode, **base)
+            return AttachPlan(action="noop", mode=mode, reason=_left_in_other_modes(hook.state, mode), **base)
         return AttachPlan(action="attach", mode=mode, link_pin=our_link_pin if via_link else None, **base)
 
     owner = reader.xdp_link(hook.ifindex, current_id)
@@ -184,6 +184,16 @@ def _attached(state: XdpState, mode: str, desired: str, where: str):
     return state.mode, state.prog_id
 
 
+def _left_in_other_modes(state: XdpState, mode: str) -> str:
+    """Why a detach in ``mode`` does nothing although programs are attached in other modes ("" if none are)."""
+    others = {m: prog_id for m, prog_id in state.attached.items() if m != mode}
+    if not others:
+        return ""
+    found = ", ".join(f"program {prog_id} in {m} mode" for m, prog_id in others.items())
+    return (f"nothing is attached in {mode} mode, so there is nothing to detach; {found} stays attached "
+            f"(detach it in its own mode, or with mode=auto)")
+
+
 def _pinned_program(reader, program_pin: str) -> int:
     found = reader.pinned(program_pin)
     if found is None:
@@ -195,8 +205,12 @@ def _pinned_program(reader, program_pin: str) -> int:
 
 def _foreign(prog_id: int, mode: str, owner, pin_dir: Optional[str]) -> str:
     via = f"through bpf_link {owner.id}" if owner is not None else "through netlink"
+    if pin_dir is None:
+        # Only a program pin names the directory whose records say what this collection attached.
+        return (f"program {prog_id} ({mode} mode, {via}) cannot be recognised as attached by this collection "
+                f"without the program pin it was attached from; pass program, or force, to detach it")
     return (f"program {prog_id} ({mode} mode, {via}) was not attached by this collection (it is not pinned "
-            f"under {pin_dir or 'the pin directory'}); refusing to replace or detach it unless forced")
+            f"under {pin_dir}); refusing to replace or detach it unless forced")
 
 
 def apply_attach(plan: AttachPlan) -> AttachResult:
@@ -233,9 +247,10 @@ def apply_attach_replanning(plan: AttachPlan, replan: Callable[[], AttachPlan]) 
 
 
 def _apply_changed(plan: AttachPlan) -> AttachResult:
-    new = Program.from_pin(plan.program_pin) if plan.action != "detach" else None
-    old = Program.from_id(plan.previous_prog_id) if plan.previous_prog_id else None
+    new = old = None
     try:
+        new = Program.from_pin(plan.program_pin) if plan.action != "detach" else None
+        old = Program.from_id(plan.previous_prog_id) if plan.previous_prog_id else None
         if plan.via_link:
             return _apply_link(plan, new, old)
         return _apply_netlink(plan, new, old)

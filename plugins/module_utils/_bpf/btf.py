@@ -20,6 +20,7 @@ MAGIC = 0xEB9F
  DATASEC, FLOAT, DECL_TAG, TYPE_TAG, ENUM64) = range(1, 20)
 MODIFIERS = (TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG)
 INT_SIGNED = 1
+MAX_NESTING = 64  # deeper type chains (arrays of arrays ...) are treated as a loop
 
 # kind -> (bytes after the 12-byte common header, bytes per vlen entry)
 _TAIL = {INT: (4, 0), PTR: (0, 0), ARRAY: (12, 0), STRUCT: (0, 12), UNION: (0, 12), ENUM: (0, 8), FWD: (0, 0),
@@ -29,6 +30,19 @@ _TAIL = {INT: (4, 0), PTR: (0, 0), ARRAY: (12, 0), STRUCT: (0, 12), UNION: (0, 1
 
 class BtfError(ValueError):
     """Malformed or unsupported BTF."""
+
+
+def _string(strings: bytes, off: int) -> str:
+    """The NUL-terminated name at ``off`` in a BTF string section ("" past its end)."""
+    if off >= len(strings):
+        return ""
+    end = strings.find(b"\0", off)
+    if end < 0:
+        raise BtfError(f"BTF string at offset {off} is not NUL-terminated")
+    try:
+        return strings[off:end].decode()
+    except UnicodeDecodeError:
+        raise BtfError(f"BTF string at offset {off} is not valid UTF-8: {strings[off:end]!r}") from None
 
 
 @dataclass
@@ -62,6 +76,7 @@ class Btf:
 
     @classmethod
     def parse(cls, data: bytes) -> Btf:
+        """Decode ``data``; raises BtfError (never another exception) on anything malformed."""
         if len(data) < 24:
             raise BtfError("BTF shorter than its header")
         magic, _version, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
@@ -69,22 +84,23 @@ class Btf:
             raise BtfError(f"bad BTF magic {magic:#x} (big-endian objects are not supported)")
         type_off, type_len, str_off, str_len = struct.unpack_from("<IIII", data, 8)
         base = hdr_len + type_off
-        strings = data[hdr_len + str_off:hdr_len + str_off + str_len]
-        if base + type_len > len(data) or len(strings) != str_len:
+        if hdr_len < 24 or base + type_len > len(data) or hdr_len + str_off + str_len > len(data):
             raise BtfError("BTF sections run past the end of the data")
-
-        def name(off: int) -> str:
-            return strings[off:strings.index(b"\0", off)].decode() if off < len(strings) else ""
+        strings = data[hdr_len + str_off:hdr_len + str_off + str_len]
 
         types: List[Optional[Type]] = [None]
         pos = 0
         while pos < type_len:
+            if pos + 12 > type_len:
+                raise BtfError(f"type {len(types)}: record runs past the end of the type section")
             name_off, info, size_or_type = struct.unpack_from("<III", data, base + pos)
             kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
             if kind not in _TAIL:
                 raise BtfError(f"type {len(types)}: unknown BTF kind {kind}")
             fixed, per = _TAIL[kind]
-            t = Type(len(types), kind, name(name_off), size_or_type, vlen, bool(info >> 31), pos=pos)
+            if pos + 12 + fixed + per * vlen > type_len:
+                raise BtfError(f"type {len(types)}: record runs past the end of the type section")
+            t = Type(len(types), kind, _string(strings, name_off), size_or_type, vlen, bool(info >> 31), pos=pos)
             at = base + pos + 12
             if fixed:
                 t.extra = struct.unpack_from(f"<{fixed // 4}I", data, at)
@@ -92,13 +108,13 @@ class Btf:
             for i in range(vlen if per else 0):
                 words = struct.unpack_from(f"<{per // 4}I", data, at + i * per)
                 if kind in (STRUCT, UNION):
-                    t.members.append(Member(name(words[0]), words[1], words[2]))
+                    t.members.append(Member(_string(strings, words[0]), words[1], words[2]))
                 elif kind == DATASEC:
                     t.members.append(Member("", words[0], words[1], words[2]))
                 elif kind == ENUM64:
-                    t.members.append(Member(name(words[0]), 0, words[1] | words[2] << 32))
+                    t.members.append(Member(_string(strings, words[0]), 0, words[1] | words[2] << 32))
                 else:  # ENUM value / FUNC_PROTO parameter
-                    t.members.append(Member(name(words[0]), words[1] if kind == FUNC_PROTO else 0,
+                    t.members.append(Member(_string(strings, words[0]), words[1] if kind == FUNC_PROTO else 0,
                                             words[1] if kind == ENUM else 0))
             pos += 12 + fixed + per * vlen
             types.append(t)
@@ -113,16 +129,20 @@ class Btf:
 
     def skip_modifiers(self, type_id: int) -> Type:
         t = self.type(type_id)
-        while t.kind in MODIFIERS:
+        for _step in range(len(self.types)):
+            if t.kind not in MODIFIERS:
+                return t
             t = self.type(t.size_or_type)
-        return t
+        raise BtfError(f"BTF type {type_id}: modifiers form a loop")
 
-    def size(self, type_id: int) -> int:
+    def size(self, type_id: int, _depth: int = 0) -> int:
+        if _depth > MAX_NESTING:
+            raise BtfError(f"BTF type {type_id}: types nest deeper than {MAX_NESTING} (a loop?)")
         t = self.skip_modifiers(type_id)
         if t.kind == PTR:
             return 8
         if t.kind == ARRAY:
-            return t.extra[2] * self.size(t.extra[0])
+            return t.extra[2] * self.size(t.extra[0], _depth + 1)
         if t.kind in (INT, STRUCT, UNION, ENUM, ENUM64, FLOAT, DATASEC):
             return t.size_or_type
         raise BtfError(f"BTF type {type_id} ({t.name or 'anonymous'}) has no size")
@@ -183,28 +203,43 @@ class ExtSection:
     records: List[bytes]
 
 
+# Smallest record of each .BTF.ext block: func_info {insn_off, type_id}, line_info {insn_off, file, line, col}.
+_MIN_REC = {"func_info": 8, "line_info": 16}
+
+
 def parse_ext(data: bytes, btf: Btf) -> Tuple[Dict[str, ExtSection], Dict[str, ExtSection]]:
-    """``.BTF.ext`` -> (func_info, line_info), each {section name: ExtSection}; section names from ``btf``."""
+    """``.BTF.ext`` -> (func_info, line_info), each {section name: ExtSection}; section names from ``btf``.
+    Raises BtfError on anything malformed (a count that does not fit the data, a bad name offset)."""
+    if len(data) < 24:
+        raise BtfError(".BTF.ext shorter than its header")
     magic, _version, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
     if magic != MAGIC:
         raise BtfError(f"bad .BTF.ext magic {magic:#x}")
     func_off, func_len, line_off, line_len = struct.unpack_from("<IIII", data, 8)
     strings = btf.data[btf._hdr_len + btf._str_off:]
 
-    def blocks(off: int, length: int) -> Dict[str, ExtSection]:
+    def blocks(what: str, off: int, length: int) -> Dict[str, ExtSection]:
         result: Dict[str, ExtSection] = {}
         if not length:
             return result
         at, end = hdr_len + off, hdr_len + off + length
+        if end > len(data) or length < 4:
+            raise BtfError(f".BTF.ext {what} runs past the end of the section")
         rec_size = struct.unpack_from("<I", data, at)[0]
+        if rec_size < _MIN_REC[what] or rec_size % 4:
+            raise BtfError(f".BTF.ext {what}: bad record size {rec_size}")
         at += 4
         while at < end:
+            if at + 8 > end:
+                raise BtfError(f".BTF.ext {what}: truncated block header")
             name_off, count = struct.unpack_from("<II", data, at)
             at += 8
-            name = strings[name_off:strings.index(b"\0", name_off)].decode()
+            if count * rec_size > end - at:
+                raise BtfError(f".BTF.ext {what}: {count} records of {rec_size} bytes do not fit the section")
+            name = _string(strings, name_off)
             recs = [data[at + i * rec_size:at + (i + 1) * rec_size] for i in range(count)]
             result.setdefault(name, ExtSection(rec_size, [])).records.extend(recs)
             at += count * rec_size
         return result
 
-    return blocks(func_off, func_len), blocks(line_off, line_len)
+    return blocks("func_info", func_off, func_len), blocks("line_info", line_off, line_len)

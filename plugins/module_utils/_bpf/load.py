@@ -2,11 +2,15 @@
 
 ``plan_load`` reads what is pinned (never loads anything) and decides per map create / reuse / replace /
 error and per program load / replace / unchanged (a pinned program whose kernel tag is one of the
-spec's offline tags and whose maps are the reused ones). ``apply_load`` carries a plan out without ever
-half-applying it: open or create every map, load every program (nothing pinned yet), then pin new maps,
-stage replacements under temporary names and rename them into place. On failure everything it created
-is closed and unpinned and existing pins are left untouched. A compatible pinned map (the jump table
-above all) is always reused, never re-created, so its entries and counters survive upgrades.
+spec's offline tags and whose maps are the reused ones). An incompatible pinned map is an error unless
+the caller asks to replace it, and even then a prog-array that loaded programs use is never replaced:
+a dispatcher running on it would lose every slot (its tail calls would silently fall through).
+
+``apply_load`` carries a plan out without ever half-applying it: open or create every map, load every
+program (nothing pinned yet), then pin new maps, stage replacements under temporary names and rename
+them into place. On failure everything it created is closed and unpinned, existing pins are left
+untouched, and the error names the object file. A compatible pinned map (the jump table above all) is
+always reused, never re-created, so its entries and counters survive upgrades.
 
 Layout: programs at ``<pin_path>/<program name>``, maps at ``<map_pin_path or pin_path/maps>/<map name>``.
 ``plan_unload``/``apply_unload`` remove those pins again (state=absent).
@@ -25,7 +29,7 @@ from .errors import BpfError, VerifierError
 from .fd import FdOwner
 from .maps import Map, incompatibilities
 from .objfile import MapSpec, ObjectSpec, ProgramSpec
-from .program import Program
+from .program import Program, programs_using
 
 MAP_DIR = "maps"
 
@@ -37,6 +41,7 @@ class PinnedMap:
     path: str
     info: sc.MapInfo
     owner_prog_type: Optional[int] = None
+    users: List[Tuple[int, str]] = field(default_factory=list)  # prog-array: (id, name) of programs using it
 
 
 @dataclass
@@ -54,8 +59,9 @@ class PinState:
     other: Dict[str, str] = field(default_factory=dict)
 
 
-def read_pins(spec: ObjectSpec, prog_dir: str, map_dir: str) -> PinState:
-    """What is pinned where ``spec``'s programs and maps would go (reads the kernel, changes nothing)."""
+def read_pins(spec: ObjectSpec, prog_dir: str, map_dir: str, with_users: bool = False) -> PinState:
+    """What is pinned where ``spec``'s programs and maps would go (reads the kernel, changes nothing).
+    ``with_users`` also lists the programs using each pinned prog-array (walks every loaded program)."""
     state = PinState()
     for m in spec.maps:
         path = os.path.join(map_dir, m.name)
@@ -63,8 +69,10 @@ def read_pins(spec: ObjectSpec, prog_dir: str, map_dir: str) -> PinState:
         with _open_pin(path, "map", state) as fd:
             if fd is not None:
                 owner = sc.fdinfo(fd.fd).get("owner_prog_type")
-                state.maps[m.name] = PinnedMap(path, sc.map_info(fd.fd),
-                                               int(owner) if owner is not None else None)
+                pinned = PinnedMap(path, sc.map_info(fd.fd), int(owner) if owner is not None else None)
+                if with_users and pinned.info.type == sc.MAP_TYPE_PROG_ARRAY:
+                    pinned.users = [(info.id, info.name) for info in programs_using(pinned.info.id)]
+                state.maps[m.name] = pinned
     for p in spec.programs:
         path = os.path.join(prog_dir, p.name)
         state.programs[p.name] = None
@@ -130,6 +138,7 @@ class LoadPlan:
     map_pin_path: str
     maps: List[MapStep]
     programs: List[ProgramStep]
+    replace_incompatible_maps: bool = False
 
     @property
     def changed(self) -> bool:
@@ -144,21 +153,23 @@ class LoadPlan:
     def check(self) -> None:
         """Raise BpfError if the plan cannot be applied (incompatible pinned maps)."""
         if self.errors:
-            hint = "; replace_incompatible_maps re-creates incompatible maps (their contents are lost)"
+            hint = "" if self.replace_incompatible_maps else \
+                "; replace_incompatible_maps re-creates incompatible maps (their contents are lost)"
             raise BpfError(errno.EEXIST, "load", self.spec.source, "; ".join(self.errors) + hint)
 
 
 def pin_dirs(pin_path: str, map_pin_path: Optional[str] = None) -> Tuple[str, str]:
     """The checked program and map pin directories (the map one defaults to ``<pin_path>/maps``)."""
-    pin_path = pins.check_path(pin_path)
-    return pin_path, pins.check_path(map_pin_path or os.path.join(pin_path, MAP_DIR), "map pin path")
+    pin_path = pins.check_dir(pin_path, "pin path")
+    return pin_path, pins.check_dir(map_pin_path or os.path.join(pin_path, MAP_DIR), "map pin path")
 
 
 def plan_load(spec: ObjectSpec, pin_path: str, map_pin_path: Optional[str] = None,
               replace_incompatible_maps: bool = False) -> LoadPlan:
     """What loading ``spec`` under ``pin_path`` would do; reads pins, loads nothing."""
     pin_path, map_dir = pin_dirs(pin_path, map_pin_path)
-    return decide(spec, read_pins(spec, pin_path, map_dir), pin_path, map_dir, replace_incompatible_maps)
+    state = read_pins(spec, pin_path, map_dir, with_users=replace_incompatible_maps)
+    return decide(spec, state, pin_path, map_dir, replace_incompatible_maps)
 
 
 def decide(spec: ObjectSpec, state: PinState, pin_path: str, map_dir: str,
@@ -167,7 +178,7 @@ def decide(spec: ObjectSpec, state: PinState, pin_path: str, map_dir: str,
     map_steps = [_map_step(spec, m, state, map_dir, replace_incompatible_maps) for m in spec.maps]
     reused_ids = {s.name: s.current_id for s in map_steps if s.action == "reuse"}
     prog_steps = [_program_step(p, state, pin_path, reused_ids) for p in spec.programs]
-    return LoadPlan(spec, pin_path, map_dir, map_steps, prog_steps)
+    return LoadPlan(spec, pin_path, map_dir, map_steps, prog_steps, replace_incompatible_maps)
 
 
 def _map_step(spec: ObjectSpec, m: MapSpec, state: PinState, map_dir: str, replace: bool) -> MapStep:
@@ -181,7 +192,14 @@ def _map_step(spec: ObjectSpec, m: MapSpec, state: PinState, map_dir: str, repla
     problems = incompatibilities(pinned.info, pinned.owner_prog_type, m, users[0] if users else None)
     if not problems:
         return MapStep(m.name, "reuse", path, m, current_id=pinned.info.id)
-    return MapStep(m.name, "replace" if replace else "error", path, m, "; ".join(problems), pinned.info.id)
+    reason = "; ".join(problems)
+    if replace and pinned.users:
+        users = ", ".join(f"{name or 'program'} (id {prog_id})" for prog_id, name in pinned.users)
+        return MapStep(m.name, "error", path, m, f"{reason}; this prog-array is not re-created because "
+                       f"programs use it ({users}) and a dispatcher running on it would lose every slot: load "
+                       "the new version under another pin_path, move the interfaces over to it, then unload "
+                       "this one", pinned.info.id)
+    return MapStep(m.name, "replace" if replace else "error", path, m, reason, pinned.info.id)
 
 
 def _program_step(p: ProgramSpec, state: PinState, pin_path: str, reused_ids: Dict[str, int]) -> ProgramStep:
@@ -247,19 +265,28 @@ def apply_load(plan: LoadPlan) -> LoadResult:
 
 
 def _apply_load(plan: LoadPlan) -> LoadResult:
+    """Open or create every map and load every program first (nothing pinned yet); then pin new maps and
+    stage every replacement beside its pin; then rename the staged pins into place. The directories
+    exist (``pins.locked`` creates them, and removes them again if they stay empty)."""
     opened: List[FdOwner] = []
     new_pins: List[str] = []
     staged: Dict[str, str] = {}
-    new_dirs = [d for d in (plan.pin_path, plan.map_pin_path) if not os.path.isdir(d)]
     try:
         btf = _load_btf(plan.spec)
         if btf is not None:
             opened.append(btf)
-        maps = {step.name: _open_map(step, btf, opened) for step in plan.maps}
-        map_fds = {name: m.fd for name, m in maps.items()}
-        progs = {step.name: _open_program(step, map_fds, btf, opened) for step in plan.programs}
-        for directory in (plan.pin_path, plan.map_pin_path):
-            pins.makedirs(directory)
+        try:
+            maps = {step.name: _open_map(step, btf, opened) for step in plan.maps}
+            map_fds = {name: m.fd for name, m in maps.items()}
+            progs = {step.name: _open_program(step, map_fds, btf, opened) for step in plan.programs}
+        except BpfError as exc:
+            exc.obj = f"{exc.obj} in {plan.spec.source}"
+            raise
+        result = LoadResult(
+            plan.changed,
+            {s.name: ProgramResult(s.name, *_id_tag(progs[s.name]), s.pin, s.action) for s in plan.programs},
+            {s.name: MapResult(s.name, maps[s.name].id, s.pin, s.action) for s in plan.maps},
+            btf is not None)
         for step in plan.maps:
             if step.action == "create":
                 pins.pin(maps[step.name].fd, step.pin)
@@ -272,16 +299,10 @@ def _apply_load(plan: LoadPlan) -> LoadResult:
         for path, temporary in list(staged.items()):
             pins.commit(temporary, path)
             del staged[path]
-        return LoadResult(
-            plan.changed,
-            {s.name: ProgramResult(s.name, *_id_tag(progs[s.name]), s.pin, s.action) for s in plan.programs},
-            {s.name: MapResult(s.name, maps[s.name].id, s.pin, s.action) for s in plan.maps},
-            btf is not None)
+        return result
     except BaseException:
         for path in list(staged.values()) + new_pins:
             pins.unpin(path)
-        for directory in reversed(new_dirs):
-            pins.remove_dir_if_empty(directory)
         raise
     finally:
         for owner in reversed(opened):

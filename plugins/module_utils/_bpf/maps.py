@@ -93,12 +93,13 @@ class Map(FdOwner):
         if with_btf:
             try:
                 return cls.wrap(sc.map_create(*args, btf_fd=btf_fd, btf_key_type_id=spec.btf_key_type_id,
-                                              btf_value_type_id=spec.btf_value_type_id), spec.name)
+                                              btf_value_type_id=spec.btf_value_type_id,
+                                              numa_node=spec.numa_node), spec.name)
             except BpfError as exc:
                 if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
                     raise
         try:
-            return cls.wrap(sc.map_create(*args), spec.name)
+            return cls.wrap(sc.map_create(*args, numa_node=spec.numa_node), spec.name)
         except BpfError as exc:
             exc.obj = spec.name
             raise

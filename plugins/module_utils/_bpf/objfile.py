@@ -28,6 +28,7 @@ try:
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
     from elftools.elf.relocation import RelocationSection
+    from elftools.elf.sections import SymbolTableSection
     HAS_PYELFTOOLS, PYELFTOOLS_IMPORT_ERROR = True, ""
 except ImportError as exc:  # reported by the caller (module: missing_required_lib)
     HAS_PYELFTOOLS, PYELFTOOLS_IMPORT_ERROR = False, str(exc)
@@ -43,6 +44,7 @@ SECTION_TYPES = (
     (r"xdp(\.frags)?(/.*)?", sc.PROG_TYPE_XDP, sc.ATTACH_XDP),
     (r"(tc|classifier)(/.*)?", sc.PROG_TYPE_SCHED_CLS, 0),
 )
+PINNING = (0, 1)  # LIBBPF_PIN_NONE, LIBBPF_PIN_BY_NAME
 MAP_INT_FIELDS = ("type", "max_entries", "map_flags", "numa_node", "key_size", "value_size", "pinning")
 
 
@@ -132,20 +134,33 @@ def section_type(section: str) -> Optional[Tuple[int, int, int]]:
     return None
 
 
+# What pyelftools, struct and index arithmetic raise on a truncated or corrupted object (BTF decoding
+# raises only BtfError, our own checks ObjectFileError).
+_MALFORMED = (ELFError, struct.error, btfmod.BtfError, ValueError, IndexError, KeyError,
+              OverflowError) if HAS_PYELFTOOLS else ()
+
+
 def read_object(obj: Union[str, bytes, os.PathLike]) -> ObjectSpec:
-    """Parse a BPF ELF object (a path or its bytes); raises ObjectFileError on anything unsupported."""
+    """Parse a BPF ELF object (a path or its bytes); raises ObjectFileError (naming the file) when it
+    cannot be read, is malformed (truncated, corrupted) or uses something this loader does not support."""
     if isinstance(obj, (bytes, bytearray)):
         data, source = bytes(obj), "<bytes>"
     else:
         source = os.fspath(obj)
-        with open(source, "rb") as f:
-            data = f.read()
+        try:
+            with open(source, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise ObjectFileError(source, f"cannot read the object file: {exc.strerror}") from None
     if not HAS_PYELFTOOLS:
         raise ObjectFileError(source, f"pyelftools is required: {PYELFTOOLS_IMPORT_ERROR}")
     try:
         return _Reader(source, ELFFile(io.BytesIO(data))).read()
-    except (ELFError, struct.error, btfmod.BtfError) as exc:
-        raise ObjectFileError(source, f"malformed object: {exc}") from None
+    except ObjectFileError:
+        raise
+    except _MALFORMED as exc:
+        # pyelftools reports corrupted headers, tables and offsets with whatever error it hits first.
+        raise ObjectFileError(source, f"malformed object ({type(exc).__name__}: {exc})") from None
 
 
 class _Reader:
@@ -154,6 +169,8 @@ class _Reader:
         self.elf = elf
         self.sections = list(elf.iter_sections())
         symtab = elf.get_section_by_name(".symtab")
+        if symtab is not None and not isinstance(symtab, SymbolTableSection):
+            self.fail("'.symtab' is not a symbol table")
         self.symbols = list(symtab.iter_symbols()) if symtab is not None else []
         self.maps_index = next((i for i, s in enumerate(self.sections) if s.name == ".maps"), None)
 
@@ -217,7 +234,9 @@ class _Reader:
         specs = {}
         for member in datasec.members:
             var = types.type(member.type)
-            if var.extra and var.extra[0] == 0:  # BTF_VAR_STATIC
+            if var.kind != btfmod.VAR:
+                self.fail(f"'.maps' DATASEC entry {member.type} is not a variable")
+            if var.extra[0] == 0:  # BTF_VAR_STATIC
                 self.fail(f"map {var.name!r}: static maps are not supported (make it global)")
             specs[var.name] = self._map_spec(var.name, types, var.size_or_type)
         missing = [name for _offset, name in symbols if name not in specs]
@@ -257,6 +276,9 @@ class _Reader:
         for required in ("type", "key_size", "value_size", "max_entries"):
             if required not in fields:
                 self.fail(f"map {name!r}: missing {required!r}")
+        if fields.get("pinning", 0) not in PINNING:
+            self.fail(f"map {name!r}: pinning {fields['pinning']} is not supported (0: none, 1: by name; "
+                      "every map is pinned by name under the map pin path anyway)")
         return MapSpec(name, fields["type"], fields["key_size"], fields["value_size"], fields["max_entries"],
                        fields.get("map_flags", 0), fields.get("pinning", 0), fields.get("numa_node", 0),
                        key_type, value_type)
@@ -326,6 +348,9 @@ class _Reader:
             for r in rel.iter_relocations():
                 off, rtype = r["r_offset"], r["r_info_type"]
                 where = f"section {section.name!r} offset {off:#x}"
+                if r["r_info_sym"] >= len(self.symbols):
+                    self.fail(f"{where}: relocation names symbol {r['r_info_sym']}, the symbol table has "
+                              f"{len(self.symbols)}")
                 sym = self.symbols[r["r_info_sym"]]
                 if rtype != R_BPF_64_64:
                     self.fail(f"{where}: unsupported relocation type {rtype} against {sym.name!r} "
@@ -337,7 +362,10 @@ class _Reader:
                     target += struct.unpack_from("<i", data, off + 4)[0]
                 name = map_at.get(target) if sym["st_shndx"] == self.maps_index else None
                 if name is None:
-                    what = self.sections[sym["st_shndx"]].name if isinstance(sym["st_shndx"], int) else "?"
+                    if not isinstance(sym["st_shndx"], int) or sym["st_shndx"] >= len(self.sections):
+                        self.fail(f"{where}: reference to {sym.name!r}, which is not defined in the object "
+                                  "(extern variables, kconfig and ksyms are not supported)")
+                    what = self.sections[sym["st_shndx"]].name
                     self.fail(f"{where}: reference to {sym.name or what!r} in {what!r} is not a map "
                               "(global variables in .data/.rodata/.bss are not supported)")
                 result.append((off, name))

@@ -1,7 +1,8 @@
 """Identity of what is pinned at a bpffs path: a path in, ``Pinned(kind, id, prog_id)`` or None out.
 
 Also collects the program ids pinned under a directory (programs, and the programs that pinned
-links run), which is how attach plans recognise programs this collection put on a hook.
+links run), which is how attach plans recognise programs this collection put on a hook and how
+prog-array slots are traced back to pins.
 (``pins`` handles the paths themselves: checks, atomic replacement, removal.)
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 from dataclasses import dataclass
-from typing import Optional, Set
+from typing import Dict, List, Optional, Set
 
 from . import syscalls
 from .errors import BpfError
@@ -46,12 +47,18 @@ def pinned(path: str) -> Optional[Pinned]:
         return Pinned(path, "prog", prog_id, prog_id)
 
 
+def pins_by_prog_id(directory: str) -> Dict[int, List[str]]:
+    """{program id: pin paths} of every program pinned anywhere under ``directory``, directly or
+    behind a pinned link (the link's pin is listed for its program)."""
+    found: Dict[int, List[str]] = {}
+    for root, _dirs, files in os.walk(directory):
+        for name in sorted(files):
+            obj = pinned(os.path.join(root, name))
+            if obj is not None and obj.prog_id:
+                found.setdefault(obj.prog_id, []).append(obj.path)
+    return found
+
+
 def pinned_prog_ids(directory: str) -> Set[int]:
     """Ids of every program pinned anywhere under ``directory``, directly or behind a pinned link."""
-    ids = set()
-    for root, _dirs, files in os.walk(directory):
-        for name in files:
-            found = pinned(os.path.join(root, name))
-            if found is not None and found.prog_id:
-                ids.add(found.prog_id)
-    return ids
+    return set(pins_by_prog_id(directory))

@@ -60,10 +60,25 @@ def check_path(path: str, what: str = "pin path") -> str:
     return path
 
 
+def check_dir(path: str, what: str = "pin directory") -> str:
+    """``path`` normalised, or BpfError saying why it cannot be a pin directory: everything ``check_path``
+    checks, and the path (or its deepest existing part) is a directory, not a pinned object."""
+    path = check_path(path, what)
+    anchor = _existing_ancestor(path)
+    if not os.path.isdir(anchor):
+        pinned = kind(anchor) or "file"
+        where = "there" if anchor == path else f"at {anchor}"
+        raise BpfError(errno.ENOTDIR, what, path, f"a {pinned} is pinned {where}, not a directory")
+    return path
+
+
 def makedirs(path: str) -> None:
     """Create pin directory ``path`` and its parents on bpffs."""
-    path = check_path(path, "pin directory")
-    os.makedirs(path, exist_ok=True)
+    path = check_dir(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise BpfError(exc.errno, "pin directory", path, f"cannot create it: {exc.strerror}") from None
 
 
 def exists(path: str) -> bool:
@@ -160,7 +175,7 @@ def locked(*directories: Optional[str]):
     directories (and missing parents) are created, and removed again at the end if still empty
     (while still locked), so a failed task leaves no trace.
     """
-    paths = sorted({check_path(d, "pin directory") for d in directories if d} - set(_held))
+    paths = sorted({check_dir(d) for d in directories if d} - set(_held))
     created: List[str] = []
     try:
         for path in paths:

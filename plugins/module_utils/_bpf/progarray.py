@@ -3,7 +3,8 @@
 In: ``plan_prog_array(map_pin, entries={key: program_pin}, exclusive, state)``; a reader (the kernel
 by default, a fake in unit tests) supplies the array and what is pinned.
 Out: a ``ProgArrayPlan`` (slots to overwrite, slots to empty, entries before and after, as
-{key: prog id}) and from ``apply_prog_array(plan)`` a ``ProgArrayResult`` with the entries read back.
+{key: prog id}) and from ``apply_prog_array(plan)`` a ``ProgArrayResult`` with the entries read back;
+``describe_entries`` resolves {key: prog id} to each program's name and pins.
 
 Slots are compared by program id (a lookup returns the id). A slot is changed by overwriting it
 (BPF_ANY swaps the pointer in one step, so tail calls never fall through); only slots that must
@@ -16,12 +17,12 @@ from __future__ import annotations
 import errno
 import os
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from . import pins, syscalls
 from .errors import BpfError
 from .maps import Map, ProgArray
-from .pinned import pinned
+from .pinned import pinned, pins_by_prog_id
 from .program import Program
 
 STATES = ("present", "absent")
@@ -44,6 +45,36 @@ def read_prog_array(map_pin: str) -> ProgArrayView:
     with Map.from_pin(map_pin) as array:
         entries = array.entries() if isinstance(array, ProgArray) else {}
         return ProgArrayView(array.info.id, array.info.type, array.info.max_entries, entries)
+
+
+@dataclass(frozen=True)
+class SlotProgram:
+    """The program in a slot: its id, kernel name ("" if it was unloaded meanwhile) and pin paths."""
+
+    id: int
+    name: str
+    pins: Tuple[str, ...]
+
+
+def describe_entries(entries: Dict[int, int], directories: Sequence[str]) -> Dict[int, SlotProgram]:
+    """{key: SlotProgram} for ``entries`` ({key: prog id}): names from the kernel, pins found anywhere
+    under ``directories`` (e.g. the pin path the object was loaded under)."""
+    pinned_at: Dict[int, list] = {}
+    for directory in directories:
+        if os.path.isdir(directory):
+            for prog_id, paths in pins_by_prog_id(directory).items():
+                pinned_at.setdefault(prog_id, []).extend(paths)
+    described = {}
+    for key, prog_id in sorted(entries.items()):
+        try:
+            with Program.from_id(prog_id) as program:
+                name = program.info().name
+        except BpfError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+            name = ""
+        described[key] = SlotProgram(prog_id, name, tuple(sorted(set(pinned_at.get(prog_id, ())))))
+    return described
 
 
 class KernelReader:
@@ -91,17 +122,17 @@ def plan_prog_array(map_pin: str, entries: Dict[int, Optional[str]], exclusive: 
     reader = reader or KernelReader()
     view = reader.prog_array(map_pin)
     if view is None:
-        raise ProgArrayError(f"map_pin {map_pin}: nothing is pinned there (load the object first)")
+        raise ProgArrayError(f"map {map_pin}: nothing is pinned there (load the object first)")
     if view.map_type != syscalls.MAP_TYPE_PROG_ARRAY:
-        raise ProgArrayError(f"map_pin {map_pin}: map {view.map_id} has type {view.map_type}, "
+        raise ProgArrayError(f"map {map_pin}: map {view.map_id} has type {view.map_type}, "
                              f"not a prog array (type {syscalls.MAP_TYPE_PROG_ARRAY})")
     wanted = {}
     for key, program_pin in entries.items():
         if not isinstance(key, int) or isinstance(key, bool) or not 0 <= key < view.max_entries:
-            raise ProgArrayError(f"map_pin {map_pin}: key {key!r} is out of range: the array has "
+            raise ProgArrayError(f"map {map_pin}: slot {key!r} is out of range: the array has "
                                  f"{view.max_entries} slots (0..{view.max_entries - 1})")
         if program_pin is None and state == "present":
-            raise ProgArrayError(f"map_pin {map_pin}: key {key} needs a program pin")
+            raise ProgArrayError(f"map {map_pin}: slot {key} needs a program pin")
         wanted[key] = _program_id(reader, map_pin, key, program_pin) if program_pin else None
 
     after = dict(view.entries)
@@ -124,9 +155,9 @@ def plan_prog_array(map_pin: str, entries: Dict[int, Optional[str]], exclusive: 
 def _program_id(reader, map_pin: str, key: int, program_pin: str) -> int:
     found = reader.pinned(program_pin)
     if found is None:
-        raise ProgArrayError(f"map_pin {map_pin} key {key}: no program is pinned at {program_pin}")
+        raise ProgArrayError(f"map {map_pin} slot {key}: no program is pinned at {program_pin}")
     if found.kind != "prog":
-        raise ProgArrayError(f"map_pin {map_pin} key {key}: a {found.kind} is pinned at {program_pin}, "
+        raise ProgArrayError(f"map {map_pin} slot {key}: a {found.kind} is pinned at {program_pin}, "
                              f"not a program")
     return found.id
 
@@ -144,7 +175,7 @@ def apply_prog_array(plan: ProgArrayPlan) -> ProgArrayResult:
 def _apply_prog_array(plan: ProgArrayPlan) -> ProgArrayResult:
     with Map.from_pin(plan.map_pin) as array:
         if array.info.id != plan.map_id:
-            raise ProgArrayError(f"map_pin {plan.map_pin}: a different map was pinned there since the plan")
+            raise ProgArrayError(f"map {plan.map_pin}: a different map was pinned there since the plan")
         programs = {}
         try:
             for key, program_pin in plan.writes.items():

@@ -2,7 +2,8 @@
 
 ``Program.load`` applies the map relocations (ld_imm64 gets src_reg PSEUDO_MAP_FD, imm = the map's fd),
 passes func/line info when BTF is loaded, and turns the kernel's bare EINVAL for a prog-array owner
-mismatch into an ``OwnerMismatchError`` that says which array and why.
+mismatch into an ``OwnerMismatchError`` that says which array and why. ``programs_using(map_id)`` lists
+the loaded programs that reference a map (what keeps a jump table in use).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import struct
-from typing import Mapping
+from typing import List, Mapping
 
 from . import syscalls as sc
 from .errors import BpfError, OwnerMismatchError
@@ -89,6 +90,24 @@ class Program(FdOwner):
 
     def test_run(self, data: bytes, repeat: int = 1) -> sc.TestRun:
         return sc.prog_test_run(self.fd, data, repeat)
+
+
+def programs_using(map_id: int) -> List[sc.ProgInfo]:
+    """Every loaded program whose instructions reference map ``map_id`` (walks all program ids; reads only)."""
+    found = []
+    prog_id = sc.prog_get_next_id(0)
+    while prog_id is not None:
+        try:
+            with FdOwner(sc.prog_get_fd_by_id(prog_id), f"program {prog_id}") as prog:
+                info = sc.prog_info(prog.fd)
+        except BpfError as exc:
+            if exc.errno != errno.ENOENT:  # a program unloaded while we walk is simply gone
+                raise
+        else:
+            if map_id in info.map_ids:
+                found.append(info)
+        prog_id = sc.prog_get_next_id(prog_id)
+    return found
 
 
 def _explain_load_failure(spec: ProgramSpec, map_fds: Mapping[str, int], exc: BpfError) -> BpfError:

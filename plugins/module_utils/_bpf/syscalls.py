@@ -3,7 +3,8 @@
 One function per command, no policy: each fills a zeroed ``union bpf_attr`` with the fields the oldest
 supported kernel knows, calls the syscall and raises ``errors.BpfError`` (errno kept) on failure.
 ``prog_load``/``btf_load`` never request a log on the first try (a small log buffer turns a valid program
-into ENOSPC); after a failure they retry with a growing buffer and raise ``VerifierError`` with the log.
+into ENOSPC); after a failure they retry with a log buffer grown to the size the kernel reports it needs
+(``log_true_size``) and raise ``VerifierError`` with the whole log.
 Layouts: /work/shared/reference/kernel-loader-facts.md §1 (offsets from the uapi headers).
 """
 
@@ -114,9 +115,12 @@ def _try(fn, *args, missing: int = errno.ENOENT):
 # --- maps ----------------------------------------------------------------------------------------
 
 def map_create(map_type: int, key_size: int, value_size: int, max_entries: int, flags: int = 0,
-               name: str = "", btf_fd: int = 0, btf_key_type_id: int = 0, btf_value_type_id: int = 0) -> int:
+               name: str = "", btf_fd: int = 0, btf_key_type_id: int = 0, btf_value_type_id: int = 0,
+               numa_node: int = 0) -> int:
+    """Create a map; returns its fd. ``numa_node`` counts only with BPF_F_NUMA_NODE in ``flags``."""
     attr = _Attr()
     attr.put("IIIII", 0, map_type, key_size, value_size, max_entries, flags)
+    attr.put("I", 24, numa_node)
     attr.name(28, name)
     if btf_fd:
         attr.put("III", 48, btf_fd, btf_key_type_id, btf_value_type_id)
@@ -167,29 +171,31 @@ def map_freeze(fd: int) -> None:
 
 # --- programs and BTF ----------------------------------------------------------------------------
 
-def _with_log(run, op: str, obj: str):
-    """Run ``run(log_buf_or_None)``; on failure rerun with a growing log and raise VerifierError."""
+def _load_with_log(cmd: int, make_attr, op: str, obj: str, true_size_off: int, retry_eagain: bool = False) -> int:
+    """Run a load command built by ``make_attr(log_buf_or_None)`` without a log; on failure rerun it with
+    a log, grown until the kernel stops truncating it (to the size it reports in ``log_true_size`` at
+    ``true_size_off`` on 6.4+, else 4x per try), and raise VerifierError with the log."""
     try:
-        return run(None)
+        return _call(cmd, make_attr(None), op, obj, retry_eagain)
     except BpfError as first:
         size = LOG_START
         while True:
             log = _buffer(size=size)
+            attr = make_attr(log)
             try:
-                return run(log)
+                return _call(cmd, attr, op, obj, retry_eagain)
             except BpfError as again:
-                text = log.value.decode(errors="replace")
                 if again.errno == errno.ENOSPC and size < LOG_MAX:
-                    size *= 4
+                    size = min(LOG_MAX, max(attr.get("I", true_size_off), size * 4))
                     continue
-                raise VerifierError(first.errno, op, obj, text) from None
+                raise VerifierError(first.errno, op, obj, log.value.decode(errors="replace")) from None
 
 
 def prog_load(prog_type: int, insns: bytes, license: str, name: str = "", expected_attach_type: int = 0,
               prog_flags: int = 0, btf_fd: int = 0, func_info: bytes = b"", func_info_cnt: int = 0,
               line_info: bytes = b"", line_info_cnt: int = 0) -> int:
     """Load a program; returns its fd. A rejection raises VerifierError carrying the verifier log."""
-    def run(log):
+    def make_attr(log) -> _Attr:
         attr = _Attr()
         attr.put("II", 0, prog_type, len(insns) // 8)
         attr.ptr(8, _buffer(insns))
@@ -210,23 +216,23 @@ def prog_load(prog_type: int, insns: bytes, license: str, name: str = "", expect
                 attr.put("I", 92, len(line_info) // line_info_cnt)
                 attr.ptr(96, _buffer(line_info))
                 attr.put("I", 104, line_info_cnt)
-        return _call(PROG_LOAD, attr, "prog_load", name, retry_eagain=True)
+        return attr
 
-    return _with_log(run, "prog_load", name)
+    return _load_with_log(PROG_LOAD, make_attr, "prog_load", name, 140, retry_eagain=True)
 
 
 def btf_load(data: bytes) -> int:
     """Load raw BTF (header included); returns its fd. A rejection raises VerifierError with the log."""
-    def run(log):
+    def make_attr(log) -> _Attr:
         attr = _Attr()
         attr.ptr(0, _buffer(data))
         attr.put("I", 16, len(data))
         if log is not None:
             attr.ptr(8, log)
             attr.put("II", 20, len(log), 1)
-        return _call(BTF_LOAD, attr, "btf_load")
+        return attr
 
-    return _with_log(run, "btf_load", "")
+    return _load_with_log(BTF_LOAD, make_attr, "btf_load", "", 28)
 
 
 # --- pins ----------------------------------------------------------------------------------------

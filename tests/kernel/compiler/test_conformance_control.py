@@ -106,6 +106,20 @@ VALUE_CASES = [
           extra="(defmacro square-once (x) (let ((v (gensym))) `(let ((,v ,x)) (* ,v ,v))))"),
     value("defconstant", "(+ +k+ 1)", 21, extra="(defconstant +k+ (* 4 5))"),
     value("defconstant over constants", "+b+", 9, extra="(defconstant +a+ 3)\n(defconstant +b+ (* +a+ +a+))"),
+    # As in Common Lisp, NIL and () are empty key lists: the clause never matches, not even 0.
+    *branches("case key nil never matches", f"(case {A} (nil 10) (() 20) (t 30))", {0: 30, 1: 30}),
+    # sizes far past hand-written code (one chain of tests, compiled without deep recursion)
+    *branches("case with 400 arms", f"(case {A} " + " ".join(f"({k} {k * 7 + 1})" for k in range(400)) + ")",
+              {0: 1, 199: 199 * 7 + 1, 399: 399 * 7 + 1, 400: 0}),
+    *branches("cond with 300 clauses", "(cond " + " ".join(f"((< {A} {k}) {k})" for k in range(1, 301))
+              + " (t 1000))", {0: 1, 150: 151, 299: 300, 300: 1000}),
+    value("let* with 500 bindings", "(let* ((v0 (getmap args 0)) "
+          + " ".join(f"(v{k} (+ v{k - 1} {k}))" for k in range(1, 500)) + ") v499)",
+          3 + sum(range(500)), args={0: 3}),
+    value("when-let nested 120 deep", "(when-let ((p (map-lookup args 0))) " * 120 + A + ")" * 120, 9,
+          args={0: 9}),
+    value("expression nested 190 deep", f"(let ((a {A})) " + "(+ a " * 190 + "1" + ")" * 191, 190 * 5 + 1,
+          args={0: 5}),
 ]
 
 RETURN_CASES = [

@@ -86,3 +86,46 @@ def test_programs_sharing_a_section_load_and_run_separately(tmp_path, pin_dir):
         assert obj.run("bumper", FRAME) == XDP_DROP
         assert obj.run("counter", FRAME) == XDP_PASS
         assert obj.map("stats") == {0: 1, 1: 1}
+
+
+# (defmap line, bpftool's type name, key size, value size, max entries, flags): every map type of
+# reference §1.2, flags included, and the kernel's own account of each map it created.
+MAP_TYPES = [
+    ("(defmap h :type :hash :key-size 4 :value-size 8 :max-entries 4)", "hash", 4, 8, 4, 0),
+    ("(defmap ar :type :array :key-size 4 :value-size 8 :max-entries 4 :map-flags 1024)", "array", 4, 8, 4, 1024),
+    ("(defmap pa :type :prog-array :key-size 4 :value-size 4 :max-entries 4)", "prog_array", 4, 4, 4, 0),
+    ("(defmap ph :type :percpu-hash :key-size 4 :value-size 8 :max-entries 4 :map-flags 1)", "percpu_hash",
+     4, 8, 4, 1),
+    ("(defmap pca :type :percpu-array :key-size 4 :value-size 8 :max-entries 4)", "percpu_array", 4, 8, 4, 0),
+    ("(defmap st :type :stack-trace :key-size 4 :value-size 64 :max-entries 4)", "stack_trace", 4, 64, 4, 0),
+    ("(defmap lru :type :lru-hash :key-size 8 :value-size 2 :max-entries 4)", "lru_hash", 8, 2, 4, 0),
+    ("(defmap lpm :type :lpm-trie :key-size 8 :value-size 4 :max-entries 16 :map-flags 1)", "lpm_trie",
+     8, 4, 16, 1),
+    ("(defmap sm :type :sockmap :key-size 4 :value-size 4 :max-entries 4)", "sockmap", 4, 4, 4, 0),
+    ("(defmap sh :type :sockhash :key-size 4 :value-size 4 :max-entries 4)", "sockhash", 4, 4, 4, 0),
+    ("(defmap rb :type :ringbuf :max-entries 4096)", "ringbuf", 0, 0, 4096, 0),
+    # flags on the last map: the reference's HEAD wrote a .maps slot too short for it
+    ("(defmap last :type :hash :key-size 4 :value-size 4 :max-entries 4 :map-flags 1)", "hash", 4, 4, 4, 1),
+]
+MAP_USER = """(defprog conf ()
+  (incf (getmap h 1)) (incf (getmap ph 1) 5) (incf (getmap pca 0) 2) (setf (getmap lru #x100000002) #x12345)
+  (setf (getmap lpm #x0100000018) 7) (incf (getmap last 3))
+  XDP_PASS)
+"""
+
+
+def test_every_map_type_loads_with_its_sizes_and_flags(pin_dir):
+    source = "\n".join(line for line, *_ in MAP_TYPES) + "\n" + MAP_USER
+    with loaded(source, pin_dir) as obj:
+        for line, kind, key, value, entries, flags in MAP_TYPES:
+            info = obj.map_info(line.split()[1])
+            assert (info["type"], info["bytes_key"], info["bytes_value"], info["max_entries"], info["flags"]) \
+                == (kind, key, value, entries, flags), line
+        assert obj.run("conf", FRAME) == XDP_PASS
+        assert obj.typed_dump("h") == {1: 1}
+        assert obj.map("ph") == {1: 5}  # summed over CPUs; only one ran the program
+        assert obj.map("pca") == {0: 2, 1: 0, 2: 0, 3: 0}
+        assert obj.typed_dump("lru") == {0x100000002: 0x2345}  # 2-byte values keep 2 bytes
+        # lpm key = u32 prefix length 0x18 = 24, then the first 4 data bytes: 01 00 00 00
+        assert obj.map("lpm") == {0x0100000018: 7}
+        assert obj.typed_dump("last") == {3: 1}

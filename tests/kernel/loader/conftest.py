@@ -6,6 +6,8 @@
   seed} as object paths.
 - ``snapshot(dir)``: {relative pin path: (kind, kernel id)} of everything pinned under ``dir``, to
   assert that a failed operation changed nothing; ``frame(ip_proto)``: an IPv4 test frame.
+- ``no_fd_leaks`` (autouse): every BPF fd a test or the loader opened is closed when the test ends,
+  on error paths too.
 """
 
 from __future__ import annotations
@@ -86,3 +88,26 @@ def _snapshot(directory: Path) -> dict:
             finally:
                 os.close(fd)
     return result
+
+
+def _bpf_fds() -> dict:
+    """{fd: kind} of this process's open BPF object fds (anon inodes bpf-prog, bpf-map, bpf_link, btf)."""
+    found = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue  # closed while listing (the listing's own fd)
+        if target.startswith("anon_inode:") and ("bpf" in target or "btf" in target):
+            found[int(name)] = target
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_fd_leaks():
+    """Every test must close every BPF fd it (or the loader) opened, on error paths too. No garbage
+    collection first: an fd closed only by ``FdOwner.__del__`` is a leak."""
+    before = _bpf_fds()
+    yield
+    leaked = {fd: kind for fd, kind in _bpf_fds().items() if before.get(fd) != kind}
+    assert not leaked, f"BPF fds left open: {leaked}"

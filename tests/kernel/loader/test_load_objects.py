@@ -1,13 +1,18 @@
 """Must show 1: the seed's dispatcher (clang build and our compiled seed) loads; all three programs and
-both maps are pinned; the kernel's tags equal the offline tags; a second run changes nothing."""
+both maps are pinned; the kernel's tags equal the offline tags; a second run changes nothing. Also the
+other section kinds (xdp.frags with its flag, xdp/<name>, tc), an 8-byte-key map with a pinning
+attribute, and BTF without any DATASEC."""
 
 from __future__ import annotations
 
 import hashlib
 
+import pytest
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf import load, objfile
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf import syscalls as sc
+from ansible_collections.whistler.xdp.plugins.module_utils._bpf.errors import OwnerMismatchError
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf.maps import Map
+from ansible_collections.whistler.xdp.plugins.module_utils._bpf.objfile import MapSpec
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf.program import Program
 
 PROGRAMS = {"xdp_dispatch", "tcp_handler", "udp_handler"}
@@ -75,3 +80,55 @@ def test_unload_removes_every_pin(build, pin_dir):
     assert len(load.apply_unload(plan)) == 5
     assert not (pin_dir / "app").exists()
     assert not load.plan_unload(str(pin_dir / "app")).changed
+
+
+def test_frags_tc_and_several_programs_per_section_load_as_their_sections_say(build, pin_dir):
+    """loader_sections.c: two programs in 'xdp', one each in 'xdp.frags', 'xdp/tcp' and 'tc'. The frags
+    flag is invisible in program info, so the jump table's owner check shows it: a frags program and
+    a plain one cannot share a prog-array."""
+    app = pin_dir / "app"
+    load.apply_load(load.plan_load(objfile.read_object(build("loader_sections.c")), str(app)))
+    kinds = {}
+    for name in ("plain_pass", "plain_drop", "frags_pass", "named_pass", "tc_ok"):
+        with Program.from_pin(str(app / name)) as prog:
+            kinds[name] = prog.info().type
+    assert kinds == {"plain_pass": sc.PROG_TYPE_XDP, "plain_drop": sc.PROG_TYPE_XDP, "frags_pass": sc.PROG_TYPE_XDP,
+                     "named_pass": sc.PROG_TYPE_XDP, "tc_ok": sc.PROG_TYPE_SCHED_CLS}
+
+    with Program.from_pin(str(app / "frags_pass")) as frags, Program.from_pin(str(app / "plain_pass")) as plain, \
+            Program.from_pin(str(app / "named_pass")) as named:
+        with Map.create(MapSpec("jt", sc.MAP_TYPE_PROG_ARRAY, 4, 4, 2)) as jt:
+            jt.set(0, plain.fd)  # owner: XDP, BPF_XDP, no frags
+            jt.set(1, named.fd)  # xdp/<name> is the same kind of program
+            with pytest.raises(OwnerMismatchError, match="frags"):
+                jt.set(1, frags.fd)
+        with Map.create(MapSpec("jt", sc.MAP_TYPE_PROG_ARRAY, 4, 4, 2)) as jt:
+            jt.set(0, frags.fd)  # owner: XDP with frags
+            with pytest.raises(OwnerMismatchError):
+                jt.set(1, plain.fd)
+
+
+def test_wide_key_map_with_pinning_attribute_is_pinned_and_reused(build, pin_dir, frame):
+    app = pin_dir / "app"
+    spec = objfile.read_object(build("loader_maps.c"))
+    first = load.apply_load(load.plan_load(spec, str(app)))
+    with Map.from_pin(str(app / "maps" / "wide")) as wide:
+        assert (wide.info.type, wide.info.key_size, wide.info.value_size, wide.info.flags) == (1, 8, 4, 1)
+        assert wide.info.btf_key_type_id == spec.map("wide").btf_key_type_id  # created with its BTF types
+        wide.update(0x100000001, 1)  # XDP_DROP under the full 8-byte key
+        wide.update(1, 3)            # the low half alone must not match
+        assert wide.typed_items() == {0x100000001: 1, 1: 3}
+    with Program.from_pin(str(app / "frags_lookup")) as prog:
+        assert prog.test_run(frame(6)).retval == 1
+
+    plan = load.plan_load(spec, str(app))
+    assert not plan.changed
+    assert load.apply_load(plan).maps["wide"].id == first.maps["wide"].id
+
+
+def test_object_whose_btf_has_no_datasec_loads_with_its_btf(build, pin_dir):
+    result = load.apply_load(load.plan_load(objfile.read_object(build("loader_nodatasec.c")), str(pin_dir / "app")))
+    assert result.btf_loaded and set(result.programs) == {"first", "second"}
+    with Program.from_pin(str(pin_dir / "app" / "second")) as second:
+        assert second.info().btf_id != 0  # loaded with func_info against the object's BTF
+        assert second.test_run(bytes(64)).retval == 1

@@ -1,5 +1,5 @@
 """Map, Program and pin objects against the kernel: create/reuse/compatibility, typed dumps, per-CPU
-values, atomic pin replacement, and clear errors for bad keys and pin names."""
+values, atomic pin replacement, and clear errors for bad keys, pin names and pin directories."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import errno
 import os
 
 import pytest
-from ansible_collections.whistler.xdp.plugins.module_utils._bpf import objfile, pins
+from ansible_collections.whistler.xdp.plugins.module_utils._bpf import load, objfile, pins
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf import syscalls as sc
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf.errors import BpfError
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf.maps import Map, ProgArray, possible_cpus
@@ -97,3 +97,16 @@ def test_program_load_test_run_and_info(dispatch_spec, frame):
             assert info.tag in dispatch_spec.program("udp_handler").tags()
             assert p.test_run(frame(17), repeat=3).retval == 2
         assert stats.typed_items() == {0: 0, 1: 0, 2: 3}
+
+
+def test_a_pin_where_a_pin_directory_should_be_is_named(dispatch_spec, pin_dir):
+    with Map.create(dispatch_spec.map("jt")) as jt:
+        jt.pin(str(pin_dir / "app"))
+    for pin_path, map_pin_path, at in ((pin_dir / "app", None, "there"),
+                                       (pin_dir / "app" / "sub", None, f"at {pin_dir / 'app'}"),
+                                       (pin_dir / "ok", pin_dir / "app", "there")):
+        with pytest.raises(BpfError) as caught:
+            load.plan_load(dispatch_spec, str(pin_path), map_pin_path and str(map_pin_path))
+        assert caught.value.errno == errno.ENOTDIR
+        assert str(caught.value).endswith(f"a map is pinned {at}, not a directory")
+    assert sorted(os.listdir(pin_dir)) == ["app"]

@@ -1,6 +1,7 @@
 """Jump-table plans applied to a real pinned prog-array: slots overwritten in place and compared
 by program id, only unwanted slots emptied, bad requests rejected before anything changes, and a
-failed write rolled back with an explanation instead of a bare EINVAL."""
+failed write rolled back with an explanation instead of a bare EINVAL; slots traced back to program
+names and pins."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from ansible_collections.whistler.xdp.plugins.module_utils._bpf.errors import Bp
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf.pinned import pinned
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf.progarray import (
     ProgArrayError,
+    SlotProgram,
     apply_prog_array,
+    describe_entries,
     plan_prog_array,
     read_prog_array,
 )
@@ -66,7 +69,7 @@ def test_exclusive_and_absent_empty_only_what_they_must(app):
 def test_bad_requests_change_nothing(app, pin_dir):
     apply_prog_array(plan_prog_array(app["jt"], {6: app["handler_a"]}))
     before = slots_by_bpftool(app["jt"])
-    with pytest.raises(ProgArrayError, match="key 32 is out of range: the array has 32 slots"):
+    with pytest.raises(ProgArrayError, match="slot 32 is out of range: the array has 32 slots"):
         plan_prog_array(app["jt"], {6: app["handler_b"], 32: app["handler_a"]})
     with pytest.raises(ProgArrayError, match="has type 2, not a prog array"):
         plan_prog_array(app["handled"], {0: app["handler_a"]})
@@ -87,3 +90,14 @@ def test_incompatible_program_is_explained_and_rolled_back(app, pin_dir, build):
         apply_prog_array(doomed)
     assert "key 7 -> " + str(tc / "tc_counter") in str(err.value) and "sched_cls" in str(err.value)
     assert read_prog_array(app["jt"]).entries == {6: a} == slots_by_bpftool(app["jt"])
+
+
+def test_entries_resolve_to_program_names_and_pins(app, pin_dir):
+    a, b = ids(app, "handler_a", "handler_b")
+    apply_prog_array(plan_prog_array(app["jt"], {6: app["handler_a"], 17: app["handler_b"], 18: app["handler_b"]}))
+    entries = read_prog_array(app["jt"]).entries
+    assert describe_entries(entries, [str(pin_dir / "app")]) == {
+        6: SlotProgram(a, "handler_a", (app["handler_a"],)),
+        17: SlotProgram(b, "handler_b", (app["handler_b"],)),
+        18: SlotProgram(b, "handler_b", (app["handler_b"],))}
+    assert describe_entries(entries, [str(pin_dir / "elsewhere")])[6] == SlotProgram(a, "handler_a", ())

@@ -126,6 +126,16 @@ def test_bad_input_fails_clearly_and_changes_nothing(netns_pair, loaded, run_mod
     assert "wxt-no-such-netns" not in netns_list
 
 
+def test_program_outside_bpffs_names_the_option(netns_pair, loaded, run_module, tmp_path):
+    outside = tmp_path / "xdp_dispatch"
+    outside.write_text("not a pin")
+    result = run_module("xdp_attach", attach_args(netns_pair, outside))
+    assert result.get("failed") is True
+    assert result["msg"].startswith(f"program {outside}: ")
+    assert "bpffs" in result["msg"]
+    assert xdp_hook(netns_pair.a, netns_pair.if_a) == {}
+
+
 def test_check_mode_detach_reports_no_mode_like_the_real_run(netns_pair, loaded, run_module):
     dispatcher = loaded / "progs" / "xdp_dispatch"
     run_module("xdp_attach", attach_args(netns_pair, dispatcher))
@@ -248,3 +258,16 @@ def test_a_hook_that_keeps_changing_fails_after_one_replan(netns_pair, loaded, r
     assert "does not match expected" in result["msg"]
     assert interloper.plans == 3
     assert xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": pinned_id(dispatcher)}
+
+
+def test_detach_without_the_program_pin_asks_for_it_or_force(netns_pair, loaded, run_module):
+    dispatcher = loaded / "progs" / "xdp_dispatch"
+    attached = run_module("xdp_attach", attach_args(netns_pair, dispatcher))
+    args = {k: v for k, v in attach_args(netns_pair, dispatcher, state="absent").items() if k != "program"}
+    refused = run_module("xdp_attach", args)
+    assert refused.get("failed") is True
+    assert "without the program pin it was attached from; pass program, or force" in refused["msg"]
+    assert xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": attached["prog_id"]}
+    forced = run_module("xdp_attach", dict(args, force=True))
+    assert (forced["changed"], forced["previous_prog_id"]) == (True, attached["prog_id"])
+    assert xdp_hook(netns_pair.a, netns_pair.if_a) == {}

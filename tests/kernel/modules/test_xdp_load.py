@@ -129,12 +129,24 @@ def test_bad_input_fails_clearly_and_changes_nothing(pin_dir, clang_object, run_
     assert list(pin_dir.iterdir()) == []
 
 
+@pytest.mark.parametrize("state", ["present", "absent"])
+@pytest.mark.parametrize("name, reason", [("missing.bpf.o", "No such file or directory"), ("", "Is a directory")])
+def test_unreadable_object_names_the_option_and_file(pin_dir, run_module, tmp_path, state, name, reason):
+    path = str(tmp_path / name) if name else str(tmp_path)
+    result = run_module("xdp_load", {"object": path, "pin_path": str(pin_dir / "xdp"), "state": state})
+    assert result.get("failed") is True
+    assert result["msg"].startswith(f"object {path}: ")
+    assert result["msg"].endswith(reason)
+    assert "Errno" not in result["msg"]
+    assert list(pin_dir.iterdir()) == []
+
+
 def test_not_an_object_fails_clearly(pin_dir, run_module, tmp_path):
     junk = tmp_path / "junk.bpf.o"
     junk.write_bytes(b"this is not an ELF file")
     result = run_module("xdp_load", {"object": str(junk), "pin_path": str(pin_dir / "xdp")})
     assert result.get("failed") is True
-    assert str(junk) in result["msg"]
+    assert result["msg"].startswith(f"object {junk}: ")
     assert list(pin_dir.iterdir()) == []
 
 

@@ -100,5 +100,17 @@ def test_path_outside_bpffs_fails(loaded, run_module, tmp_path):
     outside.write_text("not a pin")
     result = run_module("xdp_prog_array", dict(wire(loaded), map=str(outside)))
     assert result.get("failed") is True
-    assert str(outside) in result["msg"]
+    assert result["msg"].startswith(f"map {outside}: ")
+    assert prog_array_entries(loaded / "maps" / "jt") == {}
+
+
+def test_program_outside_bpffs_names_the_slot(loaded, run_module, tmp_path):
+    outside = tmp_path / "udp_handler"
+    outside.write_text("not a pin")
+    args = wire(loaded)
+    args["entries"][str(UDP)] = str(outside)
+    result = run_module("xdp_prog_array", args)
+    assert result.get("failed") is True
+    assert result["msg"].startswith(f"entries: slot {UDP}: program {outside}: ")
+    assert "bpffs" in result["msg"]
     assert prog_array_entries(loaded / "maps" / "jt") == {}

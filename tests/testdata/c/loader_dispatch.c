@@ -1,5 +1,6 @@
 // The bench dispatcher (bench/c/tail_call_dispatch.c) with knobs for the loader's upgrade tests:
-// HANDLER_VERDICT changes the handlers' code only; STATS_ENTRIES makes proto_stats incompatible.
+// HANDLER_VERDICT changes the handlers' code only; STATS_ENTRIES makes proto_stats incompatible,
+// JT_ENTRIES the jump table.
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <bpf/bpf_helpers.h>
@@ -7,6 +8,9 @@
 
 #ifndef HANDLER_VERDICT
 #define HANDLER_VERDICT XDP_PASS
+#endif
+#ifndef JT_ENTRIES
+#define JT_ENTRIES 256
 #endif
 #ifndef STATS_ENTRIES
 #define STATS_ENTRIES 3
@@ -16,7 +20,7 @@ struct {
     __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
     __uint(key_size, 4);
     __uint(value_size, 4);
-    __uint(max_entries, 256);
+    __uint(max_entries, JT_ENTRIES);
 } jt SEC(".maps");
 
 struct {

@@ -82,6 +82,18 @@ BAD = [
     Bad("shift by 64", prog("(<< (getmap res 0) 64)"), "(<<", "64"),
     Bad("ash by 70", prog("(ash (getmap res 0) 70)"), "(ash", "70"),
     Bad("ash with a run-time count", prog("(ash 1 (getmap res 0))"), "(ash", "literal"),
+    # resource limits: located errors, not crashes
+    Bad("integer literal too large", prog("(+ " + "7" * 5000 + " 1)"), "7777", "too large"),
+    Bad("package prefix without a name", prog("(+ whistler:: 1)"), "whistler::", "no symbol name"),
+    # (defprog plus 199 (+ ...) make 200 levels: the first (- ...) is one too many
+    Bad("lists nested too deep", prog("(+ 1 " * 199 + "(- 1 " * 50 + "1" + ")" * 249), "(- 1", "nest"),
+    Bad("let* chain too long to compile",
+        prog("(let* (" + " ".join(f"(v{i} {i})" for i in range(20000)) + ") v0)"), "(defprog", "nests too deeply"),
+    Bad("macro building code too deep to compile",
+        prog("(deep)", "(defmacro deep () (let ((code 1)) (dolist (i '(" + " 0" * 30000 + "))"
+             " (setq code (list 'progn code))) code))"), "(deep)", "too deeply"),
+    Bad("macro arithmetic that explodes", prog("+huge+", "(defconstant +huge+ (ash 1 (ash 1 40)))"),
+        "(defconstant +huge+", "4096 bits"),
     # bindings and assignment
     Bad("binding list is not a list of bindings", prog("(let (x 1) x)"), ("(let", "x 1)"), "binding"),
     Bad("binding with too many parts", prog("(let ((x u32 1 2)) x)"), "(x u32 1 2)", "binding"),
@@ -90,6 +102,15 @@ BAD = [
     Bad("bad type in a binding", prog("(let ((x int 1)) x)"), ("int", "(x int 1)"), "type"),
     # context
     Bad("unknown ctx field", prog("(ctx bogus-field)"), "(ctx", "bogus-field"),
+    Bad("xdp_md field only devmap programs may read", prog("(ctx egress-ifindex)"), "(ctx", "not accessible"),
+    Bad("__sk_buff socket field a classifier cannot read", prog("(+ (ctx remote-ip6 3) 1)", options=":type :tc"),
+        "(ctx remote-ip6", "not accessible"),
+    Bad("store to a read-only xdp_md field", prog("(setf (ctx data) 0)"), "(ctx data)", "read-only"),
+    Bad("raw store to a read-only xdp_md field", prog("(ctx-store u32 12 0)"), "(ctx-store", "read-only"),
+    Bad("store to a read-only __sk_buff field", prog("(setf (ctx len) 0)", options=":type :tc"), "(ctx len)",
+        "read-only"),
+    Bad("raw store to a read-only __sk_buff field", prog("(setf (ctx u32 16) 0)", options=":type :tc"),
+        "(ctx u32", "read-only"),
     Bad("ctx access of the wrong width", prog("(ctx u64 0)"), "(ctx", "byte"),
     Bad("atomic-add misaligned", prog("(when-let ((p (map-lookup res 0))) (atomic-add p 3 1))"), "(atomic-add",
         "align"),
@@ -104,6 +125,10 @@ BAD = [
     Bad("map name too long", "(defmap a-very-long-map-name :type :array :key-size 4 :value-size 4 :max-entries 1)\n"
         + prog("1"), "(defmap a-very", "15"),
     Bad("program name too long", "(defprog a-very-long-program-name () 1)\n", "(defprog", "15"),
+    Bad("program name with a dot", "(defprog xdp.main () 1)\n", "(defprog", "not a C identifier"),
+    Bad("map name with a space", "(defmap |my map| :type :array :key-size 4 :value-size 4 :max-entries 1)\n"
+        + prog("1"), "(defmap |my", "not a C identifier"),
+    Bad("program name starting with a digit", "(defprog 2nd () 1)\n", "(defprog", "not a C identifier"),
     Bad("conflicting licenses", prog("1") + "(defprog other (:section \"xdp/two\" :license \"MIT\") 2)\n",
         "(defprog other", "license"),
     Bad("unknown map type", "(defmap m :type :bogus :key-size 4 :value-size 4 :max-entries 1)\n" + prog("1"),

@@ -147,6 +147,12 @@ def test_gensyms_are_fresh_and_unreadable(interp):
     ("(error \"bad ~A\" 'thing)", "bad THING"),
     ("(forever 0)", "nested more than"),
     ("(spin 1000000)", "nested more than"),
+    # growth that would exhaust memory long before the step budget runs out
+    ("(ash 1 (ash 1 40))", "past 4096 bits"),
+    ("(* (ash 1 3000) (ash 1 3000))", "past 4096 bits"),
+    ("(+ (ash 1 4095) (ash 1 4095))", "past 4096 bits"),
+    ("(let ((s \"ab\")) (dolist (i '(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20)) "
+     "(setq s (concatenate 'string s s))) s)", "past 100000 characters"),
 ])
 def test_errors(interp, expr, message):
     with pytest.raises(MacroError) as info:

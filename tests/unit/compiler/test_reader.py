@@ -6,7 +6,7 @@ import pytest
 
 from compiler.errors import CompileError, Loc
 from compiler.forms import Int, List, Str, Symbol
-from compiler.reader import read
+from compiler.reader import MAX_NESTING, read
 
 
 def S(name):
@@ -74,6 +74,10 @@ def test_reads_several_top_level_forms():
     ("#p\"x\"", 1, 1, "unsupported reader syntax"),
     ("(a ')", 1, 4, "nothing follows"),
     ("#:", 1, 1, "'#:' must be followed"),
+    ("(+ foo: 1)", 1, 4, "package prefix but no symbol name"),
+    ("#:pkg:", 1, 1, "package prefix but no symbol name"),
+    ("(+ " + "9" * 5000 + " 1)", 1, 4, "5000 digits is too large"),  # int() refuses to parse it
+    ("(x\n #x" + "f" * 1025 + ")", 2, 2, "4100 bits is too large"),
 ])
 def test_errors_are_located(text, line, col, message):
     with pytest.raises(CompileError) as info:
@@ -82,3 +86,21 @@ def test_errors_are_located(text, line, col, message):
     assert (err.loc.file, err.loc.line, err.loc.col) == ("bad.lisp", line, col)
     assert message in err.what
     assert str(err).startswith(f"bad.lisp:{line}:{col}: error:")
+
+
+def test_nesting_is_bounded_and_the_error_points_at_the_first_list_too_deep():
+    depth = MAX_NESTING + 50
+    text = "(a " * depth + ")" * depth
+    with pytest.raises(CompileError) as info:
+        read(text, "deep.lisp")
+    # the list that would be the (MAX_NESTING + 1)-th level opens at column 3 * MAX_NESTING + 1
+    assert (info.value.loc.line, info.value.loc.col) == (1, 3 * MAX_NESTING + 1)
+    assert f"more than {MAX_NESTING} deep" in info.value.what
+
+
+def test_nesting_up_to_the_limit_reads():
+    text = "(a " * MAX_NESTING + ")" * MAX_NESTING
+    (form,) = read(text)
+    for _level in range(MAX_NESTING - 1):
+        form = form.items[1]
+    assert form == L(S("A"))

@@ -64,3 +64,28 @@ def test_xdp_compile_module_says_it_needs_its_action_plugin(capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["failed"] is True
     assert "action plugin" in result["msg"]
+
+
+class _NetnsError(OSError):
+    pass
+
+
+@pytest.mark.parametrize("exc, message", [
+    (FileNotFoundError(2, "No such file or directory", "/tmp/x.bpf.o"), "/tmp/x.bpf.o: No such file or directory"),
+    (_NetnsError(2, "network namespace 'blue' does not exist"), "network namespace 'blue' does not exist"),
+    (ValueError("entries: slot 6 is given twice"), "entries: slot 6 is given twice"),
+])
+def test_loader_errors_never_show_python_errno_prefixes(exc, message):
+    from ansible_collections.whistler.xdp.plugins.module_utils._module_base import describe
+
+    assert describe(exc) == message
+
+
+def test_loader_errors_keep_messages_the_loader_formats():
+    from ansible_collections.whistler.xdp.plugins.module_utils._module_base import describe
+
+    class Formatted(OSError):
+        def __str__(self):
+            return "obj_get /sys/fs/bpf/x: No such file or directory (ENOENT): nothing is pinned at this path"
+
+    assert describe(Formatted(2, "No such file or directory")) == str(Formatted(2, "x"))

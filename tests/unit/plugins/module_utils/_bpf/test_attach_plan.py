@@ -113,6 +113,15 @@ def test_absent_detaches_ours_in_its_mode_and_ignores_other_modes():
     assert (p.action, p.mode, p.previous_prog_id) == ("detach", "generic", 20)
     assert plan(k, state="absent", mode="native").action == "noop"
     assert plan(kernel(empty()), state="absent").action == "noop"
+    assert plan(kernel(empty()), state="absent", mode="native").reason == ""
+
+
+def test_absent_in_the_wrong_mode_says_what_stays_attached():
+    """The kernel acknowledges a wrong-mode detach and does nothing; the plan says so instead of a silent ok."""
+    p = plan(kernel(generic(20)), state="absent", mode="native")
+    assert (p.action, p.changed) == ("noop", False)
+    assert p.reason == ("nothing is attached in native mode, so there is nothing to detach; program 20 in "
+                        "generic mode stays attached (detach it in its own mode, or with mode=auto)")
 
 
 def test_absent_refuses_foreign_and_without_pin_dir_needs_force():

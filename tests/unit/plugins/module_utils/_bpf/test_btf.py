@@ -57,3 +57,50 @@ def test_fixup_datasec_fills_size_and_offsets():
 def test_big_endian_blob_is_refused():
     with pytest.raises(btf.BtfError, match="magic"):
         btf.Btf.parse(b"\xeb\x9f" + bytes(30))
+
+
+def _with_types(*records, names=b"\0t\0"):
+    types = b"".join(records)
+    return struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(names)) + types + names
+
+
+def test_modifier_loop_is_an_error_not_a_hang():
+    looped = _with_types(struct.pack("<III", 1, btf.TYPEDEF << 24, 2), struct.pack("<III", 1, btf.CONST << 24, 1))
+    b = btf.Btf.parse(looped)
+    with pytest.raises(btf.BtfError, match="modifiers form a loop"):
+        b.skip_modifiers(1)
+
+
+def test_array_loop_is_an_error_not_a_recursion_crash():
+    self_array = _with_types(struct.pack("<III", 0, btf.ARRAY << 24, 0) + struct.pack("<III", 1, 1, 2))
+    with pytest.raises(btf.BtfError, match="nest deeper"):
+        btf.Btf.parse(self_array).size(1)
+
+
+@pytest.mark.parametrize("blob, message", [
+    (_with_types(struct.pack("<III", 1, btf.STRUCT << 24 | 500, 4)), "runs past the end"),
+    (_with_types(struct.pack("<III", 1, btf.INT << 24, 4) + struct.pack("<I", 32), names=b"\0t"),
+     "not NUL-terminated"),
+    (_with_types(struct.pack("<III", 1, btf.INT << 24, 4) + struct.pack("<I", 32), names=b"\0\xff\0"),
+     "not valid UTF-8"),
+    (struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 12, 1 << 30, 4) + bytes(16), "past the end"),
+])
+def test_corrupt_type_section_is_a_btf_error(blob, message):
+    with pytest.raises(btf.BtfError, match=message):
+        btf.Btf.parse(blob)
+
+
+def _ext(func_block):
+    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(func_block), len(func_block), 0)
+    return header + func_block
+
+
+@pytest.mark.parametrize("block, message", [
+    # 2**32-1 func_info records claimed in a 20-byte block: refused before allocating anything
+    (struct.pack("<III", 8, 1, 0xFFFFFFFF) + bytes(8), "do not fit"),
+    (struct.pack("<III", 2, 1, 1) + bytes(8), "bad record size 2"),
+    (struct.pack("<IIII", 8, 1, 1, 0), "do not fit"),
+])
+def test_corrupt_ext_info_is_a_btf_error(block, message):
+    with pytest.raises(btf.BtfError, match=message):
+        btf.parse_ext(_ext(block), btf.Btf.parse(_blob()))

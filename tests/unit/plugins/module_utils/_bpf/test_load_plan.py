@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import struct
 
+import pytest
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf import load, tag
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf import syscalls as sc
+from ansible_collections.whistler.xdp.plugins.module_utils._bpf.errors import BpfError
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf.objfile import (
     MapSpec,
     ObjectSpec,
@@ -102,3 +104,30 @@ def test_wrong_kind_at_a_pin_is_an_error():
 def test_program_of_another_type_is_replaced():
     plan = load.decide(_spec(), _pinned(_spec(), prog_type=3, owner=6), APP, MAPS)
     assert {s.action for s in plan.programs} == {"replace"}
+
+
+def _bigger_jt():
+    spec = _spec()
+    spec.maps[0] = MapSpec("jt", 3, 4, 4, 512)
+    return spec
+
+
+def test_prog_array_in_use_is_never_replaced():
+    state = _pinned(_spec())
+    state.maps["jt"].users = [(20, "dispatch"), (30, "other_disp")]
+    plan = load.decide(_bigger_jt(), state, APP, MAPS, replace_incompatible_maps=True)
+    assert _actions(plan)[0] == {"jt": "error", "stats": "reuse"}
+    reason = plan.maps[0].reason
+    assert reason.startswith("max_entries is 256, the object wants 512; this prog-array is not re-created")
+    assert "dispatch (id 20), other_disp (id 30)" in reason and "another pin_path" in reason
+    with pytest.raises(BpfError) as caught:
+        plan.check()
+    assert "replace_incompatible_maps re-creates" not in str(caught.value)
+
+
+def test_prog_array_nobody_uses_is_replaced_when_asked():
+    plan = load.decide(_bigger_jt(), _pinned(_spec()), APP, MAPS, replace_incompatible_maps=True)
+    assert _actions(plan) == ({"jt": "replace", "stats": "reuse"}, {"dispatch": "replace", "handler": "unchanged"})
+    without = load.decide(_bigger_jt(), _pinned(_spec()), APP, MAPS)
+    with pytest.raises(BpfError, match="replace_incompatible_maps re-creates incompatible maps"):
+        without.check()

@@ -3,11 +3,14 @@ and from the clang slot counts quoted in the project brief, not from the reader)
 
 from __future__ import annotations
 
+import io
+import random
 import struct
 
 import pytest
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf import btf, objfile
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf.errors import ObjectFileError
+from elftools.elf.elffile import ELFFile
 
 from tests.testdata.build import build_c
 
@@ -93,3 +96,70 @@ def test_not_a_bpf_object():
         objfile.read_object(b"not an elf file at all")
     with pytest.raises(ObjectFileError, match="not a BPF object"):
         objfile.read_object("/bin/true")
+
+
+def test_unreadable_path_is_named_with_the_reason(tmp_path):
+    missing = tmp_path / "nope.bpf.o"
+    with pytest.raises(ObjectFileError) as caught:
+        objfile.read_object(missing)
+    assert str(caught.value) == f"{missing}: cannot read the object file: No such file or directory"
+    with pytest.raises(ObjectFileError, match="cannot read the object file: Is a directory"):
+        objfile.read_object(tmp_path)
+
+
+def test_truncated_or_corrupted_objects_are_object_file_errors(objects):
+    """Every prefix, and seeded random byte flips, of a real object: an ObjectFileError naming the
+    file or a parse, never another exception, a hang or a huge allocation."""
+    data = objects("tail_call_dispatch.c").read_bytes()
+    rnd = random.Random(3)
+    corrupted = []
+    for _variant in range(400):
+        buf = bytearray(data)
+        for _flip in range(rnd.randint(1, 4)):
+            buf[rnd.randrange(len(buf))] = rnd.randrange(256)
+        corrupted.append(bytes(buf))
+    for blob in [data[:n] for n in range(0, len(data), 13)] + corrupted:
+        try:
+            objfile.read_object(blob)
+        except ObjectFileError as exc:
+            assert str(exc).startswith("<bytes>: ")
+
+
+def test_relocation_against_a_missing_symbol_is_named(objects):
+    data = bytearray(objects("tail_call_dispatch.c").read_bytes())
+    elf = ELFFile(io.BytesIO(bytes(data)))
+    rel = elf.get_section_by_name(".relxdp")
+    first = rel["sh_offset"]  # Elf64_Rel {r_offset, r_info}: the symbol index is r_info's high half
+    struct.pack_into("<I", data, first + 12, 9999)
+    with pytest.raises(ObjectFileError, match=r"section 'xdp' offset 0x[0-9a-f]+: relocation names symbol 9999"):
+        objfile.read_object(bytes(data))
+
+
+@pytest.mark.parametrize("define, message", [
+    ("CASE_RODATA", r"section 'xdp' offset 0x[0-9a-f]+: reference to '\S+' in '\.rodata[^']*' is not a map"),
+    ("CASE_DATA", r"section 'xdp' offset 0x[0-9a-f]+: reference to 'counter' in '.data' is not a map"),
+    ("CASE_EXTERN", r"section 'xdp' offset 0x[0-9a-f]+: reference to 'LINUX_KERNEL_VERSION', which is not "
+                    "defined in the object"),
+    ("CASE_CALL", r"section 'xdp' offset 0x[0-9a-f]+: unsupported relocation type 10 against 'leaf'"),
+    ("CASE_BAD_PINNING", "map 'pinned': pinning 2 is not supported"),
+])
+def test_unsupported_references_name_section_and_offset(objects, define, message):
+    with pytest.raises(ObjectFileError, match=message):
+        objfile.read_object(objects("loader_unsupported.c", define))
+
+
+def test_maps_with_wide_keys_pinning_and_flags(objects):
+    spec = objfile.read_object(objects("loader_maps.c"))
+    wide = spec.map("wide")
+    assert (wide.type, wide.key_size, wide.value_size, wide.max_entries, wide.flags, wide.pinning) == \
+        (1, 8, 4, 16, 1, 1)
+    assert spec.types.size(wide.btf_key_type_id) == 8
+    assert spec.program("frags_lookup").prog_flags == 0x20
+    assert spec.program("frags_lookup").map_names == ["wide"]
+
+
+def test_btf_without_datasec_is_kept_as_it_is(objects):
+    spec = objfile.read_object(objects("loader_nodatasec.c"))
+    assert [p.name for p in spec.programs] == ["first", "second"]
+    assert spec.license == "" and spec.maps == []
+    assert spec.btf is not None and btf.Btf.parse(spec.btf).find(btf.DATASEC, "license") is None
