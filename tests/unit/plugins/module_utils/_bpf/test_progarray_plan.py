@@ -66,12 +66,12 @@ def test_absent_empties_named_slots_that_hold_the_named_program():
 
 
 @pytest.mark.parametrize("entries, message", [
-    ({256: TCP}, "key 256 is out of range: the array has 256 slots"),
-    ({-1: TCP}, "key -1 is out of range"),
-    ({"6": TCP}, "key '6' is out of range"),
-    ({6: "/sys/fs/bpf/app/nothing"}, "key 6: no program is pinned at /sys/fs/bpf/app/nothing"),
+    ({256: TCP}, "slot 256 is out of range: the array has 256 slots"),
+    ({-1: TCP}, "slot -1 is out of range"),
+    ({"6": TCP}, "slot '6' is out of range"),
+    ({6: "/sys/fs/bpf/app/nothing"}, "slot 6: no program is pinned at /sys/fs/bpf/app/nothing"),
     ({6: JT}, "a map is pinned at"),
-    ({6: None}, "key 6 needs a program pin"),
+    ({6: None}, "slot 6 needs a program pin"),
 ])
 def test_bad_entries_are_named(entries, message):
     with pytest.raises(ProgArrayError, match=message):
