@@ -58,7 +58,7 @@ options:
         instead of failing.
       - Programs that still use the old map keep using it until they are replaced.
       - A jump table (prog-array) that loaded programs still use is never re-created, even with this
-        option: the programs tail-calling through it would lose every slot. Load the new object under
+        option, because the programs tail-calling through it would lose every slot. Load the new object under
         another O(pin_path) instead.
     type: bool
     default: false

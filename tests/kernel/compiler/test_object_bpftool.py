@@ -115,7 +115,7 @@ MAP_USER = """(defprog conf ()
 
 
 def test_every_map_type_loads_with_its_sizes_and_flags(pin_dir):
-    source = "\n".join(line for line, *_ in MAP_TYPES) + "\n" + MAP_USER
+    source = "\n".join(line for line, *_fields in MAP_TYPES) + "\n" + MAP_USER
     with loaded(source, pin_dir) as obj:
         for line, kind, key, value, entries, flags in MAP_TYPES:
             info = obj.map_info(line.split()[1])
