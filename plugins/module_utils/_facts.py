@@ -7,7 +7,7 @@
 In: a network namespace and interface names, and bpffs directories. Out: plain dicts ready for
 ``exit_json``: the XDP programs on each interface (id, name, tag, mode), and the programs and maps
 pinned directly in the directories (maps with their contents decoded through BTF, prog-arrays as
-slot -> program id). Nothing here changes kernel state.
+slot -> program id, and each slot's program by name and pins). Nothing here changes kernel state.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ._bpf import pins
 from ._bpf.maps import PROG_TYPE_NAMES, Map, ProgArray
 from ._bpf.netlink import XdpHook, list_interfaces
 from ._bpf.program import Program
+from ._bpf.progarray import describe_entries
 
 
 def program_facts(program):
@@ -26,12 +27,18 @@ def program_facts(program):
                 map_ids=list(info.map_ids), insns=info.xlated_prog_len // 8)
 
 
-def map_facts(bpf_map, contents):
+def map_facts(bpf_map, contents, directories=()):
+    """Facts of ``bpf_map``; with ``contents`` its entries, and for a prog-array the program in each
+    slot, found by name and by its pins under ``directories``."""
     info = bpf_map.info
     facts = dict(id=info.id, name=info.name, type=bpf_map.type_name, key_size=info.key_size,
                  value_size=info.value_size, max_entries=info.max_entries, flags=info.flags)
-    if contents:
-        facts["entries"] = bpf_map.entries() if isinstance(bpf_map, ProgArray) else bpf_map.typed_items()
+    if contents and isinstance(bpf_map, ProgArray):
+        facts["entries"] = bpf_map.entries()
+        facts["slots"] = {key: dict(id=slot.id, name=slot.name, pins=list(slot.pins))
+                          for key, slot in describe_entries(facts["entries"], directories).items()}
+    elif contents:
+        facts["entries"] = bpf_map.typed_items()
     return facts
 
 
@@ -66,7 +73,7 @@ def pinned_facts(directories, contents):
             elif kind == "map":
                 target = maps
                 with Map.from_pin(path) as bpf_map:
-                    facts = map_facts(bpf_map, contents)
+                    facts = map_facts(bpf_map, contents, directories)
             else:
                 continue
             if name in target:

@@ -173,6 +173,23 @@ maps:
           prog-array, slot number to program id.
       type: dict
       returned: when O(map_contents=true)
+    slots:
+      description:
+        - For a prog-array, the program in each filled slot, keyed by slot number.
+      type: dict
+      returned: for a prog-array, when O(map_contents=true)
+      sample: {"6": {"id": 813, "name": "tcp_handler", "pins": ["/sys/fs/bpf/xdp/tcp_handler"]}}
+      contains:
+        id:
+          description: Program id.
+          type: int
+        name:
+          description: Kernel name of the program (empty if it was unloaded meanwhile).
+          type: str
+        pins:
+          description: Where the program is pinned under O(pin_path) and O(map_pin_path).
+          type: list
+          elements: str
     pin:
       description: Pin path.
       type: str

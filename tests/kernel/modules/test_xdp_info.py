@@ -35,6 +35,9 @@ def test_reports_hooks_pins_and_decoded_maps(netns_pair, pin_dir, clang_object, 
         tcp_id = bpftool("prog", "show", "pinned", str(xdp / "tcp_handler"))["id"]
         assert info["maps"]["jt"]["type"] == "prog_array"
         assert info["maps"]["jt"]["entries"] == {"6": tcp_id}
+        assert info["maps"]["jt"]["slots"] == {"6": {"id": tcp_id, "name": "tcp_handler",
+                                                     "pins": [str(xdp / "tcp_handler")]}}
+        assert "slots" not in info["maps"]["proto_stats"]
 
         named = run_module("xdp_info", {"netns": netns_pair.a, "interfaces": ["lo"], "map_contents": False})
         assert named["interfaces"]["lo"]["prog_id"] == 0 and named["programs"] == {} and named["maps"] == {}
