@@ -4,8 +4,10 @@ In/out: an ``ir.Function``, rewritten in place; returns whether anything changed
 - An ALU instruction whose operands are all known constants becomes ``mov dst, RESULT``,
   computed with BPF's runtime semantics (wrap mod 2**64, x/0 = 0, x mod 0 = x; shifts by 64 or
   more are left to run).
-- Identities: ``x + 0``, ``x - 0``, ``x | 0``, ``x ^ 0``, shifts by 0, ``x * 1``, ``x / 1`` -> ``mov x``;
-  ``x & 0``, ``x * 0`` -> ``mov 0``; ``(x + c1) + c2`` -> ``x + (c1 + c2)``.
+- Identities: ``x + 0``, ``x - 0``, ``x | 0``, ``x ^ 0``, shifts by 0, ``x * 1``, ``x / 1``, ``x mod 0``
+  -> ``mov x``; ``x & 0``, ``x * 0``, ``x / 0`` -> ``mov 0``; ``(x + c1) + c2`` -> ``x + (c1 + c2)``.
+  (A divisor known to be 0 must not reach emission: the verifier rejects a division by an
+  immediate 0, while the same division by a register holding 0 runs with the results above.)
 - A constant first operand of a commutative op or a compare is moved to the second position,
   where it can be an immediate.
 - A branch on two constants becomes a jump; a branch whose two targets agree becomes a jump.
@@ -41,7 +43,7 @@ def compare(cond: str, a: int, b: int) -> bool:
     return {"eq": a == b, "ne": a != b, "gt": a > b, "ge": a >= b, "lt": a < b, "le": a <= b}[cond]
 
 
-_ZERO_IS_IDENTITY = frozenset(("add", "sub", "or", "xor", "lsh", "rsh", "arsh"))
+_ZERO_IS_IDENTITY = frozenset(("add", "sub", "or", "xor", "lsh", "rsh", "arsh", "mod"))
 
 
 def _fold_alu(insn: Insn, facts: Facts) -> bool:
@@ -64,7 +66,7 @@ def _fold_alu(insn: Insn, facts: Facts) -> bool:
     if (cb == 0 and insn.op in _ZERO_IS_IDENTITY) or (cb == 1 and insn.op in ("mul", "div")):
         insn.op, insn.args = "mov", [a]
         return True
-    if cb == 0 and insn.op in ("and", "mul"):
+    if cb == 0 and insn.op in ("and", "mul", "div"):
         insn.op, insn.args = "mov", [0]
         return True
     inner = facts.definition(a)

@@ -77,11 +77,13 @@ BAD = [
         "no-such-map"),
     # arithmetic checked at compile time
     Bad("division by literal zero", prog("(/ (getmap res 0) 0)"), "(/", "zero"),
+    Bad("division by a constant expression that is zero", prog("(/ (getmap res 0) (- 2 (* 2 1)))"), "(/", "zero"),
+    Bad("shift by a constant expression past 63", prog("(<< (getmap res 0) (+ 60 10))"), "(<<", "out of range"),
     Bad("mod by a constant bound to zero", prog("(mod (getmap res 0) +zero+)", "(defconstant +zero+ 0)"),
         "(mod", "zero"),
     Bad("shift by 64", prog("(<< (getmap res 0) 64)"), "(<<", "64"),
     Bad("ash by 70", prog("(ash (getmap res 0) 70)"), "(ash", "70"),
-    Bad("ash with a run-time count", prog("(ash 1 (getmap res 0))"), "(ash", "literal"),
+    Bad("ash with a run-time count", prog("(ash 1 (getmap res 0))"), "(ash", "constant shift count"),
     # resource limits: located errors, not crashes
     Bad("integer literal too large", prog("(+ " + "7" * 5000 + " 1)"), "7777", "too large"),
     Bad("package prefix without a name", prog("(+ whistler:: 1)"), "whistler::", "no symbol name"),
