@@ -344,18 +344,25 @@ def reverse_postorder(fn: Function) -> list:
 
 
 def _check_definitely_assigned(fn: Function, order: list) -> None:
+    # Sets of assigned vregs are int bitsets: intersecting them at every join of a long unrolled
+    # program stays cheap, where Python sets made validation quadratic.
     preds = fn.predecessors()
+    bit: dict = {}
     assigned_out: dict = {}
     for block in order:
         ins = [assigned_out[p] for p in preds[block.label]]
-        have = set.intersection(*ins) if ins else set()
+        have = 0
+        if ins:
+            have = ins[0]
+            for other in ins[1:]:
+                have &= other
         for insn in [*block.insns, block.term]:
             for v in insn.vreg_uses():
-                if v not in have:
+                if v not in bit or not have >> bit[v] & 1:
                     raise MalformedIR(f"{fn.name}:{block.label}: {v} used in `{insn}` before it is "
                                       f"assigned on every path")
             if insn.dst is not None:
-                have.add(insn.dst)
+                have |= 1 << bit.setdefault(insn.dst, len(bit))
         assigned_out[block.label] = have
 
 
