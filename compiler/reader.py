@@ -170,18 +170,24 @@ class _Reader:
 
     def read_token(self) -> str:
         out = []
+        bars = None  # where the first |escaped| part starts
         while self.pos < len(self.text):
             ch = self.peek()
             if ch.isspace() or ch in _DELIMITERS:
                 break
             if ch == "|":  # |Escaped Symbol|
+                start = self.loc()
+                bars = bars or start
                 self.advance()
                 while self.pos < len(self.text) and self.peek() != "|":
                     out.append("\x00" + self.advance())
-                if self.pos < len(self.text):
-                    self.advance()
+                if self.pos >= len(self.text):
+                    raise self.error(start, "unterminated |escaped symbol|", expected="a closing |")
+                self.advance()
                 continue
             out.append(self.advance())
+        if bars and not out:
+            raise self.error(bars, "empty symbol name ||", expected="a name between the bars")
         return "".join(out)
 
     def read_dispatch(self) -> Form:

@@ -86,6 +86,8 @@ BAD = [
     Bad("ash with a run-time count", prog("(ash 1 (getmap res 0))"), "(ash", "constant shift count"),
     # resource limits: located errors, not crashes
     Bad("integer literal too large", prog("(+ " + "7" * 5000 + " 1)"), "7777", "too large"),
+    Bad("empty escaped symbol", prog("(let ((x ||)) x)"), "||", "empty symbol name"),
+    Bad("unterminated escaped symbol", prog("(let ((x |abc)) x)"), "|abc", "unterminated |escaped symbol|"),
     Bad("package prefix without a name", prog("(+ whistler:: 1)"), "whistler::", "no symbol name"),
     # (defprog plus 199 (+ ...) make 200 levels: the first (- ...) is one too many
     Bad("lists nested too deep", prog("(+ 1 " * 199 + "(- 1 " * 50 + "1" + ")" * 249), "(- 1", "nest"),
