@@ -17,8 +17,8 @@ import os
 from ._bpf import pins
 from ._bpf.maps import PROG_TYPE_NAMES, Map, ProgArray
 from ._bpf.netlink import XdpHook, list_interfaces
-from ._bpf.program import Program
 from ._bpf.progarray import describe_entries
+from ._bpf.program import Program
 
 
 def program_facts(program):

@@ -2,11 +2,18 @@
 
 Program, Map and Link objects derive from ``FdOwner`` so every fd has one owner that closes it (also as
 a context manager), and a use after close fails with a clear error instead of hitting a reused fd number.
+``each_loaded`` walks every loaded object of one kind (programs, links) by id and yields its info.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+from typing import Callable, Iterator, TypeVar
+
+from .errors import BpfError
+
+Info = TypeVar("Info")
 
 
 class FdOwner:
@@ -43,3 +50,20 @@ class FdOwner:
             self.close()
         except Exception:
             pass
+
+
+def each_loaded(kind: str, next_id: Callable[[int], int | None], fd_by_id: Callable[[int], int],
+                read_info: Callable[[int], Info]) -> Iterator[Info]:
+    """The info of every loaded ``kind`` (e.g. "program") in id order, read through a short-lived fd;
+    one unloaded while we walk is simply skipped. Reads only."""
+    object_id = next_id(0)
+    while object_id is not None:
+        try:
+            with FdOwner(fd_by_id(object_id), f"{kind} {object_id}") as owner:
+                info = read_info(owner.fd)
+        except BpfError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+        else:
+            yield info
+        object_id = next_id(object_id)

@@ -13,13 +13,11 @@ on the old program) or BPF_LINK_DETACH.
 
 from __future__ import annotations
 
-import errno
 import os
 from typing import Optional
 
 from . import pins, syscalls
-from .errors import BpfError
-from .fd import FdOwner
+from .fd import FdOwner, each_loaded
 from .netlink import MODE_FLAGS
 from .netns import entered
 
@@ -30,18 +28,9 @@ def find_xdp_link(ifindex: int, prog_id: int) -> Optional[syscalls.LinkInfo]:
     Link info holds only the ifindex, which is relative to a namespace, so the program id (read
     from the hook over netlink) is what ties a link to this interface.
     """
-    link_id = syscalls.link_get_next_id(0)
-    while link_id is not None:
-        try:
-            with FdOwner(syscalls.link_get_fd_by_id(link_id), f"link {link_id}") as link:
-                info = syscalls.link_info(link.fd)
-        except BpfError as exc:
-            if exc.errno != errno.ENOENT:  # a link released while we walk is simply gone
-                raise
-        else:
-            if info.type == syscalls.LINK_TYPE_XDP and info.ifindex == ifindex and info.prog_id == prog_id:
-                return info
-        link_id = syscalls.link_get_next_id(link_id)
+    for info in each_loaded("link", syscalls.link_get_next_id, syscalls.link_get_fd_by_id, syscalls.link_info):
+        if info.type == syscalls.LINK_TYPE_XDP and info.ifindex == ifindex and info.prog_id == prog_id:
+            return info
     return None
 
 

@@ -15,7 +15,7 @@ from typing import List, Mapping
 
 from . import syscalls as sc
 from .errors import BpfError, OwnerMismatchError
-from .fd import FdOwner
+from .fd import FdOwner, each_loaded
 from .maps import Map, ProgArray
 from .objfile import INSN_SIZE, MapSpec, ProgramSpec
 
@@ -94,20 +94,8 @@ class Program(FdOwner):
 
 def programs_using(map_id: int) -> List[sc.ProgInfo]:
     """Every loaded program whose instructions reference map ``map_id`` (walks all program ids; reads only)."""
-    found = []
-    prog_id = sc.prog_get_next_id(0)
-    while prog_id is not None:
-        try:
-            with FdOwner(sc.prog_get_fd_by_id(prog_id), f"program {prog_id}") as prog:
-                info = sc.prog_info(prog.fd)
-        except BpfError as exc:
-            if exc.errno != errno.ENOENT:  # a program unloaded while we walk is simply gone
-                raise
-        else:
-            if map_id in info.map_ids:
-                found.append(info)
-        prog_id = sc.prog_get_next_id(prog_id)
-    return found
+    return [info for info in each_loaded("program", sc.prog_get_next_id, sc.prog_get_fd_by_id, sc.prog_info)
+            if map_id in info.map_ids]
 
 
 def _explain_load_failure(spec: ProgramSpec, map_fds: Mapping[str, int], exc: BpfError) -> BpfError:
