@@ -45,6 +45,10 @@ from dataclasses import dataclass, field
 from .errors import Loc
 from .forms import Form
 
+# The binary core forms and the IR operation each one is (``ir.evaluate`` gives their meaning).
+BINARY_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "MOD": "mod", "LOGAND": "and",
+              "LOGIOR": "or", "LOGXOR": "xor", "<<": "lsh", ">>": "rsh", ">>>": "arsh"}
+
 # BPF_MAP_TYPE_* numbers for the map type keywords Whistler accepts.
 MAP_TYPES = {
     "hash": 1,

@@ -14,8 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import builtins, expand_maps, protocols
+from .decls import BINARY_OPS
 from .errors import CompileError, Loc
 from .forms import Form, Int, List, Str, Symbol, is_nil, short
+from .ir import MASK64, evaluate, to_signed
 from .macro_eval import Closure, Interpreter, MacroError
 
 MAX_MACRO_DEPTH = 100
@@ -497,43 +499,24 @@ def _arith(bx, form):
     return result
 
 
-_WORD = 1 << 64
-_CONSTANT_OPS = {
-    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-    "LOGAND": lambda a, b: a & b, "LOGIOR": lambda a, b: a | b, "LOGXOR": lambda a, b: a ^ b,
-    "/": lambda a, b: a // b if b else None, "MOD": lambda a, b: a % b if b else None,
-    "<<": lambda a, b: a << b if b < 64 else None, ">>": lambda a, b: a >> b if b < 64 else None,
-    ">>>": lambda a, b: _signed(a) >> b if b < 64 else None,
-}
-
-
-def _signed(value: int) -> int:
-    return value - _WORD if value >= 1 << 63 else value
-
-
 def constant_value(form: Form) -> int | None:
-    """The value (mod 2**64) of an expanded form built from integer literals by arithmetic alone, so
+    """The 64-bit value of an expanded form built from integer literals by arithmetic alone, so
     that a divisor or shift count like ``(- 1 1)`` is checked as the constant it is; None otherwise."""
     if isinstance(form, Int):
-        return form.value % _WORD
+        return form.value & MASK64
     if not (isinstance(form, List) and form.items and isinstance(form.items[0], Symbol)):
         return None
     head, operands = form.items[0].name, form.items[1:]
-    if head == "NEG" and len(operands) == 1:
-        value = constant_value(operands[0])
-        return None if value is None else -value % _WORD
-    if head not in _CONSTANT_OPS or len(operands) != 2:
+    op = "neg" if head == "NEG" else BINARY_OPS.get(head)
+    if op is None or len(operands) != (1 if op == "neg" else 2):
         return None
-    a, b = constant_value(operands[0]), constant_value(operands[1])
-    if a is None or b is None:
-        return None
-    result = _CONSTANT_OPS[head](a, b)
-    return None if result is None else result % _WORD
+    values = [constant_value(operand) for operand in operands]
+    return None if None in values else evaluate(op, *values)
 
 
 def _shown(value: Form, source: Form) -> str:
     """How an error names a constant operand: the literal itself, or the expression and its value."""
-    return str(value.value) if isinstance(value, Int) else f"{short(source)} = {_signed(constant_value(value))}"
+    return str(value.value) if isinstance(value, Int) else f"{short(source)} = {to_signed(constant_value(value))}"
 
 
 def _check_divisor(value: Form, source: Form, form: List) -> None:
@@ -552,7 +535,7 @@ def _shift(bx, form):
     a, n = bx.args(form, 2, 2, f"({form.items[0]} VALUE COUNT)")
     count = bx.expand(n)
     value = constant_value(count)
-    if value is not None and not 0 <= _signed(value) < 64:
+    if value is not None and not 0 <= to_signed(value) < 64:
         raise error(form, f"shift count {_shown(count, n)} is out of range", expected="0 to 63")
     return L(form.loc, _SHIFTS[form.items[0].name], bx.expand(a), count)
 
@@ -564,10 +547,10 @@ def _ash(bx, form):
     if value is None:
         raise error(form, "ash needs a constant shift count (its sign picks the direction)",
                     hint="use << or >> for a computed count")
-    if not -64 < _signed(value) < 64:
+    if not -64 < to_signed(value) < 64:
         raise error(form, f"shift count {_shown(count, n)} is out of range", expected="-63 to 63")
-    op = "<<" if _signed(value) >= 0 else ">>"
-    return L(form.loc, op, bx.expand(a), Int(abs(_signed(value)), count.loc))
+    op = "<<" if to_signed(value) >= 0 else ">>"
+    return L(form.loc, op, bx.expand(a), Int(abs(to_signed(value)), count.loc))
 
 
 def _compare(bx, form):

@@ -210,6 +210,23 @@ def to_signed(value: int, bits: int = 64) -> int:
     return value - (1 << bits) if value >> (bits - 1) else value
 
 
+def evaluate(op: str, a: int, b: int = 0, size: int = 8) -> int | None:
+    """The 64-bit result of ``op`` on constants, with BPF's run-time semantics (x/0 = 0, x mod 0 = x),
+    or None when the kernel's result is undefined (a shift by 64 or more)."""
+    if op in SHIFTS and b >= 64:
+        return None
+    result = {
+        "add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b,
+        "div": lambda: a // b if b else 0, "mod": lambda: a % b if b else a,
+        "and": lambda: a & b, "or": lambda: a | b, "xor": lambda: a ^ b,
+        "lsh": lambda: a << b, "rsh": lambda: a >> b, "arsh": lambda: to_signed(a) >> b,
+        "neg": lambda: -a, "trunc": lambda: a & ((1 << (8 * size)) - 1),
+        "bswap": lambda: int.from_bytes((a & ((1 << (8 * size)) - 1)).to_bytes(size, "little"), "big"),
+        "mov": lambda: a,
+    }[op]()
+    return result & MASK64
+
+
 def operand_ok(insn: Insn, index: int, operand) -> bool:
     """May ``operand`` stand at position ``index`` of ``insn``? The one place these rules live."""
     op = insn.op

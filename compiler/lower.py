@@ -16,14 +16,12 @@ If control reaches the end of the body, the body's value is returned.
 from __future__ import annotations
 
 from . import ir
-from .decls import MapDef, ProgDef, Unit
+from .decls import BINARY_OPS, MapDef, ProgDef, Unit
 from .errors import CompileError, Loc
 from .forms import Form, Int, List, Symbol, short
 from .ir import Insn, MapRef, SlotRef, VReg
 
 TYPE_SIZES = {"U8": 1, "U16": 2, "U32": 4, "U64": 8, "I8": 1, "I16": 2, "I32": 4, "I64": 8}
-BINARY = {"+": "add", "-": "sub", "*": "mul", "/": "div", "MOD": "mod", "LOGAND": "and",
-          "LOGIOR": "or", "LOGXOR": "xor", "<<": "lsh", ">>": "rsh", ">>>": "arsh"}
 COMPARE = {"=": "eq", "/=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge",
            "S<": "slt", "S<=": "sle", "S>": "sgt", "S>=": "sge"}
 BSWAP = {"BSWAP16": 2, "BSWAP32": 4, "BSWAP64": 8}
@@ -154,10 +152,10 @@ class _Lowerer:
         handler = _FORMS.get(name)
         if handler is not None:
             return handler(self, form)
-        if name in BINARY:
+        if name in BINARY_OPS:
             self._arity(form, 2, f"({name.lower()} A B)")
             a, b = self.lower(form[1]), self.lower(form[2])
-            return self._value(BINARY[name], [a, b], form.loc)
+            return self._value(BINARY_OPS[name], [a, b], form.loc)
         if name in COMPARE:
             return self._materialise(form)
         if name in BSWAP:

@@ -10,8 +10,7 @@ jump. The swapped constant goes into a fresh vreg when it does not fit an immedi
 from __future__ import annotations
 
 from .. import ir
-from ..ir import Insn
-from .constfold import evaluate
+from ..ir import Insn, evaluate
 from .facts import Facts
 
 

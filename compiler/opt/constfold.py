@@ -17,24 +17,8 @@ In/out: an ``ir.Function``, rewritten in place; returns whether anything changed
 from __future__ import annotations
 
 from .. import ir
-from ..ir import MASK64, Insn, to_signed
+from ..ir import MASK64, Insn, evaluate, to_signed
 from .facts import Facts
-
-
-def evaluate(op: str, a: int, b: int = 0, size: int = 8) -> int | None:
-    """The 64-bit result of ``op`` on constants, or None when the kernel's result is undefined."""
-    if op in ir.SHIFTS and b >= 64:
-        return None
-    result = {
-        "add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b,
-        "div": lambda: a // b if b else 0, "mod": lambda: a % b if b else a,
-        "and": lambda: a & b, "or": lambda: a | b, "xor": lambda: a ^ b,
-        "lsh": lambda: a << b, "rsh": lambda: a >> b, "arsh": lambda: to_signed(a) >> b,
-        "neg": lambda: -a, "trunc": lambda: a & ((1 << (8 * size)) - 1),
-        "bswap": lambda: int.from_bytes((a & ((1 << (8 * size)) - 1)).to_bytes(size, "little"), "big"),
-        "mov": lambda: a,
-    }[op]()
-    return result & MASK64
 
 
 def compare(cond: str, a: int, b: int) -> bool:
