@@ -19,13 +19,9 @@ import functools
 import hashlib
 import os
 
+from ansible_collections.whistler.xdp.plugins.module_utils._bpf.names import map_type_name
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf.tag import program_tag, tags
 from ansible_collections.whistler.xdp.plugins.plugin_utils._run_cache import cached_json
-
-# bpftool's spelling of the map types the compiler can emit (BPF_MAP_TYPE_* number -> name).
-MAP_TYPE_NAMES = {1: "hash", 2: "array", 3: "prog_array", 5: "percpu_hash", 6: "percpu_array",
-                  7: "stack_trace", 9: "lru_hash", 11: "lpm_trie", 15: "sockmap", 18: "sockhash",
-                  27: "ringbuf"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -61,7 +57,7 @@ def compile_to_json(text, filename):
         insns = encode(list(program.insns))
         programs.append(dict(name=program.decl.name, section=program.decl.section, insns=program.slots,
                              tag=program_tag(insns, "sha256"), tags=sorted(tags(insns))))
-    maps = [dict(name=m.name, type=MAP_TYPE_NAMES.get(m.map_type, str(m.map_type)), key_size=m.key_size,
+    maps = [dict(name=m.name, type=map_type_name(m.map_type), key_size=m.key_size,
                  value_size=m.value_size, max_entries=m.max_entries) for m in compiled.unit.maps]
     return {"elf": base64.b64encode(compiled.elf).decode(), "programs": programs, "maps": maps}
 

@@ -17,15 +17,13 @@ from . import syscalls as sc
 from .btf import Btf
 from .errors import BpfError, OwnerMismatchError
 from .fd import FdOwner
+from .names import map_type_name
 from .objfile import MapSpec
 
 PERCPU_TYPES = (sc.MAP_TYPE_PERCPU_HASH, sc.MAP_TYPE_PERCPU_ARRAY, sc.MAP_TYPE_LRU_PERCPU_HASH,
                 21)  # 21: PERCPU_CGROUP_STORAGE
 # Maps whose values are fds or kernel objects: libbpf never sends BTF ids for them.
 NO_BTF_TYPES = (sc.MAP_TYPE_PROG_ARRAY, 4, 7, 8, 12, 13, 14, 15, 16, 17, 18, 22, 23, 25, 33)
-TYPE_NAMES = {1: "hash", 2: "array", 3: "prog_array", 4: "perf_event_array", 5: "percpu_hash",
-              6: "percpu_array", 9: "lru_hash", 10: "lru_percpu_hash", 11: "lpm_trie", 14: "devmap",
-              16: "cpumap", 17: "xskmap", 25: "devmap_hash", 27: "ringbuf"}
 PROG_TYPE_NAMES = {sc.PROG_TYPE_SCHED_CLS: "sched_cls", sc.PROG_TYPE_XDP: "xdp"}
 
 Key = Union[int, bytes]
@@ -112,7 +110,7 @@ class Map(FdOwner):
 
     @property
     def type_name(self) -> str:
-        return TYPE_NAMES.get(self.info.type, str(self.info.type))
+        return map_type_name(self.info.type)
 
     @property
     def owner_prog_type(self) -> Optional[int]:

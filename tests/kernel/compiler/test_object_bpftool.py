@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from ansible_collections.whistler.xdp.plugins.module_utils._bpf.maps import Map
 
 from compiler.elf import write_object
 from tests.kernel.harness import XDP_DROP, XDP_PASS, bpftool, bpftool_json, loaded
@@ -121,6 +122,8 @@ def test_every_map_type_loads_with_its_sizes_and_flags(pin_dir):
             info = obj.map_info(line.split()[1])
             assert (info["type"], info["bytes_key"], info["bytes_value"], info["max_entries"], info["flags"]) \
                 == (kind, key, value, entries, flags), line
+            with Map.from_id(info["id"]) as pinned:  # the loader (xdp_info) names it as bpftool does
+                assert pinned.type_name == kind, line
         assert obj.run("conf", FRAME) == XDP_PASS
         assert obj.typed_dump("h") == {1: 1}
         assert obj.map("ph") == {1: 5}  # summed over CPUs; only one ran the program

@@ -59,3 +59,15 @@ def test_compile_errors_are_cached_with_their_location(tmp_path, builds):
     assert "broken.lisp:" in data["error"]
     assert xdp_compile.compile_once(broken, "broken.lisp", str(tmp_path)) == (data, True)
     assert builds == [broken]
+
+
+def test_every_map_type_the_compiler_emits_is_reported_by_name():
+    from ansible_collections.whistler.xdp.compiler.decls import MAP_TYPES
+
+    options = {"lpm-trie": ":key-size 8 :value-size 4 :max-entries 16 :map-flags 1",
+               "ringbuf": ":max-entries 4096"}
+    source = "".join(f"(defmap m{i} :type :{kind} {options.get(kind, ':key-size 4 :value-size 4 :max-entries 4')})\n"
+                     for i, kind in enumerate(MAP_TYPES)) + PASS_ALL
+    data = xdp_compile.compile_to_json(source, "maps.lisp")
+    assert "error" not in data, data
+    assert [m["type"] for m in data["maps"]] == [kind.replace("-", "_") for kind in MAP_TYPES]
