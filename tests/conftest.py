@@ -29,7 +29,7 @@ BPFFS = Path("/sys/fs/bpf")
 BPF_FS_MAGIC = 0xCAFE4A11
 TEST_PIN_PREFIX = "whistler-test-"
 TEST_NETNS_PREFIX = "wxt-"
-SEED = REPO.parent / "shared" / "seed" / "xdp-tail-call-dispatch.txt"
+SEED = REPO / "examples" / "seed" / "xdp-tail-call-dispatch.lisp"
 
 
 def _install_collection_path() -> None:
@@ -201,11 +201,8 @@ def netns_pair():
 
 
 def seed_source() -> str:
-    """The Whistler program embedded in ../shared/seed (from ``(in-package`` to ``(compile-to-elf``)."""
-    text = SEED.read_text()
-    start = text.index("(in-package")
-    end = text.index("\n", text.index("(compile-to-elf"))
-    return text[start:end] + "\n"
+    """The seed's Whistler program (``examples/seed``), as the book prints it."""
+    return SEED.read_text()
 
 
 @pytest.fixture
