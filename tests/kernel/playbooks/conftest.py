@@ -30,7 +30,7 @@ class _Hosts:
         self.subnets = set()
 
     def __call__(self, n: int, interfaces: int = 1):
-        made = [self._host(interfaces) for _ in range(n)]
+        made = [self._host(interfaces) for _host in range(n)]
         return made
 
     def _subnet(self) -> str:
@@ -52,7 +52,7 @@ class _Hosts:
         _ip("netns", "add", host.peer_netns)
         for ns in (host.netns, host.peer_netns):
             _ip("-n", ns, "link", "set", "lo", "up")
-        for _ in range(interfaces):
+        for _iface in range(interfaces):
             self.add_interface(host)
         return host
 
