@@ -30,7 +30,7 @@ class _Hosts:
         self.subnets = set()
 
     def __call__(self, n: int, interfaces: int = 1):
-        made = [self._host(interfaces) for _host in range(n)]
+        made = [self._host(interfaces) for _index in range(n)]
         return made
 
     def _subnet(self) -> str:
