@@ -1,0 +1,85 @@
+"""JSON Schemas of map entries: a codec tree (``btfvalue``) in, a Draft 2020-12 schema and readable
+validation errors out.
+
+``codec_schema(codec)`` states what the codec accepts: integer ranges from width and signedness,
+enumerator names, every struct field required and no others, exact array lengths, the text forms
+(IPv4/IPv6 networks, hex digits, char arrays). ``entry_schema(map_codec, value_required)`` is the
+schema of one ``{key, value}`` entry; ``entry_errors(schema, entry, where)`` validates one with
+jsonschema and returns messages naming the entry and the field, e.g.
+``entries[3].value.port: 70000 is greater than the maximum of 65535``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from . import btfvalue as bv
+
+IPV4 = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
+IPV6 = r"[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*"  # a loose shape; the codec parses it exactly
+PRINTABLE_ASCII = r"^[\x20-\x7e]*$"
+
+
+def codec_schema(codec) -> dict:
+    """The JSON Schema of the values ``codec`` encodes."""
+    if isinstance(codec, bv.Int):
+        numbers = {"type": "integer", "minimum": codec.minimum, "maximum": codec.maximum}
+        if isinstance(codec, bv.Enum) and codec.names:
+            return {"anyOf": [{"enum": [name for name, _value in codec.names]}, numbers]}
+        if codec.takes_ipv4:
+            return {"anyOf": [numbers, {"type": "string", "pattern": f"^{IPV4}$"}]}
+        return numbers
+    if isinstance(codec, bv.Float):
+        return {"type": "number"}
+    if isinstance(codec, bv.Hex):
+        return {"type": "string", "pattern": f"^([0-9A-Fa-f]{{2}}){{{codec.size}}}$"}
+    if isinstance(codec, bv.Array):
+        items = {"type": "array", "items": codec_schema(codec.elem), "minItems": codec.count,
+                 "maxItems": codec.count}
+        if isinstance(codec, bv.Chars):
+            return {"anyOf": [{"type": "string", "maxLength": codec.count, "pattern": PRINTABLE_ASCII}, items]}
+        return items
+    if isinstance(codec, bv.Struct):
+        schema = {"type": "object", "properties": {f.name: codec_schema(f.codec) for f in codec.fields},
+                  "additionalProperties": False}
+        if isinstance(codec, bv.Union):
+            return dict(schema, minProperties=1, maxProperties=1)
+        return dict(schema, required=[f.name for f in codec.fields])
+    if isinstance(codec, bv.LpmKey):
+        if codec.ip_version == 4:
+            return {"type": "string", "pattern": f"^{IPV4}(/[0-9]{{1,2}})?$"}
+        if codec.ip_version == 6:
+            return {"type": "string", "pattern": f"^{IPV6}(/[0-9]{{1,3}})?$"}
+        return {"type": "object", "properties": {
+            "prefixlen": {"type": "integer", "minimum": 0, "maximum": codec.max_prefixlen},
+            "data": codec_schema(codec.data)}, "required": ["prefixlen", "data"], "additionalProperties": False}
+    raise TypeError(f"no schema for {type(codec).__name__}")
+
+
+def entry_schema(codec: bv.MapCodec, value_required: bool = True) -> dict:
+    """Schema of one entry ``{key, value}`` (``value`` optional when ``value_required`` is false)."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+            "properties": {"key": codec_schema(codec.key), "value": codec_schema(codec.value)},
+            "required": ["key", "value"] if value_required else ["key"], "additionalProperties": False}
+
+
+def validator(schema: dict) -> Draft202012Validator:
+    return Draft202012Validator(schema)
+
+
+def entry_errors(checker: Draft202012Validator, entry: Any, where: str) -> List[str]:
+    """Every way ``entry`` breaks the schema, as ``"<where>.<field path>: <reason>"``."""
+    messages = []
+    for error in sorted(checker.iter_errors(entry), key=lambda e: list(map(str, e.absolute_path))):
+        if error.context:  # anyOf: say why the closest alternative failed
+            error = best_match(error.context)
+        messages.append(f"{field_path(where, error.absolute_path)}: {error.message}")
+    return messages
+
+
+def field_path(where: str, path) -> str:
+    """``entries[3]`` + ("value", "allowed", 2) -> ``entries[3].value.allowed[2]``."""
+    return where + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
