@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, List
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
+from jsonschema.exceptions import ValidationError, best_match
 
 from . import btfvalue as bv
 
@@ -30,17 +30,19 @@ def codec_schema(codec) -> dict:
         if isinstance(codec, bv.Enum) and codec.names:
             return {"anyOf": [{"enum": [name for name, _value in codec.names]}, numbers]}
         if codec.takes_ipv4:
-            return {"anyOf": [numbers, {"type": "string", "pattern": f"^{IPV4}$"}]}
+            return {"anyOf": [numbers, {"type": "string", "pattern": f"^{IPV4}$", "description": "an IPv4 address"}]}
         return numbers
     if isinstance(codec, bv.Float):
         return {"type": "number"}
     if isinstance(codec, bv.Hex):
-        return {"type": "string", "pattern": f"^([0-9A-Fa-f]{{2}}){{{codec.size}}}$"}
+        return {"type": "string", "pattern": f"^([0-9A-Fa-f]{{2}}){{{codec.size}}}$",
+                "description": f"{codec.size} bytes as hex digits"}
     if isinstance(codec, bv.Array):
         items = {"type": "array", "items": codec_schema(codec.elem), "minItems": codec.count,
                  "maxItems": codec.count}
         if isinstance(codec, bv.Chars):
-            return {"anyOf": [{"type": "string", "maxLength": codec.count, "pattern": PRINTABLE_ASCII}, items]}
+            return {"anyOf": [{"type": "string", "maxLength": codec.count, "pattern": PRINTABLE_ASCII,
+                               "description": "printable ASCII text"}, items]}
         return items
     if isinstance(codec, bv.Struct):
         schema = {"type": "object", "properties": {f.name: codec_schema(f.codec) for f in codec.fields},
@@ -50,9 +52,11 @@ def codec_schema(codec) -> dict:
         return dict(schema, required=[f.name for f in codec.fields])
     if isinstance(codec, bv.LpmKey):
         if codec.ip_version == 4:
-            return {"type": "string", "pattern": f"^{IPV4}(/[0-9]{{1,2}})?$"}
+            return {"type": "string", "pattern": f"^{IPV4}(/[0-9]{{1,2}})?$",
+                    "description": "an IPv4 network like 10.0.0.0/8"}
         if codec.ip_version == 6:
-            return {"type": "string", "pattern": f"^{IPV6}(/[0-9]{{1,3}})?$"}
+            return {"type": "string", "pattern": f"^{IPV6}(/[0-9]{{1,3}})?$",
+                    "description": "an IPv6 network like 2001:db8::/32"}
         return {"type": "object", "properties": {
             "prefixlen": {"type": "integer", "minimum": 0, "maximum": codec.max_prefixlen},
             "data": codec_schema(codec.data)}, "required": ["prefixlen", "data"], "additionalProperties": False}
@@ -72,12 +76,17 @@ def validator(schema: dict) -> Draft202012Validator:
 
 def entry_errors(checker: Draft202012Validator, entry: Any, where: str) -> List[str]:
     """Every way ``entry`` breaks the schema, as ``"<where>.<field path>: <reason>"``."""
-    messages = []
-    for error in sorted(checker.iter_errors(entry), key=lambda e: list(map(str, e.absolute_path))):
-        if error.context:  # anyOf: say why the closest alternative failed
-            error = best_match(error.context)
-        messages.append(f"{field_path(where, error.absolute_path)}: {error.message}")
-    return messages
+    return [f"{field_path(where, error.absolute_path)}: {_reason(error)}"
+            for error in sorted(checker.iter_errors(entry), key=lambda e: list(map(str, e.absolute_path)))]
+
+
+def _reason(error: ValidationError) -> str:
+    if error.context:  # anyOf: why the alternative of the instance's own type failed, if there is one
+        typed = [e for e in error.context if e.validator != "type"]
+        return _reason(best_match(typed or error.context))
+    if error.validator == "pattern" and "description" in error.schema:
+        return f"{error.instance!r} is not {error.schema['description']}"
+    return error.message
 
 
 def field_path(where: str, path) -> str:

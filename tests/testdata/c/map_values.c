@@ -7,7 +7,7 @@
 //   nets6       LPM_TRIE  key struct {__u32 prefixlen; __u8 data[16];}, value __u32
 //   jt          a prog-array (xdp_map refuses it: xdp_prog_array manages jump tables)
 // xdp_filter: a source in `nets` whose verdict is DROP, or a (source, destination port, protocol) in
-// `blocklist`, drops the packet; otherwise `port_config[dport % 64]`, when enabled, gives the verdict.
+// `blocklist`, drops the packet; otherwise `port_config[dport % 1024]`, when enabled, gives the verdict.
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
@@ -57,7 +57,7 @@ struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __type(key, __u32);
     __type(value, struct port_config);
-    __uint(max_entries, 64);
+    __uint(max_entries, 1024);
 } port_config SEC(".maps");
 
 struct {
@@ -144,7 +144,7 @@ int xdp_filter(struct xdp_md *ctx)
         bpf_map_update_elem(&recent, &ip->saddr, &fresh, BPF_ANY);
     }
 
-    __u32 slot = bpf_ntohs(ports[1]) % 64;
+    __u32 slot = bpf_ntohs(ports[1]) % 1024;
     struct port_config *config = bpf_map_lookup_elem(&port_config, &slot);
     if (config && config->enabled) {
         count(config->verdict == VERDICT_DROP);
