@@ -17,7 +17,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: xdp_map
 short_description: Manage the entries of a pinned BPF map (block lists, per-port configuration)
-version_added: 1.1.0
+version_added: 1.0.0
 description:
   - Makes the map pinned at O(map) hold the given O(entries), so that the XDP programs reading it see the
     desired configuration, for example a block list of addresses and ports or a per-port settings array.

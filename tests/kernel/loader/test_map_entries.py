@@ -5,6 +5,7 @@ a plan that the kernel refuses halfway puts back what was already written."""
 from __future__ import annotations
 
 import errno
+import os
 import struct
 
 import pytest
@@ -90,8 +91,6 @@ def test_a_map_replaced_since_the_plan_is_not_written(maps, pin_dir):
     plan = plan_map_entries(str(maps / "recent"), {"1": {"packets": 1, "bytes": 1}})
     bpftool("map", "create", str(pin_dir / "other"), "type", "lru_hash", "key", "4", "value", "16", "entries", "4",
             "name", "other")
-    import os
-
     os.rename(str(pin_dir / "other"), str(maps / "recent"))
     with pytest.raises(ValueError, match="a different map was pinned there since the plan"):
         apply_map_entries(plan)

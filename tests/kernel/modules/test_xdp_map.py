@@ -8,6 +8,7 @@ xdp_map, change what the handler returns.
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 
@@ -192,8 +193,6 @@ def test_refused_map_kinds(xdp, run_module, pin_dir):
     try:
         sc.obj_pin(ring, str(pin_dir / "ring"))
     finally:
-        import os
-
         os.close(ring)
     refused = run_module("xdp_map", {"map": str(pin_dir / "ring"), "contents": True})
     assert refused.get("failed") is True and "ring buffer" in refused["msg"]
@@ -208,8 +207,6 @@ def test_map_without_btf_takes_integers_and_hex(pin_dir, run_module):
     try:
         sc.obj_pin(fd, str(pin_dir / "plain"))
     finally:
-        import os
-
         os.close(fd)
     result = run_module("xdp_map", {"map": str(pin_dir / "plain"), "entries": {"0x10": "0a0b0c0d0e0f"}, "contents": True})
     assert result["changed"] is True, result
