@@ -31,10 +31,10 @@ description:
     C(2001:db8::/32); other LPM keys are dicts of C(prefixlen) and C(data).
   - A map without BTF type information has keys and values that are unsigned integers of its key and
     value sizes, or hex digits (two per byte) when the size is not 1, 2, 4 or 8 bytes.
-  - Every entry is checked against a JSON Schema derived from the map's types (integer ranges, required
+  - 'Every entry is checked against a JSON Schema derived from the map''s types (integer ranges, required
     fields, no unknown fields, array lengths) before anything is written. All problems are reported at
     once, each naming the entry and the field, for example
-    C(entries[3].value.port: 70000 is greater than the maximum of 65535).
+    C(entries[3].value.port: 70000 is greater than the maximum of 65535).'
   - Values are compared after decoding, so the task reports a change only when a value really differs.
   - Keys are written in place (C(BPF_ANY)), changed keys before new ones; keys that must go are deleted
     afterwards, so that a program never misses an entry that stays. When a hash or LPM map could not hold
@@ -62,7 +62,8 @@ options:
       - The entries to manage, either as a dict of key to value, or as a list of dicts with C(key) and
         C(value).
       - In the dict form keys are text, read according to the key type; integers in decimal or C(0x) hex,
-        struct keys as JSON such as C('{"addr": "10.0.0.1", "port": 22, "proto": 6}').
+        struct keys as JSON text (as M(whistler.xdp.xdp_info) shows them), for example
+        C({"addr":"10.0.0.1","port":22,"proto":6}).
       - With O(state=absent), the keys to remove; a key is removed only if it holds the given value, or
         whatever it holds when the value is C(null) or left out.
     type: raw

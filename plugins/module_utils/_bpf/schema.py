@@ -1,5 +1,5 @@
-"""JSON Schemas of map entries: a codec tree (``btfvalue``) in, a Draft 2020-12 schema and readable
-validation errors out.
+"""JSON Schemas of map entries: a codec tree (``btfvalue``) in, a JSON Schema and readable validation
+errors out.
 
 ``codec_schema(codec)`` states what the codec accepts: integer ranges from width and signedness,
 enumerator names, every struct field required and no others, exact array lengths, the text forms
@@ -7,16 +7,25 @@ enumerator names, every struct field required and no others, exact array lengths
 schema of one ``{key, value}`` entry; ``entry_errors(schema, entry, where)`` validates one with
 jsonschema and returns messages naming the entry and the field, e.g.
 ``entries[3].value.port: 70000 is greater than the maximum of 65535``.
+The schemas use only keywords that Draft 2020-12 and Draft 7 share, so that an older jsonschema (3.2,
+as some distributions ship it) validates them with its Draft 7 validator.
 """
 
 from __future__ import annotations
 
 from typing import Any, List
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
-
 from . import btfvalue as bv
+
+try:
+    from jsonschema.exceptions import ValidationError, best_match
+    try:
+        from jsonschema import Draft202012Validator as Validator
+    except ImportError:  # jsonschema < 4
+        from jsonschema import Draft7Validator as Validator
+    HAS_JSONSCHEMA, JSONSCHEMA_IMPORT_ERROR = True, ""
+except ImportError as exc:  # reported by the module (missing_required_lib)
+    HAS_JSONSCHEMA, JSONSCHEMA_IMPORT_ERROR = False, str(exc)
 
 IPV4 = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
 IPV6 = r"[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*"  # a loose shape; the codec parses it exactly
@@ -65,16 +74,19 @@ def codec_schema(codec) -> dict:
 
 def entry_schema(codec: bv.MapCodec, value_required: bool = True) -> dict:
     """Schema of one entry ``{key, value}`` (``value`` optional when ``value_required`` is false)."""
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+    return {"type": "object",
             "properties": {"key": codec_schema(codec.key), "value": codec_schema(codec.value)},
             "required": ["key", "value"] if value_required else ["key"], "additionalProperties": False}
 
 
-def validator(schema: dict) -> Draft202012Validator:
-    return Draft202012Validator(schema)
+def validator(schema: dict):
+    """A jsonschema validator of ``schema``; ValueError when jsonschema is not installed."""
+    if not HAS_JSONSCHEMA:
+        raise ValueError(f"validating map entries needs the jsonschema library: {JSONSCHEMA_IMPORT_ERROR}")
+    return Validator(schema)
 
 
-def entry_errors(checker: Draft202012Validator, entry: Any, where: str) -> List[str]:
+def entry_errors(checker, entry: Any, where: str) -> List[str]:
     """Every way ``entry`` breaks the schema, as ``"<where>.<field path>: <reason>"``."""
     return [f"{field_path(where, error.absolute_path)}: {_reason(error)}"
             for error in sorted(checker.iter_errors(entry), key=lambda e: list(map(str, e.absolute_path)))]
