@@ -81,11 +81,13 @@ class Int:
                 return int(ipaddress.IPv4Address(value))
             except ValueError as exc:
                 raise CodecError(str(exc)) from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        if isinstance(value, float) and value.is_integer():  # JSON Schema counts 3.0 as an integer
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
             raise CodecError(f"{value!r} is not an integer")
         if not self.minimum <= value <= self.maximum:
             raise CodecError(f"{value} does not fit {self.bits} {'signed' if self.signed else 'unsigned'} bits")
-        return int(value)
+        return value
 
     def from_int(self, number: int):
         return number

@@ -205,7 +205,52 @@ def _entry_schema(codec: MapCodec, info: sc.MapInfo, value_required: bool) -> di
     return schema
 
 
-def _plan(map_pin, info, codec: MapCodec, desired, current, exclusive, state, contents) -> MapPlan:
+Current = Dict[bytes, Tuple[bytes, Optional[bytes]]]  # key identity -> (raw key, raw value or None)
+
+
+def _plan(map_pin, info, codec: MapCodec, desired, current: Current, exclusive, state, contents) -> MapPlan:
+    updates, inserts, removals = _changes(info, codec, desired, current, exclusive, state)
+    # A full hash or LPM trie refuses new keys: delete first when old and new would not fit together.
+    deletes_first = False
+    if info.type in CAPPED_TYPES:
+        final = len(current) + len(inserts) - len(removals)
+        if final > info.max_entries:
+            raise MapEntriesError(f"map {map_pin}: {final} entries after this task do not fit its max_entries "
+                                  f"{info.max_entries} ({len(current)} there now, {len(inserts)} to add, "
+                                  f"{len(removals)} to remove)")
+        deletes_first = len(current) + len(inserts) > info.max_entries
+    writes = tuple(removals + updates + inserts) if deletes_first else tuple(updates + inserts + removals)
+
+    after_raw = {identity: kv for identity, kv in current.items() if kv[1] is not None}
+    for w in writes:
+        if w.value is None:
+            after_raw.pop(codec.identity(w.key), None)
+        else:
+            after_raw[codec.identity(w.key)] = (w.key, w.value)
+    before, after = {}, {}
+    for identity in dict.fromkeys(list(desired) + [codec.identity(w.key) for w in writes]):
+        for side, state_of in ((before, current), (after, after_raw)):
+            key, value = state_of.get(identity, (None, None))
+            if value is not None:
+                side[_label(codec, key)] = codec.decode_value(value)
+
+    def decoded(items) -> Tuple[dict, ...]:
+        return tuple({"key": codec.key.decode(key), "value": codec.decode_value(value)} for key, value in items)
+
+    return MapPlan(
+        map_pin, info.id, map_type_name(info.type), info.max_entries, writes,
+        previous={w.key: current.get(codec.identity(w.key), (w.key, None))[1] for w in writes},
+        before=before, after=after,
+        added=tuple(codec.key.decode(w.key) for w in inserts),
+        updated=tuple(codec.key.decode(w.key) for w in updates),
+        removed=tuple(codec.key.decode(w.key) for w in removals),
+        entries=decoded(after_raw[i] for i in desired if i in after_raw),
+        contents=decoded(sorted(after_raw.values(), key=lambda kv: _order(_label(codec, kv[0]))))
+        if contents else None)
+
+
+def _changes(info, codec: MapCodec, desired, current: Current, exclusive: bool, state: str):
+    """``(updates, inserts, removals)``: the writes that make ``current`` what the task asks for."""
     is_array = info.type == sc.MAP_TYPE_ARRAY
     zero = bytes(info.value_size)
     updates: List[Write] = []
@@ -220,61 +265,20 @@ def _plan(map_pin, info, codec: MapCodec, desired, current, exclusive, state, co
         removals.append(Write(_label(codec, key), key, zero if is_array else None))
 
     for identity, (key, value, _entry) in desired.items():
-        have = current.get(identity)
-        if state == "present":
-            if have is None or have[1] is None:
-                inserts.append(Write(_label(codec, key), key, value))
-            elif codec.decode_value(have[1]) != codec.decode_value(value):
-                updates.append(Write(_label(codec, key), have[0], value))
-        elif have is not None and have[1] is not None and (
-                value is None or codec.decode_value(have[1]) == codec.decode_value(value)):
-            remove(identity, *have)
+        have_key, have = current.get(identity, (key, None))
+        if state == "present" and have is None:
+            inserts.append(Write(_label(codec, key), key, value))
+        elif state == "present" and codec.decode_value(have) != codec.decode_value(value):
+            updates.append(Write(_label(codec, key), have_key, value))
+        elif state == "absent" and have is not None and (
+                value is None or codec.decode_value(have) == codec.decode_value(value)):
+            remove(identity, have_key, have)
     if exclusive:
         keep = set(desired) if state == "present" else set()
         for identity, (key, value) in current.items():
             if identity not in keep and value is not None:
                 remove(identity, key, value)
-
-    # A full hash or LPM trie refuses new keys: delete first when old and new would not fit together.
-    deletes_first = False
-    if info.type in CAPPED_TYPES:
-        final = len(current) + len(inserts) - len(removals)
-        if final > info.max_entries:
-            raise MapEntriesError(f"map {map_pin}: {final} entries after this task do not fit its max_entries "
-                                  f"{info.max_entries} ({len(current)} there now, {len(inserts)} to add, "
-                                  f"{len(removals)} to remove)")
-        deletes_first = len(current) + len(inserts) > info.max_entries
-    writes = tuple(removals + updates + inserts) if deletes_first else tuple(updates + inserts + removals)
-
-    previous = {w.key: current.get(codec.identity(w.key), (w.key, None))[1] for w in writes}
-    after_raw = {identity: kv for identity, kv in current.items() if kv[1] is not None}
-    for w in writes:
-        identity = codec.identity(w.key)
-        if w.value is None:
-            after_raw.pop(identity, None)
-        else:
-            after_raw[identity] = (w.key, w.value)
-
-    concerned = list(desired) + [codec.identity(w.key) for w in writes]
-    before, after = {}, {}
-    for identity in dict.fromkeys(concerned):
-        for side, raw in ((before, current), (after, after_raw)):
-            have = raw.get(identity)
-            if have is not None and have[1] is not None:
-                side[_label(codec, have[0])] = codec.decode_value(have[1])
-
-    listed = [{"key": codec.key.decode(after_raw[i][0]), "value": codec.decode_value(after_raw[i][1])}
-              for i in desired if i in after_raw]
-    whole = None
-    if contents:
-        whole = tuple(sorted(({"key": codec.key.decode(k), "value": codec.decode_value(v)}
-                              for k, v in after_raw.values()), key=lambda e: _order(codec.label(e["key"]))))
-    return MapPlan(
-        map_pin, info.id, map_type_name(info.type), info.max_entries, writes, previous, before, after,
-        added=tuple(codec.key.decode(w.key) for w in inserts),
-        updated=tuple(codec.key.decode(w.key) for w in updates),
-        removed=tuple(codec.key.decode(w.key) for w in removals),
-        entries=tuple(listed), contents=whole)
+    return updates, inserts, removals
 
 
 def _label(codec: MapCodec, raw_key: bytes):
