@@ -36,11 +36,20 @@ try:
 except ImportError:
     _MISSING.append(("pyelftools", traceback.format_exc()))
 
+# Needed only by the modules that validate map entries (xdp_map): checked when they ask for it.
+_OPTIONAL = {}
+try:
+    import jsonschema  # noqa: F401  # pylint: disable=unused-import
+except ImportError:
+    _OPTIONAL["jsonschema"] = traceback.format_exc()
 
-def check_requirements(module, loader_import_error=None):
-    """Fail ``module`` if a required library is missing, or if the loader failed to import."""
-    if _MISSING:
-        requirement, reason = _MISSING[0]
+
+def check_requirements(module, loader_import_error=None, also=()):
+    """Fail ``module`` if a required library (or one named in ``also``, e.g. ``"jsonschema"``) is
+    missing, or if the loader failed to import."""
+    missing = _MISSING + [(name, _OPTIONAL[name]) for name in also if name in _OPTIONAL]
+    if missing:
+        requirement, reason = missing[0]
         module.fail_json(msg=missing_required_lib(requirement), exception=reason)
     if loader_import_error is not None:
         module.fail_json(msg="cannot import the whistler.xdp loader", exception=loader_import_error)

@@ -169,8 +169,11 @@ maps:
       type: int
     entries:
       description:
-        - Contents, key to value, decoded through the map's BTF (numbers, or dicts for structs); for a
-          prog-array, slot number to program id.
+        - Contents, key to value, decoded through the map's BTF the way M(whistler.xdp.xdp_map) reads and
+          writes them (numbers, dicts of fields for structs, enumerator names, text for C(char) arrays,
+          IP networks for LPM trie keys); a key that is a struct is shown as its compact JSON text. For a
+          per-CPU map each value is a list with one value per possible CPU; for a prog-array, slot number
+          to program id.
       type: dict
       returned: when O(map_contents=true)
     slots:

@@ -4,7 +4,7 @@
 - ``Btf.fixup_datasecs(section_sizes, symbol_offsets)``: clang leaves DATASEC sizes and VAR offsets 0,
   which the kernel rejects; this fills them from the ELF (libbpf's ``btf_fixup_datasec``) and returns
   loadable bytes. The header is kept as it is.
-- ``Btf.decode(type_id, raw)``: a map key or value as Python data (ints, lists, dicts by member name).
+  (``btfvalue`` turns map keys and values into Python data and back following these types.)
 - ``parse_ext(data)``: ``.BTF.ext`` func_info/line_info as {section name: (rec_size, [record bytes])}.
 Pure: no kernel access.
 """
@@ -19,7 +19,7 @@ MAGIC = 0xEB9F
 (INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FUNC_PROTO, VAR,
  DATASEC, FLOAT, DECL_TAG, TYPE_TAG, ENUM64) = range(1, 20)
 MODIFIERS = (TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG)
-INT_SIGNED = 1
+INT_SIGNED, INT_CHAR, INT_BOOL = 1, 2, 4
 MAX_NESTING = 64  # deeper type chains (arrays of arrays ...) are treated as a loop
 
 # kind -> (bytes after the 12-byte common header, bytes per vlen entry)
@@ -47,12 +47,14 @@ def _string(strings: bytes, off: int) -> str:
 
 @dataclass
 class Member:
-    """A STRUCT/UNION member (offset in bits), an ENUM value, a FUNC_PROTO param or a DATASEC entry."""
+    """A STRUCT/UNION member (offset in bits; ``bits`` is a bitfield's width, 0 if it is none), an ENUM
+    value (in ``offset``), a FUNC_PROTO param or a DATASEC entry (offset and size in bytes)."""
 
     name: str
     type: int
     offset: int = 0
     size: int = 0
+    bits: int = 0
 
 
 @dataclass
@@ -66,6 +68,19 @@ class Type:
     extra: Tuple[int, ...] = ()       # INT encoding word; ARRAY (elem, index, nelems); VAR linkage
     members: List[Member] = field(default_factory=list)
     pos: int = 0                      # byte offset of this record in the type section
+
+    # An INT's encoding word: flags (INT_SIGNED, INT_CHAR, INT_BOOL), bit offset and width.
+    @property
+    def int_encoding(self) -> int:
+        return (self.extra[0] >> 24) & 0x0F
+
+    @property
+    def int_offset(self) -> int:
+        return (self.extra[0] >> 16) & 0xFF
+
+    @property
+    def int_bits(self) -> int:
+        return self.extra[0] & 0xFF
 
 
 class Btf:
@@ -107,7 +122,10 @@ class Btf:
             at += fixed
             for i in range(vlen if per else 0):
                 words = struct.unpack_from(f"<{per // 4}I", data, at + i * per)
-                if kind in (STRUCT, UNION):
+                if kind in (STRUCT, UNION) and t.kind_flag:  # offset word: bitfield width << 24 | offset
+                    t.members.append(Member(_string(strings, words[0]), words[1], words[2] & 0xFFFFFF,
+                                            bits=words[2] >> 24))
+                elif kind in (STRUCT, UNION):
                     t.members.append(Member(_string(strings, words[0]), words[1], words[2]))
                 elif kind == DATASEC:
                     t.members.append(Member("", words[0], words[1], words[2]))
@@ -172,27 +190,6 @@ class Btf:
             for i, (offset, type_id, size) in enumerate(sorted(entries)):
                 struct.pack_into("<III", out, base + t.pos + 12 + i * 12, type_id, offset, size)
         return bytes(out)
-
-    # -- values -----------------------------------------------------------------------------
-
-    def decode(self, type_id: int, raw: bytes):
-        """``raw`` (a key or value) as Python data following BTF type ``type_id``."""
-        t = self.skip_modifiers(type_id)
-        if t.kind in (INT, ENUM, ENUM64, PTR):
-            if t.kind == INT:
-                signed = bool((t.extra[0] >> 24) & INT_SIGNED)
-            else:  # enums mark signedness with kind_flag; pointers are addresses
-                signed = t.kind != PTR and t.kind_flag
-            return int.from_bytes(raw[:self.size(t.id)], "little", signed=signed)
-        if t.kind == ARRAY:
-            step = self.size(t.extra[0])
-            return [self.decode(t.extra[0], raw[i * step:(i + 1) * step]) for i in range(t.extra[2])]
-        if t.kind in (STRUCT, UNION):
-            # Bitfield members (kind_flag) are shown as their containing bytes; maps rarely use them.
-            return {m.name: self.decode(m.type, raw[(m.offset & 0xFFFFFF) // 8:]) for m in t.members}
-        if t.kind == FLOAT:
-            return struct.unpack("<d" if t.size_or_type == 8 else "<f", raw[:t.size_or_type])[0]
-        return raw.hex()
 
 
 @dataclass

@@ -3,7 +3,8 @@
 ``Map.create`` passes BTF key/value ids (both or neither) and, like libbpf, retries without BTF when the
 kernel refuses them. ``Map.compatible`` says why a pinned map cannot stand in for a spec (cilium/ebpf's
 check plus the prog-array owner from fdinfo). Keys and values are bytes or ints of the map's sizes;
-``typed_items`` decodes them through the map's BTF. Per-CPU maps read as one value per possible CPU.
+``codec`` reads the map's BTF from the kernel and ``typed_items``/``typed_entries`` decode its contents
+through it (``btfvalue``). Per-CPU maps read as one value per possible CPU.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import struct
 from typing import Dict, Iterator, List, Optional, Union
 
 from . import syscalls as sc
-from .btf import Btf
+from .btf import Btf, BtfError
+from .btfvalue import MapCodec, map_codec
 from .errors import BpfError, OwnerMismatchError
 from .fd import FdOwner
 from .names import map_type_name
@@ -170,11 +172,15 @@ class Map(FdOwner):
 
     def items(self) -> Dict[int, bytes]:
         """{int key: raw value} of every present key (per-CPU: all CPUs' values concatenated)."""
+        return {int.from_bytes(key, "little"): value for key, value in self.raw_items().items()}
+
+    def raw_items(self) -> Dict[bytes, bytes]:
+        """{raw key: raw value} of every present key (per-CPU: all CPUs' values concatenated)."""
         result = {}
         for key in self.keys():
             value = sc.map_lookup_elem(self.fd, key, self._value_buffer_size)
-            if value is not None:
-                result[int.from_bytes(key, "little")] = value
+            if value is not None:  # deleted while we walked
+                result[key] = value
         return result
 
     def btf(self) -> Optional[Btf]:
@@ -183,29 +189,28 @@ class Map(FdOwner):
         with FdOwner(sc.btf_get_fd_by_id(self.info.btf_id), f"btf {self.info.btf_id}") as btf_fd:
             return Btf.parse(sc.btf_data(btf_fd.fd))
 
+    def codec(self) -> MapCodec:
+        """How this map's keys and values read as Python data: through its BTF types when it has them,
+        else as integers (or hex digits) of its key and value sizes; per-CPU values as a list per CPU."""
+        info = self.info
+        try:
+            return map_codec(info.type, info.key_size, info.value_size, self.btf(), info.btf_key_type_id,
+                             info.btf_value_type_id, possible_cpus() if info.type in PERCPU_TYPES else 0)
+        except BtfError as exc:
+            raise BpfError(errno.EINVAL, "map btf", self.name, f"cannot decode its BTF: {exc}") from None
+
     def typed_items(self) -> dict:
-        """Keys and values decoded through the map's BTF, else as little-endian ints (per-CPU: lists)."""
-        btf = self.btf()
-        result = {}
-        for key in self.keys():
-            raw = sc.map_lookup_elem(self.fd, key, self._value_buffer_size)
-            if raw is None:
-                continue
-            result[self._decode(btf, self.info.btf_key_type_id, key)] = self._decode_value(btf, raw)
-        return result
+        """{key: value} decoded through ``codec()``; a key that is not a number or text (a struct, an
+        LPM key without an address) is its compact JSON text, so every key can be a dict key."""
+        codec = self.codec()
+        return {codec.label(codec.key.decode(key)): codec.decode_value(value)
+                for key, value in self.raw_items().items()}
 
-    def _decode_value(self, btf: Optional[Btf], raw: bytes):
-        if self.info.type not in PERCPU_TYPES:
-            return self._decode(btf, self.info.btf_value_type_id, raw)
-        step = (self.info.value_size + 7) // 8 * 8
-        return [self._decode(btf, self.info.btf_value_type_id, raw[i:i + self.info.value_size])
-                for i in range(0, len(raw), step)]
-
-    @staticmethod
-    def _decode(btf: Optional[Btf], type_id: int, raw: bytes):
-        if btf is not None and type_id:
-            return btf.decode(type_id, raw)
-        return int.from_bytes(raw, "little") if len(raw) <= 8 else raw.hex()
+    def typed_entries(self) -> List[dict]:
+        """[{"key": key, "value": value}] of every entry, decoded through ``codec()`` (keys as data)."""
+        codec = self.codec()
+        return [{"key": codec.key.decode(key), "value": codec.decode_value(value)}
+                for key, value in self.raw_items().items()]
 
 
 class ProgArray(Map):

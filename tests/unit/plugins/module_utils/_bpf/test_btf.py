@@ -6,6 +6,7 @@ import struct
 
 import pytest
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf import btf
+from ansible_collections.whistler.xdp.plugins.module_utils._bpf.btfvalue import type_codec
 
 
 def _blob():
@@ -42,9 +43,9 @@ def test_parse_names_kinds_and_sizes():
 def test_decode_values():
     b = btf.Btf.parse(_blob())
     raw = struct.pack("<Iiq", 7, 0, -3)
-    assert b.decode(2, raw[:4]) == 7
-    assert b.decode(4, raw) == {"a": 7, "b": -3}
-    assert b.decode(5, struct.pack("<II", 1, 2)) == [1, 2]
+    assert type_codec(b, 2).decode(raw[:4]) == 7
+    assert type_codec(b, 4).decode(raw) == {"a": 7, "b": -3}
+    assert type_codec(b, 5).decode(struct.pack("<II", 1, 2)) == [1, 2]
 
 
 def test_fixup_datasec_fills_size_and_offsets():
