@@ -41,7 +41,7 @@ from .pinned import pinned, pinned_prog_ids
 from .program import Program
 
 STATES = ("present", "absent")
-RECORD_DIRS = ("attached", "links")
+RECORD_DIRS = pins.RECORD_DIRS
 _RECORD_NAME = re.compile(r"^if(\d+)_ns(\d+)$")
 
 
@@ -135,8 +135,8 @@ def plan_attach(interface, netns: Optional[str], program_pin: Optional[str], mod
     where = describe(hook.ifname, netns)
     key = f"if{hook.ifindex}_ns{reader.netns_id(netns)}"
     pin_dir = os.path.dirname(program_pin) if program_pin else None
-    record_pin = os.path.join(pin_dir, RECORD_DIRS[0], key) if pin_dir else None
-    our_link_pin = os.path.join(pin_dir, RECORD_DIRS[1], key) if pin_dir else None
+    record_pin = record_path(pin_dir, RECORD_DIRS[0], key) if pin_dir else None
+    our_link_pin = record_path(pin_dir, RECORD_DIRS[1], key) if pin_dir else None
 
     current_mode, current_id = _attached(hook.state, mode, state, where)
     desired_id = _pinned_program(reader, program_pin) if state == "present" else 0
@@ -170,6 +170,11 @@ def plan_attach(interface, netns: Optional[str], program_pin: Optional[str], mod
     action = "replace" if state == "present" else "detach"
     return AttachPlan(action=action, mode=current_mode, link_pin=link_pin, link_id=link_id,
                       reason="" if owned else "forced over a program this collection did not attach", **base)
+
+
+def record_path(pin_dir: str, subdir: str, name: str) -> str:
+    """``<pin_dir>/<subdir>/<name>``, each step through ``pins.join``."""
+    return pins.join(pins.join(pin_dir, subdir, "record directory"), name, "attachment record")
 
 
 def _attached(state: XdpState, mode: str, desired: str, where: str):
@@ -316,10 +321,10 @@ def recorded_attachments(pin_dir: str) -> List[RecordedAttachment]:
     """Every attachment recorded under ``pin_dir`` (``attached/`` and ``links/``), checked against its hook."""
     found = []
     for subdir in RECORD_DIRS:
-        directory = os.path.join(pin_dir, subdir)
+        directory = pins.join(pin_dir, subdir, "record directory")
         for name in sorted(pins.list_pins(directory)):
             match = _RECORD_NAME.match(name)
-            recorded = pinned(os.path.join(directory, name)) if match else None
+            recorded = pinned(pins.join(directory, name, "attachment record")) if match else None
             if recorded is None:
                 continue
             ifindex, inode = int(match.group(1)), int(match.group(2))
