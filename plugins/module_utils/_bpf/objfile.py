@@ -70,7 +70,8 @@ class ExtInfo:
 
     def records(self):
         """Each record's bytes, in order."""
-        return [self.data[i:i + self.rec_size] for i in range(0, self.count * self.rec_size, self.rec_size)]
+        size = self.rec_size
+        return [self.data[i * size:(i + 1) * size] for i in range(self.count)]
 
 
 @dataclass(frozen=True)
@@ -415,7 +416,7 @@ class _Reader:
             funcs = sorted((s for s in self.symbols if s["st_shndx"] == index
                             and s["st_info"]["type"] == "STT_FUNC"), key=lambda s: s["st_value"])
             for func in funcs:
-                check_object_name(func.name, f"program name in section {section.name!r}")
+                check_object_name(func.name, "program name")
             if section.name == ".text":
                 if funcs or section["sh_size"]:
                     self.fail("'.text' holds functions: BPF-to-BPF calls are not supported "
