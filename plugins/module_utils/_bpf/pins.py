@@ -84,17 +84,17 @@ def join(directory: str, name: str, what: str = "pin name") -> str:
     """``directory/name`` for a ``name`` that is one safe path component (``pinnames.check_pin_name``;
     UnsafeNameError naming ``what`` otherwise), proven to be an entry directly inside ``directory``.
 
-    An entry that is a symlink is refused (BpfError ELOOP): the kernel follows symlinks when it opens a
-    pin, so one would lead out of the directory.
+    An entry that is a symlink is refused (BpfError): the kernel follows symlinks when it opens a pin,
+    so one would lead out of the directory.
     """
     check_pin_name(name, what)
     base = os.path.normpath(directory)
     path = os.path.join(base, name)
     if os.path.dirname(path) != base or os.path.basename(path) != name:
-        raise BpfError(errno.EINVAL, what, path, f"does not stay directly inside {base}")
+        raise BpfError(0, what, path, f"does not stay directly inside {base}")
     if os.path.islink(path):
-        raise BpfError(errno.ELOOP, what, path, f"is a symlink (to {os.readlink(path)!r}), not a pin: "
-                                                f"refusing to follow it out of {base}")
+        raise BpfError(0, what, path, f"is a symlink (to {os.readlink(path)!r}), not a pin: refusing to "
+                                      f"follow it out of {base}")
     return path
 
 
