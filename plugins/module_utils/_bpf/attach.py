@@ -18,6 +18,8 @@ Rules:
   pins the attached program at ``<pin dir>/attached/if<ifindex>_ns<netns inode>`` (a bpf_link
   attachment is pinned at ``<pin dir>/links/...`` instead), and a detach removes that pin. Replacing
   or detaching anything else is refused unless ``force``.
+- state=absent on an interface or network namespace that no longer exists plans a noop (already gone),
+  with the reason; any other error, and state=present, still fails.
 - A hook owned by a bpf_link can only be changed through that link; netlink would get EBUSY.
   ``via_link`` asks for new attachments to be made through a pinned bpf_link; an attachment that
   already exists is changed through whatever owns it, and switching between netlink and a link is
@@ -36,7 +38,7 @@ from . import link as links
 from . import pins
 from .errors import BpfError
 from .netlink import MODE_FLAGS, XdpHook, XdpHookError, XdpState, describe
-from .netns import netns_inode, netns_named
+from .netns import NetnsError, netns_inode, netns_named
 from .pinned import pinned, pinned_prog_ids
 from .program import Program
 
@@ -131,7 +133,16 @@ def plan_attach(interface, netns: Optional[str], program_pin: Optional[str], mod
     if state == "present" and not program_pin:
         raise ValueError("state=present needs program_pin (the pinned program to attach)")
     reader = reader or KernelReader()
-    hook = reader.hook(interface, netns)
+    try:
+        hook = reader.hook(interface, netns)
+    except (XdpHookError, NetnsError) as exc:
+        if state != "absent" or exc.errno not in (errno.ENODEV, errno.ENOENT):
+            raise
+        # Already gone: a hook that no longer exists holds nothing to detach.
+        return AttachPlan(action="noop", interface=str(interface), netns=netns, ifindex=0, mode=mode,
+                          program_pin=program_pin, prog_id=0, previous_prog_id=0,
+                          current=XdpState(0, None, 0), record_pin=None,
+                          reason=f"{exc if isinstance(exc, XdpHookError) else exc.strerror}; nothing to detach")
     where = describe(hook.ifname, netns)
     key = f"if{hook.ifindex}_ns{reader.netns_id(netns)}"
     pin_dir = os.path.dirname(program_pin) if program_pin else None

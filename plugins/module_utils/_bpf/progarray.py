@@ -11,7 +11,9 @@ into a slot number, and refuses anything else ("1_0", "٣", " 3", "+3").
 Slots are compared by program id (a lookup returns the id). A slot is changed by overwriting it
 (BPF_ANY swaps the pointer in one step, so tail calls never fall through); only slots that must
 end up empty are deleted, and never to insert again. ``exclusive`` empties every slot not named;
-state=absent empties the named slots (those holding the named program, or anything for None).
+state=absent empties the named slots (those holding the named program, or anything for None). What is
+already gone is fine for state=absent: no array pinned is an empty plan, and a named program that is no
+longer pinned matches no slot.
 """
 
 from __future__ import annotations
@@ -145,6 +147,8 @@ def plan_prog_array(map_pin: str, entries: Dict[int, Optional[str]], exclusive: 
         raise ValueError(f"state {state!r}: expected one of {', '.join(STATES)}")
     reader = reader or KernelReader()
     view = reader.prog_array(map_pin)
+    if view is None and state == "absent":
+        return ProgArrayPlan(map_pin, 0, 0, {}, {})
     if view is None:
         raise ProgArrayError(f"map {map_pin}: nothing is pinned there (load the object first)")
     if view.map_type != syscalls.MAP_TYPE_PROG_ARRAY:
@@ -157,6 +161,8 @@ def plan_prog_array(map_pin: str, entries: Dict[int, Optional[str]], exclusive: 
                                  f"{view.max_entries} slots (0..{view.max_entries - 1})")
         if program_pin is None and state == "present":
             raise ProgArrayError(f"map {map_pin}: slot {key} needs a program pin")
+        if program_pin and state == "absent" and reader.pinned(program_pin) is None:
+            continue  # the program is gone: no slot can be recognised as holding it
         wanted[key] = _program_id(reader, map_pin, key, program_pin) if program_pin else None
 
     after = dict(view.entries)
