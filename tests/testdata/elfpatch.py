@@ -43,3 +43,9 @@ def crafted(obj: Path, out: Path, *renames) -> Path:
         data = rename(data, *rule)
     Path(out).write_bytes(data)
     return Path(out)
+
+
+# The names of tests/testdata/c/loader_names.c, the template the crafted objects are made from.
+TEMPLATE_PROGRAM = "prog_placeholder_" + "x" * 64 + "_" + "y" * 48
+TEMPLATE_MAP = "map_placeholder_" + "x" * 64 + "_" + "z" * 48
+TEMPLATE_SECTION = "xdp/section_" + "x" * 64 + "_" + "w" * 48

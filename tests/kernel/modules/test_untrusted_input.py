@@ -8,37 +8,21 @@ Crafted objects are clang builds of tests/testdata/c/loader_names.c with names r
 from __future__ import annotations
 
 import os
-import signal
-from contextlib import contextmanager
 
 import pytest
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf import objfile
 
+from tests.deadline import deadline
 from tests.kernel.modules.bpftool_view import bpftool_loadall, prog_array_entries, xdp_hook
 from tests.testdata.build import build_c
+from tests.testdata.elfpatch import TEMPLATE_MAP as MAP
+from tests.testdata.elfpatch import TEMPLATE_PROGRAM as PROG
 from tests.testdata.elfpatch import crafted
-
-PROG = "prog_placeholder_" + "x" * 64 + "_" + "y" * 48
-MAP = "map_placeholder_" + "x" * 64 + "_" + "z" * 48
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
     return build_c("loader_names.c", tmp_path_factory.mktemp("names"))
-
-
-@contextmanager
-def deadline(seconds: int):
-    def expired(*_):
-        raise AssertionError(f"the module still runs after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def files_under(directory):

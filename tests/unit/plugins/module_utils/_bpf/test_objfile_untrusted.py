@@ -5,40 +5,23 @@ are clang builds of tests/testdata/c/loader_names.c with names rewritten in plac
 from __future__ import annotations
 
 import os
-import signal
 import struct
-from contextlib import contextmanager
 
 import pytest
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf import objfile
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf.errors import ObjectFileError, VerifierError
 
+from tests.deadline import deadline
 from tests.testdata.build import build_c
+from tests.testdata.elfpatch import TEMPLATE_MAP as MAP
+from tests.testdata.elfpatch import TEMPLATE_PROGRAM as PROG
+from tests.testdata.elfpatch import TEMPLATE_SECTION as SECTION
 from tests.testdata.elfpatch import crafted
-
-PROG = "prog_placeholder_" + "x" * 64 + "_" + "y" * 48
-MAP = "map_placeholder_" + "x" * 64 + "_" + "z" * 48
-SECTION = "xdp/section_" + "x" * 64 + "_" + "w" * 48
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
     return build_c("loader_names.c", tmp_path_factory.mktemp("names"))
-
-
-@contextmanager
-def deadline(seconds: int):
-    """Fail instead of hanging: a read that blocks is the bug under test."""
-    def expired(*_):
-        raise AssertionError(f"still blocked after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def test_template_reads_as_is(template):
