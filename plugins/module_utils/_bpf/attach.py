@@ -16,8 +16,8 @@ Rules:
   pin directory (the directory holding ``program_pin``), directly or through a pinned bpf_link. So
   that an upgrade that re-pins the program keeps the old one recognisable, every attach and replace
   pins the attached program at ``<pin dir>/attached/if<ifindex>_ns<netns inode>`` (a bpf_link
-  attachment is pinned at ``<pin dir>/links/...`` instead), and a detach removes that pin. Replacing
-  or detaching anything else is refused unless ``force``.
+  attachment is pinned at ``<pin dir>/links/...`` instead), and a detach removes that pin (and the
+  record directory once empty). Replacing or detaching anything else is refused unless ``force``.
 - state=absent on an interface or network namespace that no longer exists plans a noop (already gone),
   with the reason; any other error, and state=present, still fails.
 - A hook owned by a bpf_link can only be changed through that link; netlink would get EBUSY.
@@ -291,7 +291,7 @@ def _apply_netlink(plan: AttachPlan, new: Optional[Program], old: Optional[Progr
         else:
             after = hook.detach(plan.mode, expected_fd=old.fd)
             if plan.record_pin:
-                pins.unpin(plan.record_pin)
+                pins.unpin_with_dir(plan.record_pin)
     mode = after.mode if plan.action == "attach" else plan.mode
     return AttachResult(after.prog_in(mode) if mode else 0, mode, plan.previous_prog_id, True)
 

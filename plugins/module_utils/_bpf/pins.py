@@ -149,6 +149,14 @@ def unpin(path: str) -> bool:
         return False
 
 
+def unpin_with_dir(path: str) -> bool:
+    """``unpin(path)``, then remove its directory if that leaves it empty (a record directory such as
+    ``attached/``); False if nothing was pinned there."""
+    removed = unpin(path)
+    remove_dir_if_empty(os.path.dirname(path))
+    return removed
+
+
 def remove_dir_if_empty(path: str) -> bool:
     """Remove pin directory ``path`` if nothing is left in it and it is not a mount point (the bpffs
     root); True if it was removed."""
