@@ -216,6 +216,8 @@ def read_file(source: str, limit: int = MAX_OBJECT_BYTES) -> bytes:
     def fail(message: str):
         raise ObjectFileError(source, message)
 
+    if "\0" in source:
+        raise ObjectFileError(repr(source), "the path contains a NUL character")
     try:
         early = _not_regular(os.stat(source).st_mode)
         if early:

@@ -24,7 +24,7 @@ from typing import Dict, List, Optional
 from . import syscalls as sc
 from .errors import BpfError
 from .fd import FdOwner
-from .pinnames import STAGED_NAME, TMP_MARK, check_pin_name, pin_name_problem
+from .pinnames import STAGED_NAME, TMP_MARK, check_pin_name, describe_char, pin_name_problem
 
 BPF_FS_MAGIC = 0xCAFE4A11
 # Subdirectories this collection creates under a pin path: the maps, and attach's records of attachments.
@@ -55,6 +55,9 @@ def _existing_ancestor(path: str) -> str:
 
 def check_path(path: str, what: str = "pin path") -> str:
     """``path`` normalised, or BpfError saying why it cannot be a pin (or pin directory) path."""
+    bad = next((c for c in path if not c.isprintable()), None)
+    if bad is not None:
+        raise BpfError(errno.EINVAL, what, repr(path), f"contains {describe_char(bad)}")
     if not os.path.isabs(path):
         raise BpfError(errno.EINVAL, what, path, "must be an absolute path on bpffs (e.g. /sys/fs/bpf/...)")
     path = os.path.normpath(path)

@@ -153,3 +153,8 @@ def test_the_failing_instruction_is_the_last_one_the_log_shows():
     assert VerifierError(22, "btf_load", "", "[1] STRUCT x size=0\nInvalid size\n").failing_insn() is None
     exc.source = "bad.lisp:11:14: invalid access to packet"
     assert str(exc).startswith("bad.lisp:11:14: invalid access to packet\nprog_load p: Permission denied")
+
+
+def test_an_object_path_with_a_nul_is_refused():
+    with pytest.raises(ObjectFileError, match="'/tmp/x\\\\x00y': the path contains a NUL character"):
+        objfile.read_object("/tmp/x\0y")
