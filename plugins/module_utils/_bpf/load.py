@@ -14,7 +14,8 @@ always reused, never re-created, so its entries and counters survive upgrades.
 
 Layout: programs at ``<pin_path>/<program name>``, maps at ``<map_pin_path or pin_path/maps>/<map name>``,
 each path built by ``pins.join`` (names from the object are untrusted). Programs and maps are known by
-their full ELF names; the kernel keeps only the first 15 characters of a name, and nothing here reads them.
+their full ELF names; the kernel keeps only the first 15 characters of a name, which nothing here
+identifies anything by.
 A run killed between staging and renaming leaves ``<name>_whistler_tmp_<hex>`` pins: the next plan lists
 them as ``stale`` (a change) and applying it removes them, holding the directories' locks.
 
