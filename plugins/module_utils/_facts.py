@@ -12,8 +12,6 @@ slot -> program id, and each slot's program by name and pins). Nothing here chan
 
 from __future__ import annotations
 
-import os
-
 from ._bpf import pins
 from ._bpf.maps import PROG_TYPE_NAMES, Map, ProgArray
 from ._bpf.netlink import XdpHook, list_interfaces
@@ -23,7 +21,7 @@ from ._bpf.program import Program
 
 def program_facts(program):
     info = program.info()
-    return dict(id=info.id, name=info.name, tag=info.tag, type=PROG_TYPE_NAMES.get(info.type, str(info.type)),
+    return dict(id=info.id, name=program.full_name(), tag=info.tag, type=PROG_TYPE_NAMES.get(info.type, str(info.type)),
                 map_ids=list(info.map_ids), insns=info.xlated_prog_len // 8)
 
 
@@ -54,8 +52,7 @@ def interface_facts(netns, names):
         facts = dict(ifindex=state.ifindex, mode=state.mode, prog_id=state.prog_id, attached=state.attached)
         if state.prog_id:
             with Program.from_id(state.prog_id) as program:
-                info = program.info()
-            facts.update(prog_name=info.name, tag=info.tag)
+                facts.update(prog_name=program.full_name(), tag=program.info().tag)
         result[name] = facts
     return result
 
@@ -65,7 +62,7 @@ def pinned_facts(directories, contents):
     programs, maps = {}, {}
     for directory in directories:
         for name, kind in pins.list_pins(pins.check_path(directory, "pin directory")).items():
-            path = os.path.join(directory, name)
+            path = pins.join(directory, name)
             if kind == "program":
                 target = programs
                 with Program.from_pin(path) as program:

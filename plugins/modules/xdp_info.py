@@ -120,7 +120,7 @@ programs:
       description: Program id.
       type: int
     name:
-      description: Kernel name of the program.
+      description: Full name of the program (from its BTF; the kernel itself keeps only 15 characters).
       type: str
     tag:
       description: Kernel tag of the program.
@@ -187,7 +187,7 @@ maps:
           description: Program id.
           type: int
         name:
-          description: Kernel name of the program (empty if it was unloaded meanwhile).
+          description: Full name of the program (empty if it was unloaded meanwhile).
           type: str
         pins:
           description: Where the program is pinned under O(pin_path) and O(map_pin_path).

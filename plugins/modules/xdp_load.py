@@ -31,7 +31,9 @@ description:
     changes; on failure new objects are released and existing pins are untouched.
   - Tasks on one host that use the same pin directories take turns (an exclusive C(flock) on O(pin_path)
     and O(map_pin_path)), so concurrent Ansible forks do not race.
-  - The verifier's log is returned as RV(ignore:verifier_log) when the kernel rejects a program.
+  - The verifier's log is returned as RV(ignore:verifier_log) when the kernel rejects a program; the
+    failure message starts with the source location (C(file:line:col)) and line of the rejected
+    instruction, read from the object's line info.
 author:
   - whistler.xdp developers (@whistler-xdp)
 options:
@@ -39,6 +41,9 @@ options:
     description:
       - Path of the BPF ELF object on the managed host, as delivered by M(whistler.xdp.xdp_compile).
       - Required with O(state=present).
+      - It must be a regular file of at most 64 MiB (a FIFO, a device or a directory is refused without
+        being read), and its program and map names must be C identifiers; the task fails naming the file
+        otherwise.
       - With O(state=absent), only this object's programs and maps are unpinned; without it, every pin
         directly in O(pin_path) and O(map_pin_path).
     type: path
@@ -67,7 +72,10 @@ options:
       - V(present) loads and pins the object.
       - V(absent) removes the pins (the kernel frees the objects once nothing else uses them), and the
         records M(whistler.xdp.xdp_attach) keeps under C(<pin_path>/attached/) and C(<pin_path>/links/) of
-        attachments that are gone.
+        attachments that are gone, then the pin directories this leaves empty (never a mount point
+        such as C(/sys/fs/bpf), never a directory holding anything else). Nothing pinned is not an error.
+      - Pins staged by a run that was killed before renaming them (C(<name>_whistler_tmp_<hex>)) are
+        removed by the next run with either state.
       - V(absent) fails, naming the interfaces, while a program recorded there is still attached to an
         interface, unless O(force=true). Detach it first with M(whistler.xdp.xdp_attach).
     type: str
@@ -255,6 +263,8 @@ def load_diff(plan, programs, maps):
         after_id = maps[step.name]["id"] if step.action != "reuse" else step.current_id
         before = dict(id=step.current_id) if step.current_id else None
         diff.record(step.pin, before, dict(id=after_id))
+    for path in plan.stale:
+        diff.record(path, "staged by an interrupted run", None)
     return diff
 
 
@@ -315,6 +325,8 @@ def absent(module):
         module.warn(still_attached(pin_path, live) + "; the records are kept (force=true)")
     diff = Diff()
     diff.record("pins", sorted(plan.pins), sorted(set(plan.pins) - set(removed)))
+    if plan.empty_dirs:
+        diff.record("directories", sorted(plan.empty_dirs), [])
     return dict(changed=plan.changed, removed=removed), diff
 
 

@@ -37,6 +37,8 @@ options:
     description:
       - Slots to manage, as slot number (C(0) up to the array's C(max_entries) - 1) to the path of a
         pinned program.
+      - A slot number is plain decimal (C(6)) or hexadecimal with C(0x) (C(0x6)); anything else
+        (C(1_0), signs, spaces, non-ASCII digits) is refused.
       - With O(state=absent), the slots to empty; a slot is emptied only if it holds the named program,
         or whatever it holds when the value is C(null).
     type: dict
@@ -123,6 +125,7 @@ try:
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.pins import check_path
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.progarray import (
         apply_prog_array,
+        parse_slot,
         plan_prog_array,
     )
 except ImportError:
@@ -142,10 +145,7 @@ def slot_entries(entries):
     """``entries`` with slot numbers as ints; raises ValueError naming a key that is not a slot number."""
     slots = {}
     for key, program in entries.items():
-        try:
-            slot = int(str(key), 10)
-        except ValueError:
-            raise ValueError(f"entries: key {key!r} is not a slot number (0, 1, 2, ...)") from None
+        slot = parse_slot(key, "entries")
         if slot in slots:
             raise ValueError(f"entries: slot {slot} is given twice")
         if program is not None and not isinstance(program, str):

@@ -16,8 +16,10 @@ Rules:
   pin directory (the directory holding ``program_pin``), directly or through a pinned bpf_link. So
   that an upgrade that re-pins the program keeps the old one recognisable, every attach and replace
   pins the attached program at ``<pin dir>/attached/if<ifindex>_ns<netns inode>`` (a bpf_link
-  attachment is pinned at ``<pin dir>/links/...`` instead), and a detach removes that pin. Replacing
-  or detaching anything else is refused unless ``force``.
+  attachment is pinned at ``<pin dir>/links/...`` instead), and a detach removes that pin (and the
+  record directory once empty). Replacing or detaching anything else is refused unless ``force``.
+- state=absent on an interface or network namespace that no longer exists plans a noop (already gone),
+  with the reason; any other error, and state=present, still fails.
 - A hook owned by a bpf_link can only be changed through that link; netlink would get EBUSY.
   ``via_link`` asks for new attachments to be made through a pinned bpf_link; an attachment that
   already exists is changed through whatever owns it, and switching between netlink and a link is
@@ -36,12 +38,12 @@ from . import link as links
 from . import pins
 from .errors import BpfError
 from .netlink import MODE_FLAGS, XdpHook, XdpHookError, XdpState, describe
-from .netns import netns_inode, netns_named
+from .netns import NetnsError, netns_inode, netns_named
 from .pinned import pinned, pinned_prog_ids
 from .program import Program
 
 STATES = ("present", "absent")
-RECORD_DIRS = ("attached", "links")
+RECORD_DIRS = pins.RECORD_DIRS
 _RECORD_NAME = re.compile(r"^if(\d+)_ns(\d+)$")
 
 
@@ -131,12 +133,21 @@ def plan_attach(interface, netns: Optional[str], program_pin: Optional[str], mod
     if state == "present" and not program_pin:
         raise ValueError("state=present needs program_pin (the pinned program to attach)")
     reader = reader or KernelReader()
-    hook = reader.hook(interface, netns)
+    try:
+        hook = reader.hook(interface, netns)
+    except (XdpHookError, NetnsError) as exc:
+        if state != "absent" or exc.errno not in (errno.ENODEV, errno.ENOENT):
+            raise
+        # Already gone: a hook that no longer exists holds nothing to detach.
+        return AttachPlan(action="noop", interface=str(interface), netns=netns, ifindex=0, mode=mode,
+                          program_pin=program_pin, prog_id=0, previous_prog_id=0,
+                          current=XdpState(0, None, 0), record_pin=None,
+                          reason=f"{exc if isinstance(exc, XdpHookError) else exc.strerror}; nothing to detach")
     where = describe(hook.ifname, netns)
     key = f"if{hook.ifindex}_ns{reader.netns_id(netns)}"
     pin_dir = os.path.dirname(program_pin) if program_pin else None
-    record_pin = os.path.join(pin_dir, RECORD_DIRS[0], key) if pin_dir else None
-    our_link_pin = os.path.join(pin_dir, RECORD_DIRS[1], key) if pin_dir else None
+    record_pin = record_path(pin_dir, RECORD_DIRS[0], key) if pin_dir else None
+    our_link_pin = record_path(pin_dir, RECORD_DIRS[1], key) if pin_dir else None
 
     current_mode, current_id = _attached(hook.state, mode, state, where)
     desired_id = _pinned_program(reader, program_pin) if state == "present" else 0
@@ -170,6 +181,11 @@ def plan_attach(interface, netns: Optional[str], program_pin: Optional[str], mod
     action = "replace" if state == "present" else "detach"
     return AttachPlan(action=action, mode=current_mode, link_pin=link_pin, link_id=link_id,
                       reason="" if owned else "forced over a program this collection did not attach", **base)
+
+
+def record_path(pin_dir: str, subdir: str, name: str) -> str:
+    """``<pin_dir>/<subdir>/<name>``, each step through ``pins.join``."""
+    return pins.join(pins.join(pin_dir, subdir, "record directory"), name, "attachment record")
 
 
 def _attached(state: XdpState, mode: str, desired: str, where: str):
@@ -275,7 +291,7 @@ def _apply_netlink(plan: AttachPlan, new: Optional[Program], old: Optional[Progr
         else:
             after = hook.detach(plan.mode, expected_fd=old.fd)
             if plan.record_pin:
-                pins.unpin(plan.record_pin)
+                pins.unpin_with_dir(plan.record_pin)
     mode = after.mode if plan.action == "attach" else plan.mode
     return AttachResult(after.prog_in(mode) if mode else 0, mode, plan.previous_prog_id, True)
 
@@ -316,10 +332,10 @@ def recorded_attachments(pin_dir: str) -> List[RecordedAttachment]:
     """Every attachment recorded under ``pin_dir`` (``attached/`` and ``links/``), checked against its hook."""
     found = []
     for subdir in RECORD_DIRS:
-        directory = os.path.join(pin_dir, subdir)
+        directory = pins.join(pin_dir, subdir, "record directory")
         for name in sorted(pins.list_pins(directory)):
             match = _RECORD_NAME.match(name)
-            recorded = pinned(os.path.join(directory, name)) if match else None
+            recorded = pinned(pins.join(directory, name, "attachment record")) if match else None
             if recorded is None:
                 continue
             ifindex, inode = int(match.group(1)), int(match.group(2))

@@ -89,6 +89,11 @@ class Btf:
         self._hdr_len, self._type_off, self._str_off = hdr_len, type_off, str_off
         self.types = types  # index = type id; types[0] is None (void)
 
+    @property
+    def strings(self) -> bytes:
+        """The string table (names, and line_info's file names and source lines)."""
+        return self.data[self._hdr_len + self._str_off:]
+
     @classmethod
     def parse(cls, data: bytes) -> Btf:
         """Decode ``data``; raises BtfError (never another exception) on anything malformed."""

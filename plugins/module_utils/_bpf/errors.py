@@ -3,13 +3,15 @@
 ``BpfError`` is an ``OSError`` (``.errno`` kept) that also names the operation (``.op``) and the
 object it acted on (``.obj``: a path, a map or program name, an id), and adds a hint for the kernel's
 well-known bare errnos. ``VerifierError`` also carries the kernel's log (verifier or BTF checker).
-``ObjectFileError`` reports a malformed or unsupported BPF ELF object.
+``ObjectFileError`` reports a malformed or unsupported BPF ELF object, ``UnsafeNameError`` a name (from an
+object, an option or a directory) that cannot be used as given.
 """
 
 from __future__ import annotations
 
 import errno as _errno
 import os
+import re
 
 # (operation, errno) -> why the kernel most likely said so; the kernel gives no text for these.
 _HINTS = {
@@ -71,18 +73,39 @@ class BpfError(OSError):
         return text + (f": {self.detail}" if self.detail and self.detail != self.strerror else "")
 
 
+# A verifier log line showing an instruction: "12: (61) r1 = *(u32 *)(r2 +0)".
+_INSN_LINE = re.compile(r"^(\d+): \([0-9a-f]{2}\)")
+
+
 class VerifierError(BpfError):
-    """The kernel rejected a program or BTF; ``log`` is its full log, ``str()`` shows the last lines."""
+    """The kernel rejected a program or BTF; ``log`` is its full log, ``str()`` shows the last lines.
+
+    ``source`` ("file:line:col: reason" and the source line, set by the loader from the program's
+    line_info, see ``failing_insn``) comes first in ``str()`` when known."""
 
     TAIL_LINES = 3
 
     def __init__(self, err: int, op: str, obj: object, log: str, detail: str = ""):
         super().__init__(err, op, obj, detail)
         self.log = log
+        self.source = ""
+
+    def failing_insn(self):
+        """``(index, reason)`` of the instruction the verifier stopped at: the last instruction it printed
+        and the first message after it; None when the log shows no instruction (e.g. a BTF rejection)."""
+        lines = self.log.splitlines()
+        last = max((i for i, line in enumerate(lines) if _INSN_LINE.match(line)), default=None)
+        if last is None:
+            return None
+        reason = next((line.strip() for line in lines[last + 1:]
+                       if line.strip() and not line.startswith((";", "processed ")) and not _INSN_LINE.match(line)),
+                      "")
+        return int(_INSN_LINE.match(lines[last]).group(1)), reason
 
     def __str__(self) -> str:
         tail = [line for line in self.log.strip().splitlines() if line.strip()][-self.TAIL_LINES:]
-        return super().__str__() + ("\nverifier log (end):\n" + "\n".join(tail) if tail else "")
+        head = self.source + "\n" if self.source else ""
+        return head + super().__str__() + ("\nverifier log (end):\n" + "\n".join(tail) if tail else "")
 
 
 class OwnerMismatchError(BpfError):
@@ -101,3 +124,12 @@ class ObjectFileError(ValueError):
     def __init__(self, source: str, message: str):
         super().__init__(f"{source}: {message}")
         self.source = source
+
+
+class UnsafeNameError(ValueError):
+    """A name from an object, an option or a directory listing that cannot be used as given; ``what`` names
+    the field, ``reason`` says why (the name is quoted with control characters escaped)."""
+
+    def __init__(self, what: str, name: object, reason: str):
+        super().__init__(f"{what} {name!r}: {reason}")
+        self.what, self.name, self.reason = what, name, reason

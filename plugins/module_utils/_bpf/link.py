@@ -63,8 +63,9 @@ def update_xdp_link(link: FdOwner, new_prog_fd: int, old_prog_fd: int) -> syscal
 
 
 def detach_xdp_link(link: FdOwner, link_pin: Optional[str]) -> syscalls.LinkInfo:
-    """Detach the link's program, then remove its pin (a detached link is a useless leftover)."""
+    """Detach the link's program, then remove its pin (a detached link is a useless leftover), and the
+    record directory if that leaves it empty."""
     syscalls.link_detach(link.fd)
     if link_pin:
-        pins.unpin(link_pin)
+        pins.unpin_with_dir(link_pin)
     return syscalls.link_info(link.fd)

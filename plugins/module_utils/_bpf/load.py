@@ -12,8 +12,16 @@ them into place. On failure everything it created is closed and unpinned, existi
 untouched, and the error names the object file. A compatible pinned map (the jump table above all) is
 always reused, never re-created, so its entries and counters survive upgrades.
 
-Layout: programs at ``<pin_path>/<program name>``, maps at ``<map_pin_path or pin_path/maps>/<map name>``.
-``plan_unload``/``apply_unload`` remove those pins again (state=absent).
+Layout: programs at ``<pin_path>/<program name>``, maps at ``<map_pin_path or pin_path/maps>/<map name>``,
+each path built by ``pins.join`` (names from the object are untrusted). Programs and maps are known by
+their full ELF names; the kernel keeps only the first 15 characters of a name, which nothing here
+identifies anything by.
+A run killed between staging and renaming leaves ``<name>_whistler_tmp_<hex>`` pins: the next plan lists
+them as ``stale`` (a change) and applying it removes them, holding the directories' locks.
+
+``plan_unload``/``apply_unload`` remove those pins again (state=absent), with the staged leftovers and the
+directories this leaves empty (the pin path, its ``maps``, ``attached`` and ``links``); nothing pinned is
+an empty plan, not an error.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from . import pins
+from . import pause, pins
 from . import syscalls as sc
 from .errors import BpfError, VerifierError
 from .fd import FdOwner
@@ -31,7 +39,7 @@ from .maps import Map, incompatibilities
 from .objfile import MapSpec, ObjectSpec, ProgramSpec
 from .program import Program, programs_using
 
-MAP_DIR = "maps"
+MAP_DIR = pins.MAP_DIR
 
 
 # -- what is pinned now ---------------------------------------------------------------------------
@@ -52,19 +60,31 @@ class PinnedProgram:
 
 @dataclass
 class PinState:
-    """Per name: what is pinned at its path (None: nothing); ``other``: path -> kind of a wrong object."""
+    """Per name: what is pinned at its path (None: nothing); ``other``: path -> kind of a wrong object;
+    ``staged``: leftovers of a killed run in the two directories."""
 
     maps: Dict[str, Optional[PinnedMap]] = field(default_factory=dict)
     programs: Dict[str, Optional[PinnedProgram]] = field(default_factory=dict)
     other: Dict[str, str] = field(default_factory=dict)
+    staged: List[str] = field(default_factory=list)
+
+
+def program_pin(pin_path: str, name: str) -> str:
+    """Where program ``name`` (its full ELF name) is pinned under ``pin_path``."""
+    return pins.join(pin_path, name, "program name")
+
+
+def map_pin(map_dir: str, name: str) -> str:
+    """Where map ``name`` (its full ELF name) is pinned under ``map_dir``."""
+    return pins.join(map_dir, name, "map name")
 
 
 def read_pins(spec: ObjectSpec, prog_dir: str, map_dir: str, with_users: bool = False) -> PinState:
     """What is pinned where ``spec``'s programs and maps would go (reads the kernel, changes nothing).
     ``with_users`` also lists the programs using each pinned prog-array (walks every loaded program)."""
-    state = PinState()
+    state = PinState(staged=pins.staged_leftovers(prog_dir) + pins.staged_leftovers(map_dir))
     for m in spec.maps:
-        path = os.path.join(map_dir, m.name)
+        path = map_pin(map_dir, m.name)
         state.maps[m.name] = None
         with _open_pin(path, "map", state) as fd:
             if fd is not None:
@@ -74,7 +94,7 @@ def read_pins(spec: ObjectSpec, prog_dir: str, map_dir: str, with_users: bool = 
                     pinned.users = [(info.id, info.name) for info in programs_using(pinned.info.id)]
                 state.maps[m.name] = pinned
     for p in spec.programs:
-        path = os.path.join(prog_dir, p.name)
+        path = program_pin(prog_dir, p.name)
         state.programs[p.name] = None
         with _open_pin(path, "program", state) as fd:
             if fd is not None:
@@ -139,10 +159,11 @@ class LoadPlan:
     maps: List[MapStep]
     programs: List[ProgramStep]
     replace_incompatible_maps: bool = False
+    stale: List[str] = field(default_factory=list)  # staged pins a killed run left: removed when applied
 
     @property
     def changed(self) -> bool:
-        return any(s.action not in ("reuse", "unchanged") for s in self.maps + self.programs)
+        return bool(self.stale) or any(s.action not in ("reuse", "unchanged") for s in self.maps + self.programs)
 
     @property
     def errors(self) -> List[str]:
@@ -161,7 +182,7 @@ class LoadPlan:
 def pin_dirs(pin_path: str, map_pin_path: Optional[str] = None) -> Tuple[str, str]:
     """The checked program and map pin directories (the map one defaults to ``<pin_path>/maps``)."""
     pin_path = pins.check_dir(pin_path, "pin path")
-    return pin_path, pins.check_dir(map_pin_path or os.path.join(pin_path, MAP_DIR), "map pin path")
+    return pin_path, pins.check_dir(map_pin_path or pins.join(pin_path, MAP_DIR, "map directory"), "map pin path")
 
 
 def plan_load(spec: ObjectSpec, pin_path: str, map_pin_path: Optional[str] = None,
@@ -178,11 +199,11 @@ def decide(spec: ObjectSpec, state: PinState, pin_path: str, map_dir: str,
     map_steps = [_map_step(spec, m, state, map_dir, replace_incompatible_maps) for m in spec.maps]
     reused_ids = {s.name: s.current_id for s in map_steps if s.action == "reuse"}
     prog_steps = [_program_step(p, state, pin_path, reused_ids) for p in spec.programs]
-    return LoadPlan(spec, pin_path, map_dir, map_steps, prog_steps, replace_incompatible_maps)
+    return LoadPlan(spec, pin_path, map_dir, map_steps, prog_steps, replace_incompatible_maps, list(state.staged))
 
 
 def _map_step(spec: ObjectSpec, m: MapSpec, state: PinState, map_dir: str, replace: bool) -> MapStep:
-    path = os.path.join(map_dir, m.name)
+    path = map_pin(map_dir, m.name)
     if path in state.other:
         return MapStep(m.name, "error", path, m, f"a {state.other[path]} is pinned there, not a map")
     pinned = state.maps.get(m.name)
@@ -203,7 +224,7 @@ def _map_step(spec: ObjectSpec, m: MapSpec, state: PinState, map_dir: str, repla
 
 
 def _program_step(p: ProgramSpec, state: PinState, pin_path: str, reused_ids: Dict[str, int]) -> ProgramStep:
-    path = os.path.join(pin_path, p.name)
+    path = program_pin(pin_path, p.name)
     tags = p.tags()
     if path in state.other:
         return ProgramStep(p.name, "error", path, p, tags, reason=f"a {state.other[path]} is pinned there, "
@@ -254,6 +275,7 @@ class LoadResult:
     programs: Dict[str, ProgramResult]
     maps: Dict[str, MapResult]
     btf_loaded: bool = False
+    swept: List[str] = field(default_factory=list)  # staged pins of a killed run, removed
 
 
 def apply_load(plan: LoadPlan) -> LoadResult:
@@ -265,9 +287,13 @@ def apply_load(plan: LoadPlan) -> LoadResult:
 
 
 def _apply_load(plan: LoadPlan) -> LoadResult:
-    """Open or create every map and load every program first (nothing pinned yet); then pin new maps and
-    stage every replacement beside its pin; then rename the staged pins into place. The directories
-    exist (``pins.locked`` creates them, and removes them again if they stay empty)."""
+    """Remove what a killed run left staged (we hold the locks: no run is between staging and renaming);
+    open or create every map and load every program (nothing pinned yet); then pin new maps and stage
+    every replacement beside its pin; then rename the staged pins into place. The directories exist
+    (``pins.locked`` creates them, and removes them again if they stay empty). ``pause.point`` is a test
+    hook: it stops here only when a test asks it to, so that it can kill the run at that step."""
+    swept = [path for directory in (plan.pin_path, plan.map_pin_path)
+             for path in pins.staged_leftovers(directory) if pins.unpin(path)]
     opened: List[FdOwner] = []
     new_pins: List[str] = []
     staged: Dict[str, str] = {}
@@ -286,19 +312,22 @@ def _apply_load(plan: LoadPlan) -> LoadResult:
             plan.changed,
             {s.name: ProgramResult(s.name, *_id_tag(progs[s.name]), s.pin, s.action) for s in plan.programs},
             {s.name: MapResult(s.name, maps[s.name].id, s.pin, s.action) for s in plan.maps},
-            btf is not None)
+            btf is not None, swept)
         for step in plan.maps:
             if step.action == "create":
                 pins.pin(maps[step.name].fd, step.pin)
                 new_pins.append(step.pin)
             elif step.action == "replace":
                 staged[step.pin] = pins.stage(maps[step.name].fd, step.pin)
+                pause.point("xdp_load:stage")
         for step in plan.programs:
             if step.action != "unchanged":
                 staged[step.pin] = pins.stage(progs[step.name].fd, step.pin)
+                pause.point("xdp_load:stage")
         for path, temporary in list(staged.items()):
             pins.commit(temporary, path)
             del staged[path]
+            pause.point("xdp_load:rename")
         return result
     except BaseException:
         for path in list(staged.values()) + new_pins:
@@ -354,34 +383,41 @@ def _open_program(step: ProgramStep, map_fds: Dict[str, int], btf: Optional[FdOw
 
 @dataclass
 class UnloadPlan:
-    pins: List[str]          # programs first, then maps
-    dirs: List[str]          # removed afterwards if empty
+    pins: List[str]          # programs first, then maps, records, staged leftovers
+    dirs: List[str]          # removed afterwards if empty (and locked meanwhile)
+    empty_dirs: List[str] = field(default_factory=list)  # those that will be empty: removed
 
     @property
     def changed(self) -> bool:
-        return bool(self.pins)
+        return bool(self.pins or self.empty_dirs)
 
 
 def plan_unload(pin_path: str, map_pin_path: Optional[str] = None,
                 spec: Optional[ObjectSpec] = None, also: Sequence[str] = ()) -> UnloadPlan:
     """Pins to remove: ``spec``'s programs and maps, or (no spec) every pin in the two directories,
-    and the pins ``also`` names (their directories go too when they end up empty)."""
+    the pins ``also`` names, and staged pins a killed run left in the pin path, the map directory and
+    the record directories; then the directories this leaves empty. Nothing pinned: an empty plan."""
     pin_path, map_dir = pin_dirs(pin_path, map_pin_path)
     if spec is not None:
-        paths = [os.path.join(pin_path, p.name) for p in spec.programs]
-        paths += [os.path.join(map_dir, m.name) for m in spec.maps]
+        paths = [program_pin(pin_path, p.name) for p in spec.programs]
+        paths += [map_pin(map_dir, m.name) for m in spec.maps]
     else:
-        paths = [os.path.join(pin_path, name) for name in pins.list_pins(pin_path)]
-        paths += [os.path.join(map_dir, name) for name in pins.list_pins(map_dir)]
+        paths = [pins.join(pin_path, name) for name in pins.list_pins(pin_path)]
+        paths += [pins.join(map_dir, name) for name in pins.list_pins(map_dir)]
+    record_dirs = [pins.join(pin_path, subdir, "record directory") for subdir in pins.RECORD_DIRS]
     paths += list(also)
-    extra_dirs = sorted({os.path.dirname(p) for p in also} - {map_dir, pin_path}, reverse=True)
-    return UnloadPlan([p for p in paths if pins.exists(p)], extra_dirs + [map_dir, pin_path])
+    for directory in [pin_path, map_dir] + record_dirs:
+        paths += pins.staged_leftovers(directory)
+    paths = list(dict.fromkeys(p for p in paths if pins.exists(p)))
+    extra_dirs = sorted({os.path.dirname(p) for p in also} - {map_dir, pin_path} - set(record_dirs), reverse=True)
+    dirs = extra_dirs + record_dirs + [map_dir, pin_path]
+    return UnloadPlan(paths, dirs, pins.emptied_dirs(dirs, paths))
 
 
 def apply_unload(plan: UnloadPlan) -> List[str]:
-    """Unpin everything in ``plan`` (holding the pin directories' locks); returns the pins removed."""
+    """Unpin everything in ``plan`` and remove the directories left empty (holding the pin directories'
+    locks); returns the pins removed."""
     with pins.locked(*plan.dirs):
         removed = [path for path in plan.pins if pins.unpin(path)]
-        for directory in plan.dirs:
-            pins.remove_dir_if_empty(directory)
+        pins.remove_empty_dirs(plan.dirs)
     return removed

@@ -7,6 +7,9 @@ Out: ``XdpState`` (which program id is attached in which mode) and the state aft
 mode that is attached now) and detaches (with the attached mode's flag, then re-reads the hook:
 a detach with the wrong mode flag is a silent no-op in the kernel, and is reported here as an error).
 Errors are ``XdpHookError`` naming the interface and namespace and carrying the kernel's extack text.
+``check_interface`` refuses, before anything is sent, an interface name the kernel would not create
+(empty, longer than IFNAMSIZ-1 bytes, NUL, control characters, whitespace, ``/`` or ``:``, ``.`` or ``..``):
+netlink's IFLA_IFNAME would otherwise silently stop at a NUL ("veth0\0x" would act on veth0).
 
 The netlink socket is created inside the namespace but requests are sent from this process, so the
 program fds we pass are looked up in our own fd table (pyroute2 < 0.9.1 proxied requests through a
@@ -18,8 +21,9 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 
-from .errors import BpfError
+from .errors import BpfError, UnsafeNameError
 from .netns import netns_path
+from .pinnames import describe_char
 
 try:
     from pyroute2 import IPRoute
@@ -31,6 +35,7 @@ except ImportError as exc:  # reported by the module that needs netlink
 else:
     PYROUTE2_IMPORT_ERROR = None
 
+IFNAMSIZ = 16
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1
 XDP_FLAGS_SKB_MODE = 2
 XDP_FLAGS_DRV_MODE = 4
@@ -78,6 +83,31 @@ def xdp_state(ifindex: int, attrs) -> XdpState:
                     hw_id=xdp.get("IFLA_XDP_HW_PROG_ID") or 0)
 
 
+def check_interface(interface: object) -> object:
+    """``interface`` if it is an ifindex (int > 0) or a name the kernel accepts (``dev_valid_name``,
+    checked before netlink truncates anything); UnsafeNameError saying why otherwise."""
+    if isinstance(interface, int) and not isinstance(interface, bool):
+        if interface <= 0:
+            raise UnsafeNameError("interface", interface, "an interface index is a positive number")
+        return interface
+    if not isinstance(interface, str):
+        raise UnsafeNameError("interface", interface, "is not a name or an index")
+    bad = next((c for c in interface if not c.isprintable() or c.isspace()), None)
+    if not interface:
+        problem = "is empty"
+    elif bad is not None:
+        problem = f"contains {describe_char(bad)}, which interface names cannot"
+    elif "/" in interface or ":" in interface:
+        problem = "contains '/' or ':', which interface names cannot"
+    elif interface in (".", ".."):
+        problem = "is not an interface name"
+    elif len(interface.encode("utf-8", "surrogatepass")) > IFNAMSIZ - 1:
+        problem = f"is longer than {IFNAMSIZ - 1} bytes (IFNAMSIZ - 1), the longest interface name"
+    else:
+        return interface
+    raise UnsafeNameError("interface", interface, problem)
+
+
 class XdpHookError(BpfError):
     """A netlink request on an interface's XDP hook failed, or did not do what it should have."""
 
@@ -101,6 +131,7 @@ class XdpHook:
     """One interface's XDP hook, reached from this process over a netlink socket in ``netns``."""
 
     def __init__(self, interface: str | int, netns: str | None = None):
+        check_interface(interface)
         if IPRoute is None:
             raise XdpHookError(errno.ENOSYS, "xdp_query", describe(interface, netns),
                                f"pyroute2 >= 0.9.1 is required: {PYROUTE2_IMPORT_ERROR}")

@@ -1,5 +1,10 @@
 """BPF ELF object -> ``ObjectSpec``: a path or bytes in, programs, maps, license and BTF out.
 
+The file is untrusted input: only a regular file is read (opened with O_NONBLOCK and checked with fstat
+on the open fd, so a FIFO or a device never blocks or streams forever), at most ``MAX_OBJECT_BYTES``;
+every program and map name is checked (``pinnames.check_object_name``) before anything is built from it,
+and section names must be printable. Each error names the file and the field.
+
 Pure and deterministic (no kernel access), following libbpf's conventions:
 - every global STT_FUNC in an executable section (other than ``.text``) is a program; several may share
   a section; the section name gives the program type (``SECTION_TYPES``);
@@ -7,7 +12,8 @@ Pure and deterministic (no kernel access), following libbpf's conventions:
 - ``R_BPF_64_64`` relocations of map loads become ``(insn index, map name)``; any other relocation in
   a program section is an error naming the section and offset; relocations elsewhere are ignored;
 - ``.BTF`` is returned with DATASEC sizes/offsets fixed up (clang leaves them 0) and ``.BTF.ext``
-  func/line info is split per program with instruction offsets made program-relative.
+  func/line info is split per program with instruction offsets made program-relative;
+  ``ProgramSpec.source_at(insn)`` reads the line info back as ``file:line:col`` and the source line.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 import struct
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
@@ -22,7 +29,8 @@ from typing import Dict, List, Optional, Tuple, Union
 from . import btf as btfmod
 from . import syscalls as sc
 from . import tag as tagmod
-from .errors import ObjectFileError
+from .errors import ObjectFileError, UnsafeNameError
+from .pinnames import check_object_name, check_text, printable
 
 try:
     from elftools.common.exceptions import ELFError
@@ -36,6 +44,7 @@ except ImportError as exc:  # reported by the caller (module: missing_required_l
 EM_BPF = 247
 R_BPF_64_64 = 1
 INSN_SIZE = 8
+MAX_OBJECT_BYTES = 64 << 20  # far above any BPF object (the seed is 6 KiB, clang -g objects a few 100 KiB)
 
 # (section pattern, prog type, expected attach type, prog flags); first match wins.
 SECTION_TYPES = (
@@ -59,6 +68,26 @@ class ExtInfo:
     def count(self) -> int:
         return len(self.data) // self.rec_size if self.rec_size else 0
 
+    def records(self):
+        """Each record's bytes, in order."""
+        size = self.rec_size
+        return [self.data[i * size:(i + 1) * size] for i in range(self.count)]
+
+
+@dataclass(frozen=True)
+class SourceLine:
+    """Where an instruction came from, by line_info: file, line, column and the line's text."""
+
+    insn: int
+    file: str
+    line: int
+    col: int
+    text: str
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}" if self.col else f"{self.file}:{self.line}"
+
 
 @dataclass
 class ProgramSpec:
@@ -72,6 +101,22 @@ class ProgramSpec:
     func_info: ExtInfo = field(default_factory=ExtInfo)
     line_info: ExtInfo = field(default_factory=ExtInfo)
     license: str = ""
+    btf_strings: bytes = field(default=b"", repr=False)  # the .BTF string table line_info points into
+
+    def source_at(self, insn: int) -> Optional[SourceLine]:
+        """The source line of instruction ``insn``: the last line_info record at or before it (None
+        without line info). File names and text are shown as printable text."""
+        found = None
+        for rec in self.line_info.records():
+            off, file_off, line_off, line_col = struct.unpack_from("<IIII", rec)
+            if off > insn:
+                break
+            found = (off, file_off, line_off, line_col)
+        if found is None:
+            return None
+        off, file_off, line_off, line_col = found
+        return SourceLine(off, printable(_cstring(self.btf_strings, file_off)) or "<unknown file>", line_col >> 10,
+                          line_col & 0x3FF, printable(_cstring(self.btf_strings, line_off).strip()))
 
     @property
     def slots(self) -> int:
@@ -125,6 +170,14 @@ def _by_name(items, name, what, source):
     raise KeyError(f"{source}: no {what} named {name!r} (known: {known})")
 
 
+def _cstring(table: bytes, off: int) -> str:
+    """The NUL-terminated string at ``off`` in ``table`` ("" outside it), decoded leniently: only shown."""
+    if off >= len(table):
+        return ""
+    end = table.find(b"\0", off)
+    return table[off:end if end >= 0 else len(table)].decode(errors="replace")
+
+
 def section_type(section: str) -> Optional[Tuple[int, int, int]]:
     """(prog type, expected attach type, prog flags) for a program section name, or None."""
     for pattern, prog_type, attach in SECTION_TYPES:
@@ -140,24 +193,81 @@ _MALFORMED = (ELFError, struct.error, btfmod.BtfError, ValueError, IndexError, K
               OverflowError) if HAS_PYELFTOOLS else ()
 
 
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(mode: int) -> Optional[str]:
+    """Why a file of ``mode`` is not read as an object (None for a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+    return f"is {kind}, not a regular file: an object must be a regular file"
+
+
+def read_file(source: str, limit: int = MAX_OBJECT_BYTES) -> bytes:
+    """The bytes of regular file ``source`` (at most ``limit``); ObjectFileError otherwise.
+
+    A path that already shows a FIFO, a device or a directory is refused before it is opened (opening a
+    device can have effects); the open uses O_NONBLOCK (a FIFO swapped in meanwhile never blocks) and the
+    open fd is what fstat checks, so what is read is what was checked.
+    """
+    def fail(message: str):
+        raise ObjectFileError(source, message)
+
+    if "\0" in source:
+        raise ObjectFileError(repr(source), "the path contains a NUL character")
+    try:
+        early = _not_regular(os.stat(source).st_mode)
+        if early:
+            fail(early)
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError as exc:
+        fail(f"cannot read the object file: {exc.strerror}")
+    try:
+        st = os.fstat(fd)
+        problem = _not_regular(st.st_mode)
+        if problem:
+            fail(problem)
+        if st.st_size > limit:
+            fail(f"is {st.st_size} bytes; object files larger than {limit} bytes are refused")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            fail(f"grew past {limit} bytes while being read; object files larger than that are refused")
+        return b"".join(chunks)
+    except OSError as exc:
+        fail(f"cannot read the object file: {exc.strerror}")
+    finally:
+        os.close(fd)
+
+
 def read_object(obj: Union[str, bytes, os.PathLike]) -> ObjectSpec:
     """Parse a BPF ELF object (a path or its bytes); raises ObjectFileError (naming the file) when it
-    cannot be read, is malformed (truncated, corrupted) or uses something this loader does not support."""
+    cannot be read (not a regular file, larger than ``MAX_OBJECT_BYTES``), is malformed (truncated,
+    corrupted), has a name that is unsafe or not a kernel object name, or uses something this loader
+    does not support."""
     if isinstance(obj, (bytes, bytearray)):
         data, source = bytes(obj), "<bytes>"
+        if len(data) > MAX_OBJECT_BYTES:
+            raise ObjectFileError(source, f"{len(data)} bytes; objects larger than {MAX_OBJECT_BYTES} bytes are refused")
     else:
         source = os.fspath(obj)
-        try:
-            with open(source, "rb") as f:
-                data = f.read()
-        except OSError as exc:
-            raise ObjectFileError(source, f"cannot read the object file: {exc.strerror}") from None
+        data = read_file(source)
     if not HAS_PYELFTOOLS:
         raise ObjectFileError(source, f"pyelftools is required: {PYELFTOOLS_IMPORT_ERROR}")
     try:
         return _Reader(source, ELFFile(io.BytesIO(data))).read()
     except ObjectFileError:
         raise
+    except UnsafeNameError as exc:
+        raise ObjectFileError(source, str(exc)) from None
     except _MALFORMED as exc:
         # pyelftools reports corrupted headers, tables and offsets with whatever error it hits first.
         raise ObjectFileError(source, f"malformed object ({type(exc).__name__}: {exc})") from None
@@ -172,6 +282,9 @@ class _Reader:
         if symtab is not None and not isinstance(symtab, SymbolTableSection):
             self.fail("'.symtab' is not a symbol table")
         self.symbols = list(symtab.iter_symbols()) if symtab is not None else []
+        for section in self.sections[1:]:
+            if section.name:
+                check_text(section.name, "section name")
         self.maps_index = next((i for i, s in enumerate(self.sections) if s.name == ".maps"), None)
 
     def fail(self, message: str):
@@ -229,13 +342,14 @@ class _Reader:
         datasec = types.find(btfmod.DATASEC, ".maps")
         if datasec is None:
             self.fail("'.maps' has no DATASEC in BTF")
-        symbols = sorted((s["st_value"], s.name) for s in self.symbols
-                         if s["st_shndx"] == index and s["st_info"]["type"] == "STT_OBJECT")
+        symbols = sorted((s["st_value"], check_object_name(s.name, "map name"))
+                         for s in self.symbols if s["st_shndx"] == index and s["st_info"]["type"] == "STT_OBJECT")
         specs = {}
         for member in datasec.members:
             var = types.type(member.type)
             if var.kind != btfmod.VAR:
                 self.fail(f"'.maps' DATASEC entry {member.type} is not a variable")
+            check_object_name(var.name, "map name (BTF)")
             if var.extra[0] == 0:  # BTF_VAR_STATIC
                 self.fail(f"map {var.name!r}: static maps are not supported (make it global)")
             specs[var.name] = self._map_spec(var.name, types, var.size_or_type)
@@ -303,6 +417,8 @@ class _Reader:
                 continue
             funcs = sorted((s for s in self.symbols if s["st_shndx"] == index
                             and s["st_info"]["type"] == "STT_FUNC"), key=lambda s: s["st_value"])
+            for func in funcs:
+                check_object_name(func.name, "program name")
             if section.name == ".text":
                 if funcs or section["sh_size"]:
                     self.fail("'.text' holds functions: BPF-to-BPF calls are not supported "
@@ -386,6 +502,7 @@ class _Reader:
             for prog, (start, end) in zip(progs, bounds):
                 prog.func_info = _slice(funcs.get(section), start, end)
                 prog.line_info = _slice(lines.get(section), start, end)
+                prog.btf_strings = types.strings
 
     def _bounds(self, section: str, progs: List[ProgramSpec]) -> List[Tuple[int, int]]:
         index = next(i for i, s in enumerate(self.sections) if s.name == section)

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Set
 
-from . import syscalls
+from . import pins, syscalls
 from .errors import BpfError
 from .fd import FdOwner
 
@@ -49,13 +49,17 @@ def pinned(path: str) -> Optional[Pinned]:
 
 def pins_by_prog_id(directory: str) -> Dict[int, List[str]]:
     """{program id: pin paths} of every program pinned anywhere under ``directory``, directly or
-    behind a pinned link (the link's pin is listed for its program)."""
+    behind a pinned link (the link's pin is listed for its program). Only entries ``pins.join`` accepts
+    are looked at: symlinks (which could lead anywhere) and names this collection never makes are not."""
     found: Dict[int, List[str]] = {}
-    for root, _dirs, files in os.walk(directory):
-        for name in sorted(files):
-            obj = pinned(os.path.join(root, name))
-            if obj is not None and obj.prog_id:
-                found.setdefault(obj.prog_id, []).append(obj.path)
+    for path in pins.entries(directory):
+        if os.path.isdir(path):
+            for prog_id, paths in pins_by_prog_id(path).items():
+                found.setdefault(prog_id, []).extend(paths)
+            continue
+        obj = pinned(path)
+        if obj is not None and obj.prog_id:
+            found.setdefault(obj.prog_id, []).append(obj.path)
     return found
 
 

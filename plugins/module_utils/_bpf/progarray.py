@@ -4,18 +4,23 @@ In: ``plan_prog_array(map_pin, entries={key: program_pin}, exclusive, state)``; 
 by default, a fake in unit tests) supplies the array and what is pinned.
 Out: a ``ProgArrayPlan`` (slots to overwrite, slots to empty, entries before and after, as
 {key: prog id}) and from ``apply_prog_array(plan)`` a ``ProgArrayResult`` with the entries read back;
-``describe_entries`` resolves {key: prog id} to each program's name and pins.
+``describe_entries`` resolves {key: prog id} to each program's full name and pins. ``parse_slot`` turns
+a slot as an option gives it (an int, or ASCII decimal or ``0x`` hex text: YAML/JSON keys are strings)
+into a slot number, and refuses anything else ("1_0", "٣", " 3", "+3").
 
 Slots are compared by program id (a lookup returns the id). A slot is changed by overwriting it
 (BPF_ANY swaps the pointer in one step, so tail calls never fall through); only slots that must
 end up empty are deleted, and never to insert again. ``exclusive`` empties every slot not named;
-state=absent empties the named slots (those holding the named program, or anything for None).
+state=absent empties the named slots (those holding the named program, or anything for None). What is
+already gone is fine for state=absent: no array pinned is an empty plan, and a named program that is no
+longer pinned matches no slot.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -26,10 +31,31 @@ from .pinned import pinned, pins_by_prog_id
 from .program import Program
 
 STATES = ("present", "absent")
+MAX_KEY = 0xFFFFFFFF  # prog-array keys are u32
+_DECIMAL = re.compile(r"[0-9]{1,10}")          # [0-9], not \d: ASCII digits only
+_HEX = re.compile(r"0[xX][0-9a-fA-F]{1,8}")
 
 
 class ProgArrayError(ValueError):
     """The plan cannot be made: wrong map, key out of range, program not pinned."""
+
+
+def parse_slot(key: object, what: str = "entries") -> int:
+    """Slot number ``key``: an int, or text that is plain ASCII decimal (``6``) or hex (``0x11``), at
+    most 0xFFFFFFFF; ProgArrayError naming ``what`` otherwise. Python's ``int()`` would also take "1_0",
+    " 3" and non-ASCII digits ("٣"), which are refused here."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        value = key
+    elif isinstance(key, str) and _DECIMAL.fullmatch(key):
+        value = int(key, 10)
+    elif isinstance(key, str) and _HEX.fullmatch(key):
+        value = int(key, 16)
+    else:
+        raise ProgArrayError(f"{what}: key {key!r} is not a slot number (plain decimal such as 6, or hex such "
+                             "as 0x6)")
+    if not 0 <= value <= MAX_KEY:
+        raise ProgArrayError(f"{what}: slot {value} is out of range (0..{MAX_KEY})")
+    return value
 
 
 @dataclass(frozen=True)
@@ -49,7 +75,7 @@ def read_prog_array(map_pin: str) -> ProgArrayView:
 
 @dataclass(frozen=True)
 class SlotProgram:
-    """The program in a slot: its id, kernel name ("" if it was unloaded meanwhile) and pin paths."""
+    """The program in a slot: its id, full name ("" if it was unloaded meanwhile) and pin paths."""
 
     id: int
     name: str
@@ -68,7 +94,7 @@ def describe_entries(entries: Dict[int, int], directories: Sequence[str]) -> Dic
     for key, prog_id in sorted(entries.items()):
         try:
             with Program.from_id(prog_id) as program:
-                name = program.info().name
+                name = program.full_name()
         except BpfError as exc:
             if exc.errno != errno.ENOENT:
                 raise
@@ -121,6 +147,8 @@ def plan_prog_array(map_pin: str, entries: Dict[int, Optional[str]], exclusive: 
         raise ValueError(f"state {state!r}: expected one of {', '.join(STATES)}")
     reader = reader or KernelReader()
     view = reader.prog_array(map_pin)
+    if view is None and state == "absent":
+        return ProgArrayPlan(map_pin, 0, 0, {}, {})
     if view is None:
         raise ProgArrayError(f"map {map_pin}: nothing is pinned there (load the object first)")
     if view.map_type != syscalls.MAP_TYPE_PROG_ARRAY:
@@ -133,6 +161,8 @@ def plan_prog_array(map_pin: str, entries: Dict[int, Optional[str]], exclusive: 
                                  f"{view.max_entries} slots (0..{view.max_entries - 1})")
         if program_pin is None and state == "present":
             raise ProgArrayError(f"map {map_pin}: slot {key} needs a program pin")
+        if program_pin and state == "absent" and reader.pinned(program_pin) is None:
+            continue  # the program is gone: no slot can be recognised as holding it
         wanted[key] = _program_id(reader, map_pin, key, program_pin) if program_pin else None
 
     after = dict(view.entries)

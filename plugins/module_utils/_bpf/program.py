@@ -1,8 +1,9 @@
 """BPF programs as fd-owning objects: a ProgramSpec (+ map fds, BTF fd), pin, id or fd in, ``Program`` out.
 
 ``Program.load`` applies the map relocations (ld_imm64 gets src_reg PSEUDO_MAP_FD, imm = the map's fd),
-passes func/line info when BTF is loaded, and turns the kernel's bare EINVAL for a prog-array owner
-mismatch into an ``OwnerMismatchError`` that says which array and why. ``programs_using(map_id)`` lists
+passes func/line info when BTF is loaded, puts the source line of the instruction the verifier rejected
+(by the program's line_info) at the top of a ``VerifierError``, and turns the kernel's bare EINVAL for a
+prog-array owner mismatch into an ``OwnerMismatchError`` that says which array and why. ``programs_using(map_id)`` lists
 the loaded programs that reference a map (what keeps a jump table in use).
 """
 
@@ -14,7 +15,8 @@ import struct
 from typing import List, Mapping
 
 from . import syscalls as sc
-from .errors import BpfError, OwnerMismatchError
+from .btf import Btf, BtfError
+from .errors import BpfError, OwnerMismatchError, VerifierError
 from .fd import FdOwner, each_loaded
 from .maps import Map, ProgArray
 from .objfile import INSN_SIZE, MapSpec, ProgramSpec
@@ -81,6 +83,22 @@ class Program(FdOwner):
     def id(self) -> int:
         return self.info().id
 
+    def full_name(self) -> str:
+        """The program's full function name: the kernel keeps only 15 characters of a name, the BTF
+        func_info it was loaded with keeps all of them (what bpftool shows too). The kernel name when
+        there is no BTF."""
+        info = self.info()
+        if len(info.name) < sc.OBJ_NAME_LEN - 1 or not info.btf_id:
+            return info.name
+        try:
+            type_ids = sc.prog_func_type_ids(self.fd)
+            with FdOwner(sc.btf_get_fd_by_id(info.btf_id), f"BTF {info.btf_id}") as btf:
+                types = Btf.parse(sc.btf_data(btf.fd))
+            name = types.type(type_ids[0]).name if type_ids else ""
+        except (BpfError, BtfError, IndexError):
+            return info.name
+        return name if name.startswith(info.name) else info.name
+
     @property
     def tag(self) -> str:
         return self.info().tag
@@ -98,6 +116,18 @@ def programs_using(map_id: int) -> List[sc.ProgInfo]:
             if map_id in info.map_ids]
 
 
+def locate_rejection(spec: ProgramSpec, exc: VerifierError) -> None:
+    """Set ``exc.source`` to where in the source the verifier stopped: the failing instruction's line_info
+    as ``file:line:col: <verifier's reason> (instruction N of program 'name')`` and the source line."""
+    failing = exc.failing_insn()
+    line = spec.source_at(failing[0]) if failing else None
+    if line is None:
+        return
+    insn, reason = failing
+    exc.source = (f"{line.location}: {reason or 'rejected by the verifier'} (instruction {insn} of program "
+                  f"{spec.name!r})" + (f"\n    {line.text}" if line.text else ""))
+
+
 def _explain_load_failure(spec: ProgramSpec, map_fds: Mapping[str, int], exc: BpfError) -> BpfError:
     """Tell a prog-array owner mismatch (a bare EINVAL after a clean verification) from a real rejection.
 
@@ -105,6 +135,8 @@ def _explain_load_failure(spec: ProgramSpec, map_fds: Mapping[str, int], exc: Bp
     once more against fresh, owner-less copies of its prog arrays; if that succeeds, the owner is why.
     """
     exc.obj = f"{spec.name} ({spec.section})"
+    if isinstance(exc, VerifierError):
+        locate_rejection(spec, exc)
     if exc.errno != errno.EINVAL:
         return exc
     owned = {}

@@ -36,6 +36,7 @@ F_XDP_HAS_FRAGS = 0x20
 ANY, NOEXIST, EXIST = 0, 1, 2
 F_REPLACE = 4
 PSEUDO_MAP_FD = 1
+OBJ_NAME_LEN = 16  # the kernel keeps the first 15 characters of a program or map name (and a NUL)
 
 ATTR_SIZE = 168  # sizeof(union bpf_attr) in the 2026 uapi; the kernel accepts zeroed bytes past its own
 PROG_INFO_SIZE, MAP_INFO_SIZE, LINK_INFO_SIZE, BTF_INFO_SIZE = 232, 104, 64, 32
@@ -78,7 +79,8 @@ class _Attr:
         self.put("Q", off, ctypes.addressof(buf))
 
     def name(self, off: int, text: str) -> None:
-        self.raw[off:off + 16] = text.encode()[:15].ljust(16, b"\0")
+        """A program or map name as libbpf sends it: the first 15 bytes (a longer name is truncated)."""
+        self.raw[off:off + OBJ_NAME_LEN] = text.encode()[:OBJ_NAME_LEN - 1].ljust(OBJ_NAME_LEN, b"\0")
 
 
 def _buffer(data: bytes = b"", size: Optional[int] = None):
@@ -371,6 +373,22 @@ def prog_info(fd: int) -> ProgInfo:
         created_by_uid=info.get("I", 48), ifindex=info.get("I", 80),
         gpl_compatible=bool(info.get("I", 84) & 1), btf_id=info.get("I", 128),
         run_time_ns=info.get("Q", 192), run_cnt=info.get("Q", 200), verified_insns=info.get("I", 216))
+
+
+def prog_func_type_ids(fd: int) -> List[int]:
+    """The BTF FUNC type id of each function of a loaded program (its func_info, main function first);
+    empty when it was loaded without BTF. With ``btf_id`` this gives the program's full name."""
+    info = _info(fd, _Attr(PROG_INFO_SIZE), "prog")
+    count, rec_size = info.get("I", 144), info.get("I", 132)
+    if not count or rec_size < 8:
+        return []
+    records = _buffer(size=count * rec_size)
+    info = _Attr(PROG_INFO_SIZE)
+    info.put("I", 132, rec_size)
+    info.ptr(136, records)
+    info.put("I", 144, count)
+    _info(fd, info, "prog")
+    return [struct.unpack_from("<I", records.raw, i * rec_size + 4)[0] for i in range(count)]
 
 
 def map_info(fd: int) -> MapInfo:

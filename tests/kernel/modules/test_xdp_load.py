@@ -130,7 +130,10 @@ def test_bad_input_fails_clearly_and_changes_nothing(pin_dir, clang_object, run_
 
 
 @pytest.mark.parametrize("state", ["present", "absent"])
-@pytest.mark.parametrize("name, reason", [("missing.bpf.o", "No such file or directory"), ("", "Is a directory")])
+@pytest.mark.parametrize("name, reason", [
+    ("missing.bpf.o", "No such file or directory"),
+    ("", "is a directory, not a regular file: an object must be a regular file"),
+])
 def test_unreadable_object_names_the_option_and_file(pin_dir, run_module, tmp_path, state, name, reason):
     path = str(tmp_path / name) if name else str(tmp_path)
     result = run_module("xdp_load", {"object": path, "pin_path": str(pin_dir / "xdp"), "state": state})

@@ -19,7 +19,7 @@ from ansible_collections.whistler.xdp.plugins.modules import (
     ({"0": "/sys/fs/bpf/a", "17": "/sys/fs/bpf/b"}, {0: "/sys/fs/bpf/a", 17: "/sys/fs/bpf/b"}),
     ({6: "/sys/fs/bpf/a"}, {6: "/sys/fs/bpf/a"}),
     ({"1": None}, {1: None}),
-    ({"-1": "/a"}, {-1: "/a"}),  # out of range: the plan rejects it with the array's size
+    ({"0x11": "/a", "007": "/b"}, {17: "/a", 7: "/b"}),
     ({}, {}),
 ])
 def test_slot_entries_normalises_keys(entries, expected):
@@ -28,6 +28,10 @@ def test_slot_entries_normalises_keys(entries, expected):
 
 @pytest.mark.parametrize("entries, message", [
     ({"tcp": "/sys/fs/bpf/a"}, "key 'tcp' is not a slot number"),
+    ({"1_0": "/a"}, "key '1_0' is not a slot number"),
+    ({"\u0663": "/a"}, "is not a slot number"),
+    ({"-1": "/a"}, "key '-1' is not a slot number"),
+    ({"6": "/a", "0x6": "/b"}, "slot 6 is given twice"),
     ({"1": "/a", 1: "/b"}, "slot 1 is given twice"),
     ({"2": ["/a"]}, "slot 2 must name a pinned program path"),
 ])

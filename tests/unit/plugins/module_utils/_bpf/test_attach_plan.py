@@ -180,3 +180,31 @@ def test_a_map_pin_is_not_a_program():
     k.pins[PROG_PIN] = Pinned(PROG_PIN, "map", 3)
     with pytest.raises(ValueError, match="a map is pinned there"):
         plan(k)
+
+
+class GoneKernel(FakeKernel):
+    def __init__(self, error):
+        super().__init__(empty())
+        self.error = error
+
+    def hook(self, interface, netns):
+        raise self.error
+
+
+def test_absent_on_an_interface_or_netns_that_is_gone_is_a_noop():
+    import errno
+
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.netlink import XdpHookError
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.netns import NetnsError
+
+    no_device = XdpHookError(errno.ENODEV, "xdp_query", "interface 'veth9'", "no such interface")
+    no_netns = NetnsError(errno.ENOENT, "network namespace 'blue' does not exist")
+    for error in (no_device, no_netns):
+        p = plan_attach("veth9", "blue", PROG_PIN, state="absent", reader=GoneKernel(error))
+        assert (p.action, p.changed, p.previous_prog_id) == ("noop", False, 0)
+        assert "nothing to detach" in p.reason
+        with pytest.raises(type(error)):
+            plan_attach("veth9", "blue", PROG_PIN, reader=GoneKernel(error))
+    bad = NetnsError(errno.EINVAL, "network namespace path '/proc/self/status': not a namespace file")
+    with pytest.raises(NetnsError):
+        plan_attach("veth9", "/proc/self/status", PROG_PIN, state="absent", reader=GoneKernel(bad))

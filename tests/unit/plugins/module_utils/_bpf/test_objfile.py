@@ -103,7 +103,7 @@ def test_unreadable_path_is_named_with_the_reason(tmp_path):
     with pytest.raises(ObjectFileError) as caught:
         objfile.read_object(missing)
     assert str(caught.value) == f"{missing}: cannot read the object file: No such file or directory"
-    with pytest.raises(ObjectFileError, match="cannot read the object file: Is a directory"):
+    with pytest.raises(ObjectFileError, match="is a directory, not a regular file"):
         objfile.read_object(tmp_path)
 
 

@@ -103,3 +103,19 @@ def test_present_plans_reach_the_desired_slots_without_delete_then_insert(curren
     desired = {key: PROGRAMS[pin] for key, pin in entries.items()}
     kept = {} if exclusive else {k: v for k, v in current.items() if k not in entries}
     assert reached == p.after == {**kept, **desired}
+
+
+def test_absent_with_nothing_pinned_is_an_empty_plan():
+    """Already gone is fine: no array pinned means nothing to empty (state=present still fails)."""
+    p = plan_prog_array("/sys/fs/bpf/app/maps/gone", {6: TCP}, state="absent", reader=FakeKernel({}))
+    assert not p.changed and p.before == {} == p.after
+    with pytest.raises(ProgArrayError, match="nothing is pinned there"):
+        plan_prog_array("/sys/fs/bpf/app/maps/gone", {6: TCP}, reader=FakeKernel({}))
+
+
+def test_absent_naming_a_program_no_longer_pinned_empties_nothing():
+    gone = "/sys/fs/bpf/app/gone_handler"
+    p = plan({6: gone, 17: UDP}, {6: 61, 17: 62}, state="absent")
+    assert p.deletes == (17,) and p.after == {6: 61}
+    with pytest.raises(ProgArrayError, match="no program is pinned"):
+        plan({6: gone}, {6: 61})
