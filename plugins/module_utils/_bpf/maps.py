@@ -41,12 +41,19 @@ def possible_cpus() -> int:
         return count
 
 
+def max_entries(spec: MapSpec) -> int:
+    """``spec``'s max_entries on this host: a perf event array declared with 0 gets one per possible CPU."""
+    if spec.type == sc.MAP_TYPE_PERF_EVENT_ARRAY and spec.max_entries == 0:
+        return possible_cpus()
+    return spec.max_entries
+
+
 def incompatibilities(info: sc.MapInfo, owner_prog_type: Optional[int], spec: MapSpec,
                       prog_type: Optional[int] = None) -> List[str]:
     """Why a map described by ``info`` (and its prog-array owner) cannot stand in for ``spec``."""
     problems = [f"{field} is {have}, the object wants {want}" for field, have, want in (
         ("type", info.type, spec.type), ("key_size", info.key_size, spec.key_size),
-        ("value_size", info.value_size, spec.value_size), ("max_entries", info.max_entries, spec.max_entries),
+        ("value_size", info.value_size, spec.value_size), ("max_entries", info.max_entries, max_entries(spec)),
         ("flags", info.flags, spec.flags)) if have != want]
     if owner_prog_type is not None and prog_type is not None and owner_prog_type != prog_type:
         problems.append(f"prog-array is owned by {PROG_TYPE_NAMES.get(owner_prog_type, owner_prog_type)} "
@@ -87,7 +94,7 @@ class Map(FdOwner):
     @classmethod
     def create(cls, spec: MapSpec, btf_fd: int = 0) -> Map:
         """Create a map from ``spec``; with BTF type ids when ``btf_fd`` is given and the kernel takes them."""
-        args = (spec.type, spec.key_size, spec.value_size, spec.max_entries, spec.flags, spec.name)
+        args = (spec.type, spec.key_size, spec.value_size, max_entries(spec), spec.flags, spec.name)
         with_btf = bool(btf_fd and spec.btf_key_type_id and spec.btf_value_type_id
                         and spec.type not in NO_BTF_TYPES)
         if with_btf:

@@ -387,6 +387,7 @@ class _Reader:
                 fields.setdefault("value_size", 4)
             else:
                 self.fail(f"map {name!r}: unsupported map field {m.name!r}")
+        self._kind_defaults(name, fields)
         for required in ("type", "key_size", "value_size", "max_entries"):
             if required not in fields:
                 self.fail(f"map {name!r}: missing {required!r}")
@@ -396,6 +397,21 @@ class _Reader:
         return MapSpec(name, fields["type"], fields["key_size"], fields["value_size"], fields["max_entries"],
                        fields.get("map_flags", 0), fields.get("pinning", 0), fields.get("numa_node", 0),
                        key_type, value_type)
+
+    def _kind_defaults(self, name: str, fields: Dict[str, int]) -> None:
+        """What libbpf fills in for map kinds that need no key or value (a ring buffer is sized by
+        max_entries alone; a perf event array holds one 4-byte fd per CPU, max_entries 0 meaning
+        every possible CPU, which ``Map.create`` resolves on the host)."""
+        kind = fields.get("type")
+        if kind in (sc.MAP_TYPE_RINGBUF, sc.MAP_TYPE_USER_RINGBUF):
+            for size in ("key_size", "value_size"):
+                if fields.setdefault(size, 0):
+                    self.fail(f"map {name!r}: a ring buffer has no {size[:-5]}; {size} must be 0, not "
+                              f"{fields[size]}")
+        elif kind == sc.MAP_TYPE_PERF_EVENT_ARRAY:
+            fields.setdefault("key_size", 4)
+            fields.setdefault("value_size", 4)
+            fields.setdefault("max_entries", 0)
 
     def _checked_size(self, name, field_name, types, type_id, fields) -> int:
         size = types.size(type_id)

@@ -11,7 +11,7 @@ import pytest
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf import load, objfile
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf import syscalls as sc
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf.errors import OwnerMismatchError
-from ansible_collections.whistler.xdp.plugins.module_utils._bpf.maps import Map
+from ansible_collections.whistler.xdp.plugins.module_utils._bpf.maps import Map, possible_cpus
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf.objfile import MapSpec
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf.program import Program
 
@@ -132,3 +132,21 @@ def test_object_whose_btf_has_no_datasec_loads_with_its_btf(build, pin_dir):
     with Program.from_pin(str(pin_dir / "app" / "second")) as second:
         assert second.info().btf_id != 0  # loaded with func_info against the object's BTF
         assert second.test_run(bytes(64)).retval == 1
+
+
+def test_ring_buffer_and_perf_event_array_load_and_are_reused(build, pin_dir, frame):
+    app = pin_dir / "app"
+    spec = objfile.read_object(build("loader_events.c"))
+    assert (spec.map("events").key_size, spec.map("events").value_size) == (0, 0)
+    assert (spec.map("perf_events").key_size, spec.map("perf_events").max_entries) == (4, 0)
+    first = load.apply_load(load.plan_load(spec, str(app)))
+    with Map.from_pin(str(app / "maps" / "events")) as events:
+        assert (events.info.type, events.info.max_entries) == (sc.MAP_TYPE_RINGBUF, 4096)
+    with Map.from_pin(str(app / "maps" / "perf_events")) as perf:
+        assert perf.info.max_entries == possible_cpus()  # declared 0: one per possible CPU
+    with Program.from_pin(str(app / "record_frames")) as prog:
+        assert prog.test_run(frame(17)).retval == 2
+
+    plan = load.plan_load(spec, str(app))
+    assert not plan.changed  # the pinned perf event array's CPU count is what the spec asks for
+    assert load.apply_load(plan).maps["events"].id == first.maps["events"].id
