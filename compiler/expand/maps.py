@@ -14,10 +14,10 @@ key_size / value_size bytes.
 
 from __future__ import annotations
 
-from . import builtins
-from .decls import MapDef
-from .errors import CompileError, Loc
-from .forms import Form, Int, List, Symbol, short
+from .. import builtins
+from ..decls import MapDef
+from ..errors import CompileError, Loc
+from ..forms import Form, Int, List, Symbol, short
 
 
 def _error(form: Form, what: str, **kw) -> CompileError:

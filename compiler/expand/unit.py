@@ -2,7 +2,7 @@
 
 In: the top-level forms of one source file (``reader.read``) and its file name. Out: a
 ``Unit`` with every ``defmap`` and ``defprog`` in definition order, names mangled and
-checked, program bodies in core forms (``expand_body``).
+checked, program bodies in core forms (``body``).
 
 Top level: ``in-package`` and ``compile-to-elf`` are accepted and ignored, ``defconstant``
 ``defmacro`` ``defun`` define compile-time things (``macro_eval``), ``eval-when`` and
@@ -16,12 +16,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import builtins, protocols, reader
-from .decls import MAP_TYPES, MapDef, ProgDef, Unit
-from .errors import CompileError, Loc
-from .expand_body import BUILTIN_NAMES, BodyExpander, Macro, Scope, call_macro, error
-from .forms import Form, Int, List, Str, Symbol, mangle, short
-from .macro_eval import Interpreter, MacroError
+from .. import builtins, protocols, reader
+from ..decls import MAP_TYPES, MapDef, ProgDef, Unit
+from ..errors import CompileError, Loc
+from ..forms import Form, Int, List, Str, Symbol, mangle, short
+from ..macro_eval import Interpreter, MacroError
+from .base import Macro, Scope, call_macro, error
+from .body import BUILTIN_NAMES, BodyExpander
 
 MAX_NAME = 15  # BPF_OBJ_NAME_LEN - 1: the kernel truncates longer names
 _C_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
