@@ -162,6 +162,12 @@ class _Emitter:
         if insn.dst is not None:
             self._copy(insn, self.reg(insn.dst), isa.R0)
 
+    def _asm(self, insn: Insn) -> None:
+        opcode, dst, src, off, imm = insn.raw
+        self.put(insn, isa.Insn(opcode, dst, src, off, imm))
+        if insn.dst is not None:
+            self._copy(insn, self.reg(insn.dst), isa.R0)
+
     def _parallel_move(self, insn: Insn, pending: dict) -> None:
         """dst <- src for every pair at once; r0 holds a value while a cycle is broken."""
         while pending:

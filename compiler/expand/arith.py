@@ -111,7 +111,22 @@ def _byte_order(bx, form):
     return L(form.loc, _SWAPS[form.items[0].name], bx.expand(value))
 
 
-FORMS = {
+def _log2(bx, form):
+    """floor(log2 X) for any 64-bit X (0 for 0 and 1): a binary search over the bit position."""
+    (value,) = bx.args(form, 1, 1, "(log2 X)")
+    loc = form.loc
+    v, r = bx.gensym("V", loc), bx.gensym("LOG", loc)
+    steps = []
+    for shift in (32, 16, 8, 4, 2, 1):
+        big = L(loc, ">=", v, Int(1 << shift, loc))
+        steps.append(L(loc, "IF", big, L(loc, "PROGN", L(loc, "SETQ", v, L(loc, ">>", v, Int(shift, loc))),
+                                          L(loc, "SETQ", r, L(loc, "+", r, Int(shift, loc)))), Int(0, loc)))
+    bindings = List((List((v, Symbol("U64", loc), bx.expand(value)), loc), List((r, Symbol("U64", loc), Int(0, loc)), loc)),
+                    loc)
+    return L(loc, "LET", bindings, *steps, r)
+
+
+FORMS = {"LOG2": _log2,
     **{name: _arith for name in _FOLDED}, "MOD": _mod, **{name: _shift for name in _SHIFTS}, "ASH": _ash,
     **{name: _compare for name in _COMPARISONS}, "CAST": _cast, **{name: _byte_order for name in _SWAPS},
 }

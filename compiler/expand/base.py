@@ -20,12 +20,36 @@ MAX_EXPANSIONS = 20_000
 MAX_MACRO_NODES = 200_000  # forms one macro call may produce
 
 
-
 @dataclass
 class Macro:
     name: str
     expander: Closure
     loc: Loc
+
+
+class Accessor:
+    """A form that top-level definitions generate (header and struct field accessors,
+    ``make-NAME``, ``NAME-FIELD-PTR``): ``read`` expands ``(NAME ARG...)``; ``write`` expands
+    ``(setf (NAME ARG...) VALUE)`` where the form is a place."""
+
+    what = "form"  # for errors, e.g. "struct field accessor"
+
+    def read(self, bx, form: List) -> Form:
+        raise NotImplementedError
+
+    def write(self, bx, place: List, value: Form, context: List) -> Form:
+        raise error(context, f"({short(place)}) is not a place setf can assign: {place.items[0]} is a {self.what}")
+
+
+@dataclass
+class SetfExpander:
+    """``(defsetf ACCESSOR UPDATER)`` (``updater`` set) or the long form (``expander``, a macro
+    taking the new value's variable and then the accessor's arguments' variables)."""
+
+    name: str
+    loc: Loc
+    updater: Symbol | None = None
+    expander: Macro | None = None
 
 
 @dataclass
@@ -36,6 +60,9 @@ class Scope:
     interp: Interpreter
     macros: dict[str, Macro] = field(default_factory=dict)
     maps: dict = field(default_factory=dict)  # lisp name -> decls.MapDef
+    structs: dict = field(default_factory=dict)  # lisp name -> decls.StructDef
+    accessors: dict[str, Accessor] = field(default_factory=dict)  # generated form name -> Accessor
+    setf_expanders: dict[str, SetfExpander] = field(default_factory=dict)
     expansions: int = 0
 
 
@@ -52,21 +79,23 @@ def is_type(form: Form) -> bool:
     return isinstance(form, Symbol) and form.name in builtins.TYPES
 
 
-def call_macro(scope: Scope, macro: Macro, form: List) -> Form:
-    """Run ``macro`` on ``form``; nodes the macro built get the call's location."""
+def call_macro(scope: Scope, macro: Macro, form: List, args: list | None = None) -> Form:
+    """Run ``macro`` on ``form`` (or on ``args`` instead of the form's own arguments); nodes
+    the macro built get the call's location."""
     scope.expansions += 1
     if scope.expansions > MAX_EXPANSIONS:
         raise error(form, f"more than {MAX_EXPANSIONS} macro expansions in one unit",
                     hint="a macro that keeps generating calls to itself?")
     try:
-        result = scope.interp.call(macro.expander, list(form.items[1:]))
+        args = list(form.items[1:]) if args is None else args
+        result = scope.interp.call(macro.expander, args)
     except MacroError as e:
         raise error(form, f"in macro {macro.name.lower()}: {e}",
                     hint=f"the macro is defined at {macro.loc}") from None
     if isinstance(result, Closure):
         raise error(form, f"macro {macro.name.lower()} returned a function, not code")
     passed = set()
-    for arg in form.items[1:]:
+    for arg in args:
         _collect_ids(arg, passed)
     budget = [MAX_MACRO_NODES]
     try:

@@ -6,17 +6,18 @@ interpreter) and the program type. Out: the same expression in core forms only: 
 Variables stay symbols; whether they are bound is for ``lower`` to say, it knows scopes.
 
 ``BodyExpander.expand`` dispatches on the head: a built-in form (one handler per head, kept by
-concern in ``bindings``, ``control``, ``places``, ``arith``, ``memory`` and ``maps``), a user
-macro, a protocol header accessor, a helper call. Every node built carries the location of the
+concern in ``bindings``, ``control``, ``places``, ``arith``, ``memory``, ``maps``, ``structs``,
+``ringbuf`` and ``asm``), a user macro, a generated accessor (header fields, ``defstruct``),
+a helper call. Every node built carries the location of the
 form it came from.
 """
 
 from __future__ import annotations
 
-from .. import builtins, protocols
+from .. import builtins
 from ..errors import Loc
 from ..forms import Form, Int, List, Str, Symbol, short
-from . import arith, bindings, control, maps, memory, places
+from . import arith, asm, bindings, control, maps, memory, places, ringbuf, structs
 from .base import MAX_MACRO_DEPTH, L, Macro, Scope, call_macro, error, is_type
 
 # Common Lisp operators people reach for, with what to do instead.
@@ -62,16 +63,24 @@ class BodyExpander:
         macro = self.scope.macros.get(name)
         if macro is not None:
             return self.expand_macro(macro, form)
-        accessor = protocols.ACCESSORS.get(name)
+        accessor = self.scope.accessors.get(name)
         if accessor is not None:
-            return self.accessor(form, accessor)
+            return accessor.read(self, form)
         helper = builtins.HELPERS.get(name)
         if helper is not None:
             return self.helper(form, helper)
         if name in self.scope.interp.functions:
             raise error(form, f"{name.lower()} is a compile-time function (defun)",
                         hint="defun helpers can be called from macros only; use defmacro for code")
-        raise error(form, f"unknown form {name.lower()}", hint=CL_HINTS.get(name))
+        raise error(form, f"unknown form {name.lower()}", hint=CL_HINTS.get(name) or self._struct_hint(name))
+
+    def _struct_hint(self, name: str) -> str | None:
+        """For ``conn-event-sport``: the fields struct conn-event does have."""
+        for struct in sorted(self.scope.structs.values(), key=lambda s: -len(s.lisp_name)):
+            if name.startswith(struct.lisp_name + "-") and struct.fields:
+                fields = ", ".join(f.lisp_name.lower() for f in struct.fields)
+                return f"struct {struct.lisp_name.lower()} has the fields {fields}"
+        return None
 
     def expand_all(self, forms) -> tuple[Form, ...]:
         return tuple(self.expand(f) for f in forms)
@@ -95,6 +104,9 @@ class BodyExpander:
         if s.name in self.scope.maps:
             raise error(s, f"map {s} used as a value",
                         hint="pass maps to map-lookup, getmap, tail-call and the other map forms")
+        if s.name in self.scope.interp.variables:
+            raise error(s, f"{s} is a compile-time variable (defparameter); a program cannot read it",
+                        hint="use defconstant for an integer a program reads, or a macro that inserts the value")
         return s
 
     def gensym(self, prefix: str, loc: Loc) -> Symbol:
@@ -132,20 +144,14 @@ class BodyExpander:
             raise error(context, f"{form} is a constant and cannot be bound or assigned")
         return form
 
-    # protocol accessors and helpers -----------------------------------------------------
-    def accessor(self, form: List, acc: protocols.Accessor) -> Form:
-        (ptr,) = self.args(form, 1, 1, f"({form.items[0]} HEADER-POINTER)")
-        loc = form.loc
-        value = L(loc, "LOAD", Symbol(acc.type, loc), self.expand(ptr), Int(acc.offset, loc))
-        if acc.net_order:
-            value = L(loc, {"U16": "BSWAP16", "U32": "BSWAP32"}[acc.type], value)
-        return value
-
+    # helpers --------------------------------------------------------------------------
     def helper(self, form: List, helper: builtins.Helper) -> Form:
         self.args(form, helper.min_args, helper.max_args)
         return L(form.loc, "CALL", Int(helper.id, form.loc), *self.expand_all(form.items[1:]))
 
 
-FORMS = {**bindings.FORMS, **control.FORMS, **places.FORMS, **arith.FORMS, **memory.FORMS, **maps.FORMS}
+FORMS = {**bindings.FORMS, **control.FORMS, **places.FORMS, **arith.FORMS, **memory.FORMS, **maps.FORMS,
+         **structs.FORMS, **ringbuf.FORMS, **asm.FORMS}
 
-BUILTIN_NAMES = frozenset(FORMS) | frozenset(builtins.HELPERS) | frozenset(protocols.ACCESSORS)
+# Names a defmacro, defstruct or defheader cannot take.
+BUILTIN_NAMES = frozenset(FORMS) | frozenset(builtins.HELPERS)

@@ -1,8 +1,13 @@
-"""Memory and context forms: ``load store atomic-add struct-alloc``, ``ctx`` and the packet bounds.
+"""Memory and context forms: ``load store atomic-add struct-alloc memset memcpy stack-addr``,
+``ctx`` and the packet bounds.
 
 In: the form and the ``BodyExpander``. Out: core ``load``/``store``/``atomic-add`` (a computed
 offset is folded into the pointer), ``ctx-load``/``ctx-store`` checked against the program
 type's context layout and the verifier's access rules, ``ctx-ptr`` and ``struct-alloc``.
+``memset``/``memcpy`` (constant offsets and length) unroll into the widest aligned stores
+(pointers are assumed 8-byte aligned, as stack and map memory are); a run-time fill byte is
+replicated with one multiply. ``(stack-addr X)`` is the address of a fresh 8-byte stack slot
+holding X's current value (zero-extended), for helpers that want a pointer.
 """
 
 from __future__ import annotations
@@ -158,7 +163,90 @@ def _struct_alloc(bx, form):
     return L(form.loc, "STRUCT-ALLOC", n)
 
 
+def _struct_alloc_of(loc: Loc, size: int) -> List:
+    return L(loc, "STRUCT-ALLOC", Int(size, loc))
+
+
+def once(bx, value: Form, prefix: str, loc: Loc) -> tuple[list, Form]:
+    """Bind ``value`` to a fresh variable unless it is a literal or a variable."""
+    if isinstance(value, (Int, Symbol)):
+        return [], value
+    var = bx.gensym(prefix, loc)
+    return [List((var, Symbol("NIL", loc), value), loc)], var
+
+
+def _with(loc: Loc, bindings: list, body: list) -> Form:
+    body = [*body, Int(0, loc)]
+    if not bindings:
+        return L(loc, "PROGN", *body)
+    return L(loc, "LET", List(tuple(bindings), loc), *body)
+
+
+def chunks(n: int, *starts: int):
+    """(width, offset from the start) covering ``n`` bytes with the widest accesses that stay
+    aligned at every start offset (the verifier refuses misaligned stack access)."""
+    done = 0
+    while done < n:
+        width = next(w for w in (8, 4, 2, 1) if w <= n - done and all((s + done) % w == 0 for s in starts))
+        yield width, done
+        done += width
+
+
+def _span(bx, form: List, off: Form, n: Form, what: str) -> tuple[int, int]:
+    offset = bx.literal(off, form, f"the {what} offset").value
+    count = bx.literal(n, form, f"the {what} length").value
+    if count < 0 or not -0x8000 <= offset <= offset + count <= MAX_SPAN:
+        raise error(form, f"{what} of {count} bytes at offset {offset} is out of range",
+                    expected=f"0 to {MAX_SPAN} bytes from the pointer")
+    return offset, count
+
+
+MAX_SPAN = 0x7FFF  # load/store offsets are signed 16-bit
+
+
+def _memset(bx, form):
+    ptr, off, byte, n = bx.args(form, 4, 4, "(memset PTR OFFSET BYTE LENGTH)")
+    loc = form.loc
+    offset, count = _span(bx, form, off, n, "memset")
+    bindings, p = once(bx, bx.expand(ptr), "DST", loc)
+    value = bx.expand(byte)
+    if isinstance(value, Int):
+        fill = Int((value.value & 0xFF) * 0x0101010101010101, loc)
+    else:  # the byte, replicated into all eight at run time
+        fill_var = bx.gensym("FILL", loc)
+        bindings.append(List((fill_var, Symbol("U64", loc),
+                              L(loc, "*", L(loc, "LOGAND", value, Int(0xFF, loc)), Int(0x0101010101010101, loc))),
+                             loc))
+        fill = fill_var
+    stores = [L(loc, "STORE", Symbol(f"U{8 * w}", loc), p, Int(offset + at, loc),
+                fill if w == 8 or not isinstance(fill, Int) else Int(fill.value & ((1 << 8 * w) - 1), loc))
+              for w, at in chunks(count, offset)]
+    return _with(loc, bindings, stores)
+
+
+def _memcpy(bx, form):
+    dst, doff, src, soff, n = bx.args(form, 5, 5, "(memcpy DST DST-OFFSET SRC SRC-OFFSET LENGTH)")
+    loc = form.loc
+    d_off, count = _span(bx, form, doff, n, "memcpy destination")
+    s_off, _ = _span(bx, form, soff, n, "memcpy source")
+    d_bind, d = once(bx, bx.expand(dst), "DST", loc)
+    s_bind, s = once(bx, bx.expand(src), "SRC", loc)
+    moves = [L(loc, "STORE", Symbol(f"U{8 * w}", loc), d, Int(d_off + at, loc),
+               L(loc, "LOAD", Symbol(f"U{8 * w}", loc), s, Int(s_off + at, loc)))
+             for w, at in chunks(count, d_off, s_off)]
+    return _with(loc, d_bind + s_bind, moves)
+
+
+def _stack_addr(bx, form):
+    (value,) = bx.args(form, 1, 1, "(stack-addr VAR)")
+    loc = form.loc
+    p = bx.gensym("SLOT", loc)
+    return L(loc, "LET", List((List((p, Symbol("U64", loc), _struct_alloc_of(loc, 8)), loc),), loc),
+             L(loc, "STORE", Symbol("U64", loc), p, Int(0, loc), bx.expand(value)), p)
+
+
 FORMS = {
+    "MEMSET": _memset, "MEMCPY": _memcpy, "STACK-ADDR": _stack_addr,
     "LOAD": _load, "STORE": _store, "ATOMIC-ADD": _atomic_add,
     "CTX": _ctx, "CTX-LOAD": _ctx_load, "CTX-STORE": _ctx_store, "CTX-PTR": _ctx_ptr,
     **{name: _packet_bound for name in _PACKET_BOUNDS}, "STRUCT-ALLOC": _struct_alloc,

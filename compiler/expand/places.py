@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..forms import Form, Int, List, Symbol, short
 from . import maps, memory
-from .base import L, call_macro, error
+from .base import L, SetfExpander, call_macro, error
 
 if TYPE_CHECKING:
     from .body import BodyExpander
@@ -40,11 +40,35 @@ def set_place(bx: BodyExpander, place: Form, value: Form, context: List) -> Form
         if name == "LOAD":
             load = bx.expand(place)
             return L(loc, "STORE", load.items[1], load.items[2], load.items[3], bx.expand(value))
+        if name == "STRUCT-REF":
+            return bx.expand(List((Symbol("STRUCT-SET", loc), *place.items[1:], value), loc))
+        expander = bx.scope.setf_expanders.get(name)
+        if expander is not None:
+            return _user_setf(bx, expander, place, value, context)
+        accessor = bx.scope.accessors.get(name)
+        if accessor is not None:
+            return accessor.write(bx, place, value, context)
         macro = bx.scope.macros.get(name)
         if macro is not None:
             return set_place(bx, call_macro(bx.scope, macro, place), value, context)
     raise error(context, f"{short(place)} is not a place setf can assign",
-                expected="a variable, (getmap MAP KEY), (ctx FIELD) or (load TYPE PTR OFF)")
+                expected="a variable, (getmap MAP KEY), (ctx FIELD), (load TYPE PTR OFF), a struct or header "
+                         "field accessor, or an accessor with a defsetf")
+
+
+def _user_setf(bx, expander: SetfExpander, place: List, value: Form, context: List) -> Form:
+    """A ``defsetf``: the short form calls the updater with the place's arguments and the
+    value; the long form evaluates each argument and the value once, into variables, and
+    expands its body over them."""
+    loc = context.loc
+    args = list(place.items[1:])
+    if expander.updater is not None:
+        return bx.expand(List((expander.updater, *args, value), loc))
+    temps = [bx.gensym("ARG", loc) for _ in args]
+    store = bx.gensym("NEW", loc)
+    body = call_macro(bx.scope, expander.expander, place, [store, *temps])
+    bindings = [List((t, Symbol("NIL", loc), a), loc) for t, a in zip([*temps, store], [*args, value])]
+    return bx.expand(L(loc, "LET", List(tuple(bindings), loc), body))
 
 
 def _incf(bx, form):

@@ -126,9 +126,9 @@ BAD = [
     Bad("duplicate program name", prog("1") + "(defprog bad (:section \"xdp/two\") 2)\n", "^(defprog bad",
         "already"),
     Bad("duplicate section", prog("1") + '(defprog other (:section "xdp") 2)\n', "(defprog other", "section"),
-    Bad("map name too long", "(defmap a-very-long-map-name :type :array :key-size 4 :value-size 4 :max-entries 1)\n"
-        + prog("1"), "(defmap a-very", "15"),
-    Bad("program name too long", "(defprog a-very-long-program-name () 1)\n", "(defprog", "15"),
+    Bad("map name too long for BTF", f"(defmap {'m' * 128} :type :array :key-size 4 :value-size 4 :max-entries 1)\n"
+        + prog("1"), "(defmap mmm", "127"),
+    Bad("program name too long for BTF", f"(defprog {'p' * 128} () 1)\n", "(defprog", "127"),
     Bad("program name with a dot", "(defprog xdp.main () 1)\n", "(defprog", "not a C identifier"),
     Bad("map name with a space", "(defmap |my map| :type :array :key-size 4 :value-size 4 :max-entries 1)\n"
         + prog("1"), "(defmap |my", "not a C identifier"),
