@@ -115,6 +115,12 @@ class LoadedObject:
                 out[_int_of(entry["key"])] = _int_of(entry["value"])
         return out
 
+    def records(self, name: str) -> list[bytes]:
+        """The records waiting in ring buffer ``name`` (consumed by reading them)."""
+        from tests.kernel.ringbuf import records
+
+        return records(str(self.pins / "maps" / name), self.map_info(name)["max_entries"])
+
     def typed_dump(self, name: str) -> dict:
         """bpftool's BTF-formatted entries ({key: value} as bpftool typed them)."""
         return {e["formatted"]["key"]: e["formatted"]["value"] for e in self.dump(name)}
