@@ -70,12 +70,18 @@ class ObjectBtf:
 def map_members(m: MapDef) -> tuple[tuple[str, str, int], ...]:
     """The libbpf map-definition members for ``m``: ``__uint`` values, ``__type`` integer sizes
     and struct names."""
-    members = [("type", "uint", m.map_type)]
+    typed = {}
     for field, size, struct_name in (("key", m.key_size, m.key_struct), ("value", m.value_size, m.value_struct)):
         if struct_name is not None and m.kind in _STRUCT_TYPED_KINDS:
-            members.append((field, "struct", struct_name))
+            typed[field] = (field, "struct", struct_name)
         elif m.kind in _TYPED_KINDS and size in _UINT_NAMES:
-            members.append((field, "type", size))
+            typed[field] = (field, "type", size)
+    if "value" not in typed:
+        typed.pop("key", None)  # the kernel refuses a key type without a value type (map_create: EINVAL)
+    members = [("type", "uint", m.map_type)]
+    for field, size in (("key", m.key_size), ("value", m.value_size)):
+        if field in typed:
+            members.append(typed[field])
         elif size:
             members.append((f"{field}_size", "uint", size))
     members.append(("max_entries", "uint", m.max_entries))

@@ -142,7 +142,8 @@ SECTION_PREFIXES = {
 }
 
 # Which map kinds the value-level map operations and tail-call accept.
-NOT_LOOKUPABLE = {"prog-array": "tail-call", "ringbuf": "the ringbuf forms"}
+NOT_LOOKUPABLE = {"prog-array": "tail-call", "ringbuf": "the ringbuf forms",
+                  "perf-event-array": "perf-event-output"}
 
 
 def ctx_field_at(prog_type: str, offset: int) -> tuple[str, CtxField] | None:

@@ -35,7 +35,7 @@ MAP_OPS = {
     "MAP-DELETE-PTR": (HELPER_DELETE, "(map-delete-ptr MAP KEYPTR)"),
 }
 # Maps whose elements a program cannot read or write with the map_*_elem helpers.
-NO_ELEM_ACCESS = ("prog-array", "ringbuf", "stack-trace")
+NO_ELEM_ACCESS = ("prog-array", "ringbuf", "stack-trace", "perf-event-array")
 
 
 def lower_program(prog: ProgDef, unit: Unit) -> ir.Function:

@@ -67,7 +67,7 @@ def _user_setf(bx, expander: SetfExpander, place: List, value: Form, context: Li
     temps = [bx.gensym("ARG", loc) for _ in args]
     store = bx.gensym("NEW", loc)
     body = call_macro(bx.scope, expander.expander, place, [store, *temps])
-    bindings = [List((t, Symbol("NIL", loc), a), loc) for t, a in zip([*temps, store], [*args, value])]
+    bindings = [List((t, a), loc) for t, a in zip([*temps, store], [*args, value])]
     return bx.expand(L(loc, "LET", List(tuple(bindings), loc), body))
 
 

@@ -228,10 +228,10 @@ class _UnitExpander:
 
     def define_type(self, form: List) -> None:
         define = structs.define_union if form.head_is("DEFUNION") else structs.define_struct
+        name = form.items[1] if len(form.items) > 1 else None
+        if isinstance(name, Symbol) and name.name in self.scope.structs:
+            raise error(form, f"struct {name.name.lower()} is already defined (at {self.scope.structs[name.name].loc})")
         struct = define(self.scope, form)
-        if struct.lisp_name in self.scope.structs:
-            raise error(form, f"struct {struct.lisp_name.lower()} is already defined "
-                        f"(at {self.scope.structs[struct.lisp_name].loc})")
         if not _C_IDENTIFIER.fullmatch(struct.name) or len(struct.name) > MAX_NAME:
             raise error(form, f"struct name {struct.name} is not a C identifier (of at most {MAX_NAME} "
                         "characters) once mangled", expected="letters, digits, '-' and '_', not starting with a digit")
