@@ -1015,8 +1015,11 @@ def report(examples: list[Program], runs: list[TestRun]) -> dict:
                 test_programs.append(prog)
     failing_tests = [(r.origin, r.failures[0]) for r in runs
                      if r.failures and any(not p.excluded for p in r.programs)]
+    evaluated = [r for r in runs if any(not p.excluded for p in r.programs) or r.negative]
     return {
         "examples": tally(examples), "tests": tally(test_programs),
+        "test_count": {"with_programs": len(evaluated), "all_assertions_held": sum(not r.failures for r in evaluated)},
+        "example_programs": sum(len(_defprog_types(p.source)) for p in examples if not p.excluded),
         "example_rows": [{"file": p.origin, "excluded": p.excluded, "compiled": p.compiled, "loaded": p.loaded,
                           "behaved": p.behaved, "reason": p.reason} for p in examples],
         "test_failures": [{"test": t, "reason": why} for t, why in failing_tests],
@@ -1030,6 +1033,10 @@ def markdown(result: dict) -> str:
     for name in ("examples", "tests"):
         t = result[name]
         out.append(f"| {name} | {t['found']} | {t['compiled']} | {t['loaded']} | {t['behaved']} | {t['excluded']} |")
+    counts = result["test_count"]
+    out += ["", f"Example files hold {result['example_programs']} XDP/TC programs. Of the original's FiveAM tests, "
+            f"{counts['with_programs']} compile XDP code (the others are host-side: loader, bpftrace, symbolizer); "
+            f"every assertion held in {counts['all_assertions_held']} of them."]
     out += ["", "| example | result |", "|---|---|"]
     for row in result["example_rows"]:
         if row["excluded"]:
