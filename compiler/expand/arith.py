@@ -119,14 +119,15 @@ def _log2(bx, form):
     steps = []
     for shift in (32, 16, 8, 4, 2, 1):
         big = L(loc, ">=", v, Int(1 << shift, loc))
-        steps.append(L(loc, "IF", big, L(loc, "PROGN", L(loc, "SETQ", v, L(loc, ">>", v, Int(shift, loc))),
-                                          L(loc, "SETQ", r, L(loc, "+", r, Int(shift, loc)))), Int(0, loc)))
-    bindings = List((List((v, Symbol("U64", loc), bx.expand(value)), loc), List((r, Symbol("U64", loc), Int(0, loc)), loc)),
-                    loc)
+        step = L(loc, "PROGN", L(loc, "SETQ", v, L(loc, ">>", v, Int(shift, loc))),
+                 L(loc, "SETQ", r, L(loc, "+", r, Int(shift, loc))))
+        steps.append(L(loc, "IF", big, step, Int(0, loc)))
+    u64 = Symbol("U64", loc)
+    bindings = List((List((v, u64, bx.expand(value)), loc), List((r, u64, Int(0, loc)), loc)), loc)
     return L(loc, "LET", bindings, *steps, r)
 
 
-FORMS = {"LOG2": _log2,
-    **{name: _arith for name in _FOLDED}, "MOD": _mod, **{name: _shift for name in _SHIFTS}, "ASH": _ash,
+FORMS = {
+    "LOG2": _log2, **{name: _arith for name in _FOLDED}, "MOD": _mod, **{name: _shift for name in _SHIFTS}, "ASH": _ash,
     **{name: _compare for name in _COMPARISONS}, "CAST": _cast, **{name: _byte_order for name in _SWAPS},
 }

@@ -187,7 +187,7 @@ def chunks(n: int, *starts: int):
     aligned at every start offset (the verifier refuses misaligned stack access)."""
     done = 0
     while done < n:
-        width = next(w for w in (8, 4, 2, 1) if w <= n - done and all((s + done) % w == 0 for s in starts))
+        width = max(w for w in (1, 2, 4, 8) if w <= n - done and all((s + done) % w == 0 for s in starts))
         yield width, done
         done += width
 
@@ -228,7 +228,7 @@ def _memcpy(bx, form):
     dst, doff, src, soff, n = bx.args(form, 5, 5, "(memcpy DST DST-OFFSET SRC SRC-OFFSET LENGTH)")
     loc = form.loc
     d_off, count = _span(bx, form, doff, n, "memcpy destination")
-    s_off, _ = _span(bx, form, soff, n, "memcpy source")
+    s_off, _count = _span(bx, form, soff, n, "memcpy source")
     d_bind, d = once(bx, bx.expand(dst), "DST", loc)
     s_bind, s = once(bx, bx.expand(src), "SRC", loc)
     moves = [L(loc, "STORE", Symbol(f"U{8 * w}", loc), d, Int(d_off + at, loc),

@@ -64,7 +64,7 @@ def _user_setf(bx, expander: SetfExpander, place: List, value: Form, context: Li
     args = list(place.items[1:])
     if expander.updater is not None:
         return bx.expand(List((expander.updater, *args, value), loc))
-    temps = [bx.gensym("ARG", loc) for _ in args]
+    temps = [bx.gensym("ARG", loc) for _arg in args]
     store = bx.gensym("NEW", loc)
     body = call_macro(bx.scope, expander.expander, place, [store, *temps])
     bindings = [List((t, a), loc) for t, a in zip([*temps, store], [*args, value])]

@@ -82,8 +82,8 @@ def field_named(struct: StructDef, name: Form, context: Form) -> FieldDef:
     if f is None:
         what = f"union {struct.lisp_name.lower()} has no fields of its own" if struct.is_union else \
             f"struct {struct.lisp_name.lower()} has no field {short(name)}"
-        raise error(context, what, expected="one of " + (", ".join(x.lisp_name.lower() for x in struct.fields)
-                                                          or "its members' accessors"))
+        fields = ", ".join(x.lisp_name.lower() for x in struct.fields) or "its members' accessors"
+        raise error(context, what, expected="one of " + fields)
     return f
 
 

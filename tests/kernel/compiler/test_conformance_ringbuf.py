@@ -31,7 +31,7 @@ def run(pin_dir, body: str, runs: int = 1, args: dict | None = None, options: st
     with loaded(MAPS + f"(defprog conf ({options})\n  {body})\n", pin_dir, prog_type=prog_type) as obj:
         for key, val in (args or {}).items():
             obj.set("args", key, val)
-        results = [obj.run("conf", frame) for _ in range(runs)]
+        results = [obj.run("conf", frame) for _run in range(runs)]
         return results, obj.records("rb")
 
 

@@ -46,7 +46,7 @@ def test_dns_events_reports_each_query(pin_dir):
               f.tcp_frame(dport=53), f.pad(f.eth(f.ETH_ARP, f.arp())),
               f.udp_frame(dport=53, payload=b"\x12\x34")[:45]]  # one byte short of txid and flags
     with example("dns-events.lisp", pin_dir) as obj:
-        assert [obj.run("dns_events", frame) for frame, *_ in queries] == [XDP_PASS, XDP_PASS]
+        assert [obj.run("dns_events", frame) for frame, *_expected in queries] == [XDP_PASS, XDP_PASS]
         assert [obj.run("dns_events", frame) for frame in others] == [XDP_PASS] * len(others)
         expected = [struct.pack("<IHHHH", addr(src), sport, txid, len(dns_query(0, 0)), flags)
                     for (frame, src, sport, txid), flags in zip(queries, (0x0100, 0x0120))]
@@ -135,6 +135,6 @@ def test_vlan_ipv6_counts_and_filters(pin_dir):
     ]
     with example("vlan-ipv6.lisp", pin_dir) as obj:
         obj.set("v6_deny", 43, 1)
-        assert [obj.run("vlan_ipv6", frame) for frame, _ in cases] == [verdict for _, verdict in cases]
+        assert [obj.run("vlan_ipv6", frame) for frame, _verdict in cases] == [verdict for _frame, verdict in cases]
         assert {k: v for k, v in obj.map("vlan_packets").items() if v} == {0: 2, 100: 3, 200: 1, 300: 1}
         assert {k: v for k, v in obj.map("v6_next").items() if v} == {6: 2, 43: 1}

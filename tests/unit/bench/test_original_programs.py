@@ -1,4 +1,4 @@
-"""bench/original_programs.py's own machinery, without a kernel: the tolerant Common Lisp reader
+"""bench/original's own machinery, without a kernel: the tolerant Common Lisp reader
 and the interpreter of the tests' Lisp (the parts backed by our compiler and bpftool are
 exercised by running the script, see docs/original-programs.md).
 
@@ -14,35 +14,35 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 
-import original_programs as op  # noqa: E402
+from original import lisp, testlisp  # noqa: E402
 
 
 def test_reader_takes_what_test_files_contain():
-    (form,) = op.read_all("(is (equalp #(1 2) (f #'g 'x `(a ,b ,@c) #x1F #\\E \"s\\\"q\" cl:incf :k)))  ; c\n")
+    (form,) = lisp.read_all("(is (equalp #(1 2) (f #'g 'x `(a ,b ,@c) #x1F #\\E \"s\\\"q\" cl:incf :k)))  ; c\n")
     assert form[0] == "IS"
     _equalp, vector, call = form[1]
     assert vector == ["VECTOR", 1, 2]
     assert call[1] == ["FUNCTION", "G"] and call[2] == ["QUOTE", "X"]
     assert call[3] == ["QUASIQUOTE", ["A", ["UNQUOTE", "B"], ["UNQUOTE-SPLICING", "C"]]]
-    assert call[4:7] == [31, 69, 's"q'] and isinstance(call[6], op.Text)
+    assert call[4:7] == [31, 69, 's"q'] and isinstance(call[6], lisp.Text)
     assert call[7].base == "INCF" and call[8] == ":K"
-    assert op.read_all("#| block |# (a . b)") == [["A", "&DOT", "B"]]
+    assert lisp.read_all("#| block |# (a . b)") == [["A", "&DOT", "B"]]
 
 
 def test_reader_reports_unbalanced_input():
-    with pytest.raises(op.ReadError):
-        op.read_all("(a (b)")
+    with pytest.raises(lisp.ReadError):
+        lisp.read_all("(a (b)")
 
 
 def test_show_prints_maps_back_as_source():
-    (maps,) = op.read_all("((m :type :array :key-size 4))")
-    assert op.show(maps[0]) == "(m :type :array :key-size 4)"
+    (maps,) = lisp.read_all("((m :type :array :key-size 4))")
+    assert lisp.show(maps[0]) == "(m :type :array :key-size 4)"
 
 
 def evaluate(text: str, constants: dict | None = None):
-    interp = op.Interp(kernel=None, root=Path("."), constants=constants or {}, workdir=Path("."))
-    interp.run = op.TestRun("t")
-    (form,) = op.read_all(text)
+    interp = testlisp.Interp(kernel=None, root=Path("."), constants=constants or {}, workdir=Path("."))
+    interp.run = testlisp.TestRun("t")
+    (form,) = lisp.read_all(text)
     return interp.eval(form, {"scopes": [{}]}), interp.run
 
 
@@ -58,8 +58,8 @@ def evaluate(text: str, constants: dict | None = None):
     ("(count-opcode +code+ #xb7)", 1),
 ])
 def test_interpreter_evaluates_the_tests_lisp(text, expected):
-    code = bytes.fromhex("b700000001000000" "0700000000feffff" "9500000000000000")  # mov r0,1; r0 += -512; exit
-    assert evaluate(text, {"+CODE+": op.Code(code, None)})[0] == expected
+    code = bytes.fromhex("b700000001000000" + "0700000000feffff" + "9500000000000000")  # r0 = 1; r0 += -512; exit
+    assert evaluate(text, {"+CODE+": testlisp.Code(code, None)})[0] == expected
 
 
 def test_assertions_are_recorded_not_raised():
@@ -68,5 +68,5 @@ def test_assertions_are_recorded_not_raised():
 
 
 def test_unknown_functions_make_the_test_not_evaluable():
-    with pytest.raises(op.NotEvaluable, match="whistler/ir:optimize-ir"):
+    with pytest.raises(testlisp.NotEvaluable, match="whistler/ir:optimize-ir"):
         evaluate("(whistler/ir:optimize-ir 1)")

@@ -215,7 +215,7 @@ def test_a_key_type_comes_only_with_a_value_type():
 
 
 EV = StructDef("ev", "EV", 16, (FieldDef("a", "A", "U8", 0, 0), FieldDef("b", "B", "U32", 0, 4),
-                               FieldDef("tag", "TAG", "U16", 4, 8)), None)
+                                FieldDef("tag", "TAG", "U16", 4, 8)), None)
 SMALL = StructDef("small", "SMALL", 2, (FieldDef("x", "X", "U8", 0, 0), FieldDef("y", "Y", "U8", 0, 1)), None)
 EITHER = StructDef("either", "EITHER", 16, (), None, ("EV", "SMALL"))
 

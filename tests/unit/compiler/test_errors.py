@@ -180,7 +180,6 @@ BAD = [
 ]
 
 
-
 @pytest.mark.parametrize("bad", BAD, ids=[b.id for b in BAD])
 def test_bad_program_is_a_located_error(bad):
     with pytest.raises(CompileError) as info:

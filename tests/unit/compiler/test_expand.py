@@ -162,8 +162,10 @@ def core(text: str):
     ("(vl-hi p)", "(bswap64 (load u64 p 4))"), ("(setf (vl-tci p) v)", "(store u16 p 0 (bswap16 v))"),
     ("(setf (eth-type p) v)", "(store u16 p 12 (bswap16 v))"),
     # maps with struct keys and values, values wider than 8 bytes
-    ("(getmap sv k)", "(map-lookup sv k)"), ("(getmap sk kp)", "(let ((|#:P1| u64 (map-lookup-ptr sk kp))) (if |#:P1| (load u64 |#:P1| 0) 0))"),
-    ("(map-lookup sk kp)", "(map-lookup-ptr sk kp)"), ("(setf (getmap sv 1) e)",
+    ("(getmap sv k)", "(map-lookup sv k)"),
+    ("(getmap sk kp)", "(let ((|#:P1| u64 (map-lookup-ptr sk kp))) (if |#:P1| (load u64 |#:P1| 0) 0))"),
+    ("(map-lookup sk kp)", "(map-lookup-ptr sk kp)"),
+    ("(setf (getmap sv 1) e)",
      "(let ((|#:VALUE1| u64 (struct-alloc 4))) (store u32 |#:VALUE1| 0 1) (map-update-ptr sv |#:VALUE1| e 0))"),
     ("(map-lookup h (make-fk))", "(map-lookup-ptr h (struct-alloc 12))"),
     ("(setf (getmap wide 1) v)", "(map-update wide 1 v 0)"),
