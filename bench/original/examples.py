@@ -63,7 +63,7 @@ def _check_drop_port(obj):
 
 def _check_synflood(obj):
     syn, ack = _frame(src="10.1.1.1", flags=0x02), _frame(src="10.1.1.1", flags=0x12)
-    first = [obj.run("synflood", syn) for _ in range(3)] + [obj.run("synflood", ack)]
+    first = [obj.run("synflood", syn) for _run in range(3)] + [obj.run("synflood", ack)]
     counter = obj.map("syn_counter")
     obj.set("syn_counter", int.from_bytes(bytes([10, 1, 1, 1]), "little"), 101)  # over the threshold (100)
     dropped = obj.run("synflood", syn)
@@ -74,7 +74,7 @@ def _check_synflood(obj):
 
 def _check_ratelimit(obj):
     a = int.from_bytes(bytes([10, 2, 2, 2]), "little")
-    runs = [obj.run("ratelimit", _frame(src="10.2.2.2")) for _ in range(3)]
+    runs = [obj.run("ratelimit", _frame(src="10.2.2.2")) for _run in range(3)]
     counted = obj.map("ip_counter")
     obj.set("ip_counter", a, 1001)  # over the threshold (1000)
     dropped = obj.run("ratelimit", _frame(src="10.2.2.2"))

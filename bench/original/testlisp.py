@@ -526,7 +526,6 @@ class Interp:
     f_eq = f_eql = f_equalp = f_equal
 
 
-
 def _true(value) -> bool:
     return value is not None and value is not False
 
