@@ -29,6 +29,7 @@ CONSTANTS = {
     "BPF_ANY": 0,
     "BPF_NOEXIST": 1,
     "BPF_EXIST": 2,
+    "BPF_F_CURRENT_CPU": 0xFFFFFFFF,  # perf-event-output: the slot of the CPU the program runs on
     "SK_DROP": 0,
     "SK_PASS": 1,
     "NULL": 0,

@@ -4,18 +4,22 @@ Each program writes records; the test reads them back from the ring buffer's pag
 (``tests/kernel/ringbuf.py``, independent of the compiler) and compares their bytes with what
 the program wrote, built here with ``struct``. Reserve/submit, reserve/discard, a failed
 reservation, ``ringbuf-output`` of stack memory and ``with-ringbuf`` (also in a TC program)
-are covered; ``perf-event-output`` returns the kernel's error codes for an empty slot and an
-index past the array.
+are covered; ``perf-event-output`` delivers a record to a real BPF-output perf event (read back
+from its ring, ``tests/kernel/perf.py``) and returns the kernel's error codes for an empty slot
+and an index past the array.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 
 import pytest
+from ansible_collections.whistler.xdp.plugins.module_utils._bpf import syscalls as sc
 
 from tests.kernel import frames as f
 from tests.kernel.harness import XDP_PASS, loaded
+from tests.kernel.perf import BpfOutputEvent
 
 MAPS = """(defmap rb :type :ringbuf :max-entries 4096)
 (defmap args :type :array :key-size 4 :value-size 8 :max-entries 4)
@@ -91,3 +95,32 @@ def test_perf_event_output_reports_the_kernel_error(pin_dir, flags, errno):
     body = f"(perf-event-output (ctx-ptr) pea {flags} (make-rec :kind 1) (sizeof rec))"
     results, _records = run(pin_dir, body)
     assert results == [(-errno) & 0xFFFFFFFF]
+
+
+def test_perf_event_output_reaches_the_event_of_the_current_cpu(pin_dir):
+    """A real BPF-output perf event on CPU 0 in slot 0; the program runs pinned to CPU 0 and
+    writes to the current CPU's slot (BPF_F_CURRENT_CPU)."""
+    body = ("(let ((r (make-rec :kind 5 :len 300)))\n"
+            f"    (setf (rec-word r) {A})\n"
+            "    (perf-event-output (ctx-ptr) pea BPF_F_CURRENT_CPU r (sizeof rec)))")
+    event = BpfOutputEvent(cpu=0)
+    old_cpus = os.sched_getaffinity(0)
+    try:
+        with loaded(MAPS + f"(defprog conf ()\n  {body})\n", pin_dir) as obj:
+            obj.set("args", 0, 0xC0FFEE)
+            slot = sc.obj_get(str(obj.pins / "maps" / "pea"))
+            prog = sc.obj_get(str(obj.pins / "conf"))
+            try:
+                sc.map_update_elem(slot, struct.pack("<I", 0), struct.pack("<I", event.fd))
+                os.sched_setaffinity(0, {0})
+                results = [sc.prog_test_run(prog, f.tcp_frame()).retval for _run in range(2)]
+            finally:
+                os.close(slot)
+                os.close(prog)
+        samples = event.samples()
+    finally:
+        os.sched_setaffinity(0, old_cpus)
+        event.close()
+    assert results == [0, 0]
+    record = rec(5, 300, 0, 0xC0FFEE)
+    assert [s[:len(record)] for s in samples] == [record, record]
