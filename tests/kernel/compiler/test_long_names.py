@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.whistler.xdp.plugins.module_utils._bpf import load, objfile
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf import syscalls as sc
 
 from compiler.elfread import read_programs
@@ -60,3 +61,14 @@ def _kernel_info(info, path):
         return info(fd)
     finally:
         os.close(fd)
+
+
+def test_our_loader_pins_them_under_their_whole_names(pin_dir, tmp_path):
+    path = tmp_path / "long.bpf.o"
+    path.write_bytes(compile_text(SOURCE))
+    result = load.apply_load(load.plan_load(objfile.read_object(str(path)), str(pin_dir / "app")))
+    assert set(result.programs) == set(PROGS) and set(result.maps) == set(MAPS)
+    for name, prog in result.programs.items():
+        assert prog.pin == str(pin_dir / "app" / name)
+        assert _kernel_info(sc.prog_info, prog.pin).name == name[:15]
+    assert len({m.id for m in result.maps.values()}) == 2
