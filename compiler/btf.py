@@ -7,9 +7,14 @@ each program with its byte offset inside its section (programs may share a secti
 
 Maps are libbpf "BTF-defined maps", encoded as clang encodes them: a global ``VAR`` of an
 anonymous struct whose members carry the values in their *types* — ``__uint(name, N)`` is a
-pointer to ``int[N]``, ``__type(key, __u32)`` a pointer to the key type. Each member is a
-pointer, so a map's struct is 8 bytes a member; ``.maps`` holds the structs back to back and
-the ``DATASEC`` carries the real section size and offsets, so no loader needs to patch them.
+pointer to ``int[N]``, ``__type(key, __u32)`` a pointer to the key type, ``__type(value,
+struct conn_event)`` a pointer to that STRUCT. Each member is a pointer, so a map's struct is
+8 bytes a member; ``.maps`` holds the structs back to back and the ``DATASEC`` carries the real
+section size and offsets, so no loader needs to patch them.
+
+Every ``defstruct`` becomes a named STRUCT (size = sizeof, members by name with ``__u8`` ..
+``__u64`` typedef types, array fields as ARRAY of the element typedef) and every ``defunion``
+a UNION of its member structs, as clang emits them, so tools print map entries field by field.
 
 ``.BTF.ext`` has one func_info record per program and a line_info record wherever the source
 location changes, grouped by section (``insn_off`` in bytes within the section, as libbpf expects).
@@ -21,13 +26,13 @@ import struct
 from dataclasses import dataclass
 
 from .code import ProgramCode
-from .decls import MapDef, Unit
+from .decls import MapDef, StructDef, Unit
 from .errors import Loc
 
 BTF_MAGIC = 0xEB9F
 
 # BTF_KIND_*
-INT, PTR, ARRAY, STRUCT, FWD, TYPEDEF, FUNC, FUNC_PROTO, VAR, DATASEC = 1, 2, 3, 4, 7, 8, 12, 13, 14, 15
+INT, PTR, ARRAY, STRUCT, UNION, FWD, TYPEDEF, FUNC, FUNC_PROTO, VAR, DATASEC = 1, 2, 3, 4, 5, 7, 8, 12, 13, 14, 15
 INT_SIGNED = 1
 LINKAGE_GLOBAL = 1  # FUNC: global function; VAR: global allocated variable
 
@@ -35,6 +40,8 @@ LINKAGE_GLOBAL = 1  # FUNC: global function; VAR: global allocated variable
 # only: fd-holding maps (prog-array, sockmap, ...) reject BTF key/value types outright
 # (map_check_no_btf), lpm-trie insists on a struct key, ringbuf has no key or value.
 _TYPED_KINDS = frozenset({"hash", "array", "percpu-hash", "percpu-array", "lru-hash"})
+# ... and the ones that take a struct key or value type (lpm_trie requires its key to be one).
+_STRUCT_TYPED_KINDS = _TYPED_KINDS | {"lpm-trie"}
 _UINT_NAMES = {1: ("__u8", "unsigned char"), 2: ("__u16", "unsigned short"),
                4: ("__u32", "unsigned int"), 8: ("__u64", "unsigned long long")}
 
@@ -46,7 +53,8 @@ _CTX_STRUCT = {"xdp": "xdp_md", "tc": "__sk_buff"}
 class MapSlot:
     map: MapDef
     offset: int  # byte offset of the map's struct in .maps (= its symbol's st_value)
-    members: tuple[tuple[str, str, int], ...]  # (member, "uint"|"type", value or type size)
+    members: tuple[tuple[str, str, int | str], ...]  # (member, "uint"|"type"|"struct", value,
+    # integer type size or struct lisp name)
 
     @property
     def size(self) -> int:
@@ -60,11 +68,20 @@ class ObjectBtf:
 
 
 def map_members(m: MapDef) -> tuple[tuple[str, str, int], ...]:
-    """The libbpf map-definition members for ``m``: ``__uint`` values and ``__type`` sizes."""
+    """The libbpf map-definition members for ``m``: ``__uint`` values, ``__type`` integer sizes
+    and struct names."""
+    typed = {}
+    for field, size, struct_name in (("key", m.key_size, m.key_struct), ("value", m.value_size, m.value_struct)):
+        if struct_name is not None and m.kind in _STRUCT_TYPED_KINDS:
+            typed[field] = (field, "struct", struct_name)
+        elif m.kind in _TYPED_KINDS and size in _UINT_NAMES:
+            typed[field] = (field, "type", size)
+    if "value" not in typed:
+        typed.pop("key", None)  # the kernel refuses a key type without a value type (map_create: EINVAL)
     members = [("type", "uint", m.map_type)]
     for field, size in (("key", m.key_size), ("value", m.value_size)):
-        if m.kind in _TYPED_KINDS and size in _UINT_NAMES:
-            members.append((field, "type", size))
+        if field in typed:
+            members.append(typed[field])
         elif size:
             members.append((f"{field}_size", "uint", size))
     members.append(("max_entries", "uint", m.max_entries))
@@ -128,9 +145,9 @@ class _Types:
     def fwd_struct(self, name: str) -> int:
         return self._add(FWD, name, 0, 0)
 
-    def struct_(self, name: str, size: int, members: list[tuple[str, int, int]]) -> int:
+    def struct_(self, name: str, size: int, members: list[tuple[str, int, int]], kind: int = STRUCT) -> int:
         tail = b"".join(struct.pack("<III", self.strings.add(n), t, bit_off) for n, t, bit_off in members)
-        return self._add(STRUCT, name, len(members), size, tail)
+        return self._add(kind, name, len(members), size, tail)
 
     def func_proto(self, ret: int, params: list[tuple[str, int]]) -> int:
         tail = b"".join(struct.pack("<II", self.strings.add(n), t) for n, t in params)
@@ -154,20 +171,45 @@ def _btf_bytes(types: _Types, strings: _Strings) -> bytes:
     return header + type_data + bytes(strings.data)
 
 
-def _add_maps(types: _Types, slots: list[MapSlot]) -> None:
+def _uint(types: _Types, size: int) -> int:
+    """``__u8`` .. ``__u64``: a typedef of the unsigned C integer, as the kernel headers have it."""
+    typedef_name, int_name = _UINT_NAMES[size]
+    return types.typedef(typedef_name, types.int_(int_name, size))
+
+
+def _array_index(types: _Types) -> int:
+    return types.int_("__ARRAY_SIZE_TYPE__", 4)
+
+
+def _add_struct(types: _Types, unit: Unit, lisp_name: str) -> int:
+    s: StructDef = unit.struct_named(lisp_name)
+    if s.is_union:
+        members = [(unit.struct_named(m).name, _add_struct(types, unit, m), 0) for m in s.members]
+        return types.struct_(s.name, s.size, members, UNION)
+    members = []
+    for f in s.fields:
+        t = _uint(types, f.elem_size)
+        if f.count:
+            t = types.array(t, _array_index(types), f.count)
+        members.append((f.name, t, 8 * f.offset))
+    return types.struct_(s.name, s.size, members)
+
+
+def _add_maps(types: _Types, unit: Unit, slots: list[MapSlot]) -> None:
     if not slots:
         return
     c_int = types.int_("int", 4, signed=True)
-    index = types.int_("__ARRAY_SIZE_TYPE__", 4)
+    index = _array_index(types)
     entries = []
     for slot in slots:
         members = []
         for i, (member, how, value) in enumerate(slot.members):
             if how == "uint":
                 target = types.array(c_int, index, value)
+            elif how == "struct":
+                target = _add_struct(types, unit, value)
             else:
-                typedef_name, int_name = _UINT_NAMES[value]
-                target = types.typedef(typedef_name, types.int_(int_name, value))
+                target = _uint(types, value)
             members.append((member, types.ptr(target), 64 * i))
         var = types.var(slot.map.name, types.struct_("", slot.size, members))
         entries.append((var, slot.offset, slot.size))
@@ -203,7 +245,9 @@ def build(unit: Unit, placed: list[tuple[ProgramCode, int]], slots: list[MapSlot
     """``placed``: every program with its byte offset in its section, in section order."""
     strings = _Strings()
     types = _Types(strings)
-    _add_maps(types, slots)
+    _add_maps(types, unit, slots)
+    for s in unit.structs:  # the ones no map refers to, too: a program's record types
+        _add_struct(types, unit, s.lisp_name)
 
     c_int = types.int_("int", 4, signed=True)
     source_lines = source_text.splitlines()

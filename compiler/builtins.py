@@ -29,6 +29,7 @@ CONSTANTS = {
     "BPF_ANY": 0,
     "BPF_NOEXIST": 1,
     "BPF_EXIST": 2,
+    "BPF_F_CURRENT_CPU": 0xFFFFFFFF,  # perf-event-output: the slot of the CPU the program runs on
     "SK_DROP": 0,
     "SK_PASS": 1,
     "NULL": 0,
@@ -142,7 +143,8 @@ SECTION_PREFIXES = {
 }
 
 # Which map kinds the value-level map operations and tail-call accept.
-NOT_LOOKUPABLE = {"prog-array": "tail-call", "ringbuf": "the ringbuf forms"}
+NOT_LOOKUPABLE = {"prog-array": "tail-call", "ringbuf": "the ringbuf forms",
+                  "perf-event-array": "perf-event-output"}
 
 
 def ctx_field_at(prog_type: str, offset: int) -> tuple[str, CtxField] | None:

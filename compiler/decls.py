@@ -1,8 +1,10 @@
 """Top-level declarations: what macro expansion hands to lowering and to the object writer.
 
 In: produced by ``expand.expand_unit(forms)``. Out: a ``Unit`` with maps and programs in
-definition order. Names are already mangled (``proto-stats`` -> ``proto_stats``) and checked
-(at most 15 characters, unique; one program per section).
+definition order, and the ``defstruct``/``defunion`` types in definition order. Names are
+already mangled (``proto-stats`` -> ``proto_stats``) and checked (C identifiers, unique; one
+program per section). Names may be longer than the 15 characters the kernel keeps of an
+object's name: ELF symbols, BTF and pins keep the full name.
 
 A program body is a list of **core forms**, the only vocabulary ``lower`` understands.
 Expansion has already removed every macro, folded every named constant (``+eth-hdr-len+``,
@@ -31,7 +33,11 @@ Expansion has already removed every macro, folded every named constant (``+eth-h
   (map-update MAP KEY VAL FLAGS)        VAL spilled as exactly value_size bytes
   (map-delete MAP KEY)
   (map-lookup-ptr MAP KEYPTR) (map-update-ptr MAP KEYPTR VALPTR FLAGS) (map-delete-ptr MAP KEYPTR)
-  (call ID ARG...)                      BPF helper by number, at most 5 arguments
+  (call ID ARG...)                      BPF helper by number, at most 5 arguments; an ARG
+                                        may be (map-fd MAP), the map's address (ringbuf_*,
+                                        perf_event_output)
+  (asm OPCODE DST SRC OFF IMM)          one raw instruction (Ints); r0-r5 are scratch for it
+                                        as for a helper call; value = r0 after it
   (ctx-ptr)                             the program's context pointer (r1 at entry)
   (tail-call MAP INDEX)                 MAP is a prog-array; falls through when the slot is empty
   (struct-alloc N)                      N zeroed stack bytes; value = pointer
@@ -61,6 +67,7 @@ MAP_TYPES = {
     "lpm-trie": 11,
     "sockmap": 15,
     "sockhash": 18,
+    "perf-event-array": 4,
     "ringbuf": 27,
 }
 
@@ -76,10 +83,54 @@ class MapDef:
     max_entries: int
     flags: int
     loc: Loc = field(compare=False)
+    key_struct: str | None = None  # StructDef.lisp_name when declared with :key-type STRUCT
+    value_struct: str | None = None  # ... with :value-type STRUCT
 
     @property
     def is_array(self) -> bool:
         return self.kind in ("array", "percpu-array")
+
+    @property
+    def keys_by_pointer(self) -> bool:
+        """Programs pass this map's keys as pointers to memory (structs, or wider than 8 bytes)."""
+        return self.key_struct is not None or self.key_size > 8
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    name: str  # mangled, e.g. "dst_port"
+    lisp_name: str  # e.g. "DST-PORT"
+    type: str  # element type, "U8" .. "U64"
+    count: int  # elements; 0 for a scalar field, N for (array TYPE N)
+    offset: int  # bytes from the start of the struct
+
+    @property
+    def elem_size(self) -> int:
+        return {"U8": 1, "U16": 2, "U32": 4, "U64": 8}[self.type]
+
+    @property
+    def size(self) -> int:
+        return self.elem_size * max(self.count, 1)
+
+
+@dataclass(frozen=True)
+class StructDef:
+    """A ``defstruct`` (fields laid out with natural alignment) or a ``defunion`` (members =
+    the structs it overlays at offset 0, no fields of its own)."""
+
+    name: str  # mangled C name, e.g. "conn_event"
+    lisp_name: str
+    size: int  # sizeof: padded to the largest alignment
+    fields: tuple[FieldDef, ...]
+    loc: Loc = field(compare=False)
+    members: tuple[str, ...] = ()  # defunion: lisp names of the member structs
+
+    @property
+    def is_union(self) -> bool:
+        return bool(self.members)
+
+    def field_named(self, lisp_name: str) -> FieldDef | None:
+        return next((f for f in self.fields if f.lisp_name == lisp_name), None)
 
 
 @dataclass(frozen=True)
@@ -98,6 +149,7 @@ class Unit:
     maps: tuple[MapDef, ...]
     programs: tuple[ProgDef, ...]
     source_file: str
+    structs: tuple[StructDef, ...] = ()
 
     def map_named(self, name: str) -> MapDef | None:
         """Look a map up by mangled or Lisp name."""
@@ -105,3 +157,6 @@ class Unit:
             if name in (m.name, m.lisp_name):
                 return m
         return None
+
+    def struct_named(self, lisp_name: str) -> StructDef | None:
+        return next((s for s in self.structs if s.lisp_name == lisp_name), None)

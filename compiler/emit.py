@@ -114,7 +114,7 @@ class _Emitter:
         if isinstance(b, VReg):
             self.put(insn, isa.alu64_reg(ALU[insn.op], d, self.reg(b)))
         else:
-            self.put(insn, isa.alu64_imm(ALU[insn.op], d, ir.to_signed(b)))
+            self.put(insn, _alu_imm(insn.op, d, b))
 
     def _neg(self, insn: Insn) -> None:
         d = self.reg(insn.dst)
@@ -132,7 +132,7 @@ class _Emitter:
             self.put(insn, isa.mov32_reg(d, a))  # a 32-bit mov zero-extends
             return
         self._copy(insn, d, a)
-        self.put(insn, isa.alu64_imm(isa.AND, d, TRUNC_MASK[insn.size]))
+        self.put(insn, _alu_imm("and", d, TRUNC_MASK[insn.size]))
 
     def _load(self, insn: Insn) -> None:
         base, off = self._address(insn)
@@ -159,6 +159,12 @@ class _Emitter:
             if not isinstance(a, VReg):
                 self._load_const(insn, k + 1, a)
         self.put(insn, isa.call(insn.helper))
+        if insn.dst is not None:
+            self._copy(insn, self.reg(insn.dst), isa.R0)
+
+    def _asm(self, insn: Insn) -> None:
+        opcode, dst, src, off, imm = insn.raw
+        self.put(insn, isa.Insn(opcode, dst, src, off, imm))
         if insn.dst is not None:
             self._copy(insn, self.reg(insn.dst), isa.R0)
 
@@ -199,6 +205,14 @@ class _Emitter:
         else:
             self._load_const(insn, isa.R0, value)
         self.put(insn, isa.exit_())
+
+
+def _alu_imm(op: str, d: int, b: int) -> isa.Insn:
+    """``d OP= b``. An ``and`` with a mask below 2**31 is the 32-bit instruction, as Whistler
+    emits it: the same result (both clear the upper half) in the narrower encoding."""
+    if op == "and" and 0 <= b <= 0x7FFFFFFF:
+        return isa.alu32_imm(isa.AND, d, b)
+    return isa.alu64_imm(ALU[op], d, ir.to_signed(b))
 
 
 def _resolve(code: list, starts: dict) -> list:

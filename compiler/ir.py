@@ -28,6 +28,8 @@ Instructions (``dst`` is the register written, ``args`` the operands read)::
     store   base, v     size, off   *(size *)(base + off) = v; v: VReg | int fitting ``size``
     atomic_add base, v  size, off   lock *(size *)(base + off) += v; v: VReg; size 4 or 8
     call    [dst], a1..a5  helper   dst = helper(a1, ...); args: VReg | int | SlotRef | MapRef
+    asm     [dst]       raw         the raw instruction raw = (opcode, dst, src, off, imm) on
+                                    r0-r5, which it clobbers like a call; dst = r0 after it
   terminators:
     jump    targets=(T,)
     branch  a, b  cond, targets=(T, F)   if a COND b goto T else F; a: VReg, b: VReg | s32 int
@@ -52,8 +54,10 @@ UNARY_OPS = ("neg", "bswap", "trunc")
 # Instructions with no effect besides writing dst: removable when dst is dead.
 PURE = frozenset(("arg", "mov", "load", *BINARY_OPS, *UNARY_OPS))
 TERMINATORS = frozenset(("jump", "branch", "ret"))
-ALL_OPS = frozenset(("arg", "mov", "load", "store", "atomic_add", "call", *BINARY_OPS, *UNARY_OPS,
+ALL_OPS = frozenset(("arg", "mov", "load", "store", "atomic_add", "call", "asm", *BINARY_OPS, *UNARY_OPS,
                      *TERMINATORS))
+# Instructions after which r0-r5 hold nothing the program put there.
+CLOBBERS_SCRATCH = frozenset(("call", "asm"))
 CONDS = ("eq", "ne", "gt", "ge", "lt", "le", "sgt", "sge", "slt", "sle")
 # not (a COND b)  ==  a NEGATED b
 NEGATED = {"eq": "ne", "ne": "eq", "gt": "le", "le": "gt", "ge": "lt", "lt": "ge",
@@ -111,6 +115,7 @@ class Insn:
     cond: str = ""  # branch condition, one of CONDS
     targets: tuple = ()  # labels: jump (T,), branch (T, F)
     helper: int = 0  # call: BPF helper id
+    raw: tuple = ()  # asm: (opcode, dst, src, off, imm)
 
     @property
     def is_terminator(self) -> bool:
@@ -122,7 +127,7 @@ class Insn:
     def shape(self) -> tuple:
         """Everything but the location: two instructions with equal shapes do the same thing."""
         return (self.op, self.dst, tuple(self.args), self.size, self.off, self.cond, self.targets,
-                self.helper)
+                self.helper, self.raw)
 
     def __str__(self) -> str:
         extra = []
@@ -134,6 +139,8 @@ class Insn:
             extra.append(self.cond)
         if self.op == "call":
             extra.append(f"helper={self.helper}")
+        if self.raw:
+            extra.append("raw=" + ",".join(str(f) for f in self.raw))
         if self.targets:
             extra.append("-> " + ", ".join(self.targets))
         lhs = f"{self.dst} = " if self.dst is not None else ""
@@ -255,7 +262,7 @@ class MalformedIR(Exception):
     """The IR breaks an invariant: a compiler bug, never the user's."""
 
 
-_ARITY = {"arg": 0, "mov": 1, "neg": 1, "bswap": 1, "trunc": 1, "load": 1, "store": 2,
+_ARITY = {"arg": 0, "asm": 0, "mov": 1, "neg": 1, "bswap": 1, "trunc": 1, "load": 1, "store": 2,
           "atomic_add": 2, "jump": 0, "branch": 2, "ret": 1, **{o: 2 for o in BINARY_OPS}}
 _HAS_DST = frozenset(("arg", "mov", "load", *BINARY_OPS, *UNARY_OPS))
 _SIZES = {"load": (1, 2, 4, 8), "store": (1, 2, 4, 8), "atomic_add": (4, 8), "bswap": (2, 4, 8),
@@ -276,7 +283,7 @@ def _check_insn(fn: Function, block: Block, pos: int, insn: Insn, labels: set, s
             fail("more than 5 call arguments")
     elif len(insn.args) != _ARITY[insn.op]:
         fail(f"expected {_ARITY[insn.op]} operands")
-    if (insn.dst is not None) != (insn.op in _HAS_DST or (insn.op == "call" and insn.dst is not None)):
+    if (insn.dst is not None) != (insn.op in _HAS_DST or (insn.op in CLOBBERS_SCRATCH and insn.dst is not None)):
         fail("destination present/absent where it must not be")
     if insn.op in _SIZES and insn.size not in _SIZES[insn.op]:
         fail(f"bad size {insn.size}")
@@ -287,6 +294,8 @@ def _check_insn(fn: Function, block: Block, pos: int, insn: Insn, labels: set, s
     want_targets = {"jump": 1, "branch": 2}.get(insn.op, 0)
     if len(insn.targets) != want_targets or any(t not in labels for t in insn.targets):
         fail("bad jump targets")
+    if (insn.op == "asm") != (len(insn.raw) == 5):
+        fail("asm needs its five raw fields, and only asm has them")
     if insn.op == "arg" and (block is not fn.blocks[0] or pos != 0):
         fail("arg must be the first instruction of the entry block")
     for i, a in enumerate(insn.args):

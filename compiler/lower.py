@@ -35,7 +35,7 @@ MAP_OPS = {
     "MAP-DELETE-PTR": (HELPER_DELETE, "(map-delete-ptr MAP KEYPTR)"),
 }
 # Maps whose elements a program cannot read or write with the map_*_elem helpers.
-NO_ELEM_ACCESS = ("prog-array", "ringbuf", "stack-trace")
+NO_ELEM_ACCESS = ("prog-array", "ringbuf", "stack-trace", "perf-event-array")
 
 
 def lower_program(prog: ProgDef, unit: Unit) -> ir.Function:
@@ -380,7 +380,18 @@ class _Lowerer:
         helper = self._int(form[1], "helper id")
         if len(form) - 2 > ir.MAX_CALL_ARGS:
             raise self._error(form, f"a helper takes at most 5 arguments, got {len(form) - 2}")
-        return self._call(helper, [self.lower(f) for f in form.items[2:]], form.loc)
+        return self._call(helper, [self._call_arg(f) for f in form.items[2:]], form.loc)
+
+    def _call_arg(self, form: Form):
+        if isinstance(form, List) and form.head_is("MAP-FD"):
+            self._arity(form, 1, "(map-fd MAP)")
+            return MapRef(self._map(form[1], "fd").name)
+        return self.lower(form)
+
+    def _f_asm(self, form: List) -> VReg:
+        self._arity(form, 5, "(asm OPCODE DST SRC OFF IMM)")
+        fields = tuple(self._int(f, "asm field") for f in form.items[1:])
+        return self._value("asm", [], form.loc, raw=fields)
 
     def _f_tail_call(self, form: List) -> VReg:
         self._arity(form, 2, "(tail-call MAP INDEX)")
@@ -445,5 +456,6 @@ _FORMS = {
     "LOAD": _Lowerer._f_load, "STORE": _Lowerer._f_store, "ATOMIC-ADD": _Lowerer._f_atomic_add,
     "CTX-LOAD": _Lowerer._f_ctx_load, "CTX-STORE": _Lowerer._f_ctx_store, "CTX-PTR": _Lowerer._f_ctx_ptr,
     "STRUCT-ALLOC": _Lowerer._f_struct_alloc, "CALL": _Lowerer._f_call, "TAIL-CALL": _Lowerer._f_tail_call,
+    "ASM": _Lowerer._f_asm,
     **{n: _Lowerer._f_map_op for n in MAP_OPS},
 }

@@ -72,6 +72,29 @@ class Env:
         raise MacroError(f"setq of unbound variable {name.lower()}")
 
 
+class _Globals:
+    """The outermost bindings, read live (a closure sees globals defined after it): the
+    interpreter's constants, its defparameter variables, nil and t. Only variables assign."""
+
+    def __init__(self, interp: Interpreter):
+        self.interp = interp
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.interp.variables or name in self.interp.constants or name in ("NIL", "T")
+
+    def __getitem__(self, name: str):
+        if name in ("NIL", "T"):
+            return NIL if name == "NIL" else T
+        if name in self.interp.variables:
+            return self.interp.variables[name]
+        return Int(self.interp.constants[name])
+
+    def __setitem__(self, name: str, value) -> None:
+        if name in ("NIL", "T") or name not in self.interp.variables:
+            raise MacroError(f"{name.lower()} is a constant and cannot be assigned")
+        self.interp.variables[name] = value
+
+
 def truthy(value) -> bool:
     return not is_nil(value)
 
@@ -160,6 +183,7 @@ class Interpreter:
     def __init__(self, constants: dict[str, int], functions: dict[str, Closure] | None = None):
         self.constants = constants
         self.functions: dict[str, Closure] = {} if functions is None else functions
+        self.variables: dict[str, object] = {}  # defparameter/defvar globals
         self.gensym_counter = 0
         self.steps = 0
         self.depth = 0
@@ -179,7 +203,7 @@ class Interpreter:
         return Closure(name, parse_lambda_list(lambda_list), _strip_doc_and_declare(body), self.global_env())
 
     def global_env(self) -> Env:
-        return Env({name: Int(v) for name, v in self.constants.items()} | {"NIL": NIL, "T": T})
+        return Env(_Globals(self))
 
     def gensym(self, prefix: str = "G") -> Symbol:
         self.gensym_counter += 1

@@ -3,7 +3,7 @@
 
 In: nothing. Out: ``ACCESSORS`` (accessor name -> ``Accessor``: offset, type and whether the
 field is in network order), ``CONSTANTS`` (``+ETH-HDR-LEN+`` ...) and ``PRELUDE``, Whistler
-source defining the packet macros with ``defmacro``; expansion loads it before the user's
+source defining the packet macros and ``with-ringbuf`` with ``defmacro``; expansion loads it before the user's
 file, so the library runs through the same macro machinery as user code.
 
 Semantics kept from the reference: only the length check returns early (XDP_PASS or
@@ -120,6 +120,10 @@ PRELUDE = r"""
   `(%with-l4 (,data ,data-end ,tcp) 54 +ip-proto-tcp+ with-tc-packet ,body))
 (defmacro with-tc-udp ((data data-end udp) &body body)
   `(%with-l4 (,data ,data-end ,udp) 42 +ip-proto-udp+ with-tc-packet ,body))
+
+(defmacro with-ringbuf ((var map size &key (flags 0)) &body body)
+  `(let ((,var u64 (ringbuf-reserve ,map ,size ,flags)))
+     (when ,var ,@body (ringbuf-submit ,var 0))))
 
 (defmacro %parse (data data-end min-len proto result)
   (let ((d (gensym "D")) (de (gensym "DE")))

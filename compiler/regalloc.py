@@ -7,8 +7,8 @@ of every stack slot and the frame size.
 The function stays valid IR; a copy whose two vregs got the same register emits nothing.
 
 Method: graph colouring over liveness. Two vregs interfere when one is defined while the other
-is live (a ``mov``'s source excepted). A vreg live across a helper call cannot use r0-r5, which
-the call clobbers. Copies (``mov d, s``, and the first operand of an ALU op, which emit copies
+is live (a ``mov``'s source excepted). A vreg live across a helper call (or an ``asm``
+instruction) cannot use r0-r5, which the call clobbers. Copies (``mov d, s``, and the first operand of an ALU op, which emit copies
 into the destination) are coalesced when their vregs do not interfere, so the copy disappears.
 Colours follow hints where the hardware wants a value anyway: the context arrives in r1, helper
 arguments go in r1-r5, results come back and leave in r0. If colouring fails, one vreg is
@@ -89,7 +89,7 @@ class _Graph:
             self.first_def.setdefault(insn.dst, position)
         if insn.op == "arg":
             self.hints[insn.dst].append(1)
-        elif insn.op == "call":
+        elif insn.op in ir.CLOBBERS_SCRATCH:
             for k, a in enumerate(insn.args):
                 if isinstance(a, VReg):
                     self.hints[a].append(k + 1)
@@ -97,7 +97,7 @@ class _Graph:
                 self.hints[insn.dst].append(0)
         elif insn.op == "ret" and isinstance(insn.args[0], VReg):
             self.hints[insn.args[0]].append(0)
-        if insn.dst is not None and insn.op not in ("arg", "load", "call") and isinstance(insn.args[0], VReg):
+        if insn.dst is not None and insn.op not in ("arg", "load", "call", "asm") and isinstance(insn.args[0], VReg):
             self.copies.append((insn.dst, insn.args[0]))
 
     def _edge(self, a: VReg, b: VReg) -> None:
@@ -106,7 +106,7 @@ class _Graph:
             self.adj[b].add(a)
 
     def _interfere(self, insn: Insn, live: set) -> None:
-        if insn.op == "call":
+        if insn.op in ir.CLOBBERS_SCRATCH:
             for v in live - {insn.dst}:
                 self.forbidden[v] |= CLOBBERED_BY_CALL
         if insn.dst is not None:

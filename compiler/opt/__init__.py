@@ -8,9 +8,9 @@ is one file with a ``run(fn) -> changed`` function and must be sound on its own.
 from __future__ import annotations
 
 from .. import ir
-from . import addrfold, bswapcmp, cfg, constarm, constfold, copyprop, dce, tailmerge
+from . import addrfold, branchthread, bswapcmp, cfg, constarm, constfold, copyprop, dce, tailmerge
 
-PASSES = (copyprop, constfold, bswapcmp, addrfold, dce, constarm, cfg, tailmerge)
+PASSES = (copyprop, constfold, bswapcmp, addrfold, dce, constarm, cfg, branchthread, tailmerge)
 MAX_ROUNDS = 20
 
 

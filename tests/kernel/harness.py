@@ -61,6 +61,7 @@ def _hex_args(value: int, size: int) -> list[str]:
 class RunResult:
     retval: int
     data_out: bytes
+    ctx_out: bytes = b""  # the context after the run, when a ctx_in was given
 
 
 @dataclass
@@ -91,12 +92,14 @@ class LoadedObject:
         data_in.write_bytes(frame)
         argv = ["prog", "run", "pinned", str(self.pins / prog), "data_in", str(data_in),
                 "data_out", str(data_out)]
+        ctx_out = self.work / f"ctx-out-{tag}"
         if ctx is not None:
             ctx_in = self.work / f"ctx-{tag}"
             ctx_in.write_bytes(ctx)
-            argv += ["ctx_in", str(ctx_in)]
+            argv += ["ctx_in", str(ctx_in), "ctx_out", str(ctx_out)]
         result = bpftool_json(*argv, "repeat", "1")
-        return RunResult(int(result["retval"]), data_out.read_bytes() if data_out.exists() else b"")
+        return RunResult(int(result["retval"]), data_out.read_bytes() if data_out.exists() else b"",
+                         ctx_out.read_bytes() if ctx_out.exists() else b"")
 
     def run(self, prog: str, frame: bytes, ctx: bytes | None = None) -> int:
         """The program's return value on ``frame``."""
@@ -114,6 +117,12 @@ class LoadedObject:
             else:
                 out[_int_of(entry["key"])] = _int_of(entry["value"])
         return out
+
+    def records(self, name: str) -> list[bytes]:
+        """The records waiting in ring buffer ``name`` (consumed by reading them)."""
+        from tests.kernel.ringbuf import records
+
+        return records(str(self.pins / "maps" / name), self.map_info(name)["max_entries"])
 
     def typed_dump(self, name: str) -> dict:
         """bpftool's BTF-formatted entries ({key: value} as bpftool typed them)."""

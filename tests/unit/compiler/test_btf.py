@@ -14,11 +14,11 @@ import struct
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from compiler.decls import MAP_TYPES
+from compiler.decls import MAP_TYPES, FieldDef, StructDef
 from compiler.elf import write_object
 from tests.unit.compiler.handmade import FILE, SOURCE, unit_and_programs
 
-KINDS = {1: "INT", 2: "PTR", 3: "ARRAY", 4: "STRUCT", 7: "FWD", 8: "TYPEDEF", 12: "FUNC",
+KINDS = {1: "INT", 2: "PTR", 3: "ARRAY", 4: "STRUCT", 5: "UNION", 7: "FWD", 8: "TYPEDEF", 12: "FUNC",
          13: "FUNC_PROTO", 14: "VAR", 15: "DATASEC"}
 
 
@@ -44,7 +44,7 @@ def decode_btf(data: bytes) -> tuple[dict[int, dict], bytes]:
         elif kind == "ARRAY":
             t["elem"], t["index"], t["nelems"] = struct.unpack_from("<III", data, pos)
             pos += 12
-        elif kind in ("STRUCT", "DATASEC"):
+        elif kind in ("STRUCT", "UNION", "DATASEC"):
             t["members"] = [struct.unpack_from("<III", data, pos + 12 * i) for i in range(vlen)]
             pos += 12 * vlen
         elif kind == "FUNC_PROTO":
@@ -206,3 +206,44 @@ def test_ext_info_of_programs_sharing_a_section_is_offset_within_it():
     assert funcs == [(0, "counter"), (first_size, "bumper")]
     lines = [off for off, *_rest in obj.ext["line"]["xdp"]]
     assert lines == sorted(lines) and first_size in lines and set(obj.ext["line"]) == {"xdp"}
+
+
+def test_a_key_type_comes_only_with_a_value_type():
+    # the kernel refuses a map with a BTF key type and no value type (map_create: EINVAL)
+    members = _with_map(kind="hash", map_type=MAP_TYPES["hash"], key_size=4, value_size=16).map_members("stats")
+    assert (members["key_size"], members["value_size"]) == (4, 16)
+
+
+EV = StructDef("ev", "EV", 16, (FieldDef("a", "A", "U8", 0, 0), FieldDef("b", "B", "U32", 0, 4),
+                                FieldDef("tag", "TAG", "U16", 4, 8)), None)
+SMALL = StructDef("small", "SMALL", 2, (FieldDef("x", "X", "U8", 0, 0), FieldDef("y", "Y", "U8", 0, 1)), None)
+EITHER = StructDef("either", "EITHER", 16, (), None, ("EV", "SMALL"))
+
+
+def _with_structs() -> Obj:
+    unit, programs = unit_and_programs()
+    stats = dataclasses.replace(unit.maps[0], kind="hash", map_type=MAP_TYPES["hash"], value_size=16,
+                                value_struct="EV")
+    return Obj(dataclasses.replace(unit, maps=(stats, unit.maps[1]), structs=(EV, SMALL, EITHER)), programs)
+
+
+def test_struct_value_is_a_named_struct_with_typed_members():
+    obj = _with_structs()
+    value = obj.map_members("stats")["value"]
+    assert (value["kind"], value["name"], value["size_or_type"]) == ("STRUCT", "ev", 16)
+    members = [(_name(obj.strings, n), obj.types[t], bits) for n, t, bits in value["members"]]
+    assert [(n, bits) for n, _t, bits in members] == [("a", 0), ("b", 32), ("tag", 64)]
+    a, b, tag = (t for _n, t, _bits in members)
+    assert (a["kind"], a["name"], obj.resolve(a["size_or_type"])["bits"]) == ("TYPEDEF", "__u8", 8)
+    assert (b["name"], obj.resolve(b["size_or_type"])["bits"]) == ("__u32", 32)
+    assert (tag["kind"], tag["nelems"], obj.types[tag["elem"]]["name"]) == ("ARRAY", 4, "__u16")
+
+
+def test_unions_and_unused_structs_are_emitted_too():
+    obj = _with_structs()
+    _sid, small = obj.named("STRUCT", "small")
+    assert small["size_or_type"] == 2
+    _uid, union = obj.named("UNION", "either")
+    assert union["size_or_type"] == 16
+    assert [(_name(obj.strings, n), obj.types[t]["name"], bits) for n, t, bits in union["members"]] == \
+        [("ev", "ev", 0), ("small", "small", 0)]

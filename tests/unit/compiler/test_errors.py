@@ -47,6 +47,8 @@ class Bad:
         return out
 
 
+STRUCT = "(defstruct conn-event (port u16) (addr (array u32 4)))"
+
 BAD = [
     # reader
     Bad("unbalanced parenthesis", "(defprog bad ()\n  (+ 1 2)\n", "(defprog", "unbalanced"),
@@ -126,9 +128,9 @@ BAD = [
     Bad("duplicate program name", prog("1") + "(defprog bad (:section \"xdp/two\") 2)\n", "^(defprog bad",
         "already"),
     Bad("duplicate section", prog("1") + '(defprog other (:section "xdp") 2)\n', "(defprog other", "section"),
-    Bad("map name too long", "(defmap a-very-long-map-name :type :array :key-size 4 :value-size 4 :max-entries 1)\n"
-        + prog("1"), "(defmap a-very", "15"),
-    Bad("program name too long", "(defprog a-very-long-program-name () 1)\n", "(defprog", "15"),
+    Bad("map name too long for BTF", f"(defmap {'m' * 128} :type :array :key-size 4 :value-size 4 :max-entries 1)\n"
+        + prog("1"), "(defmap mmm", "127"),
+    Bad("program name too long for BTF", f"(defprog {'p' * 128} () 1)\n", "(defprog", "127"),
     Bad("program name with a dot", "(defprog xdp.main () 1)\n", "(defprog", "not a C identifier"),
     Bad("map name with a space", "(defmap |my map| :type :array :key-size 4 :value-size 4 :max-entries 1)\n"
         + prog("1"), "(defmap |my", "not a C identifier"),
@@ -156,6 +158,25 @@ BAD = [
     Bad("macro signalling an error", prog("(checked)", '(defmacro checked () (error "custom failure"))'),
         "(checked)", "custom failure"),
     Bad("macro redefining a built-in", prog("1", "(defmacro when (x) x)"), "(defmacro when", "built"),
+    # structs, headers, ring buffers
+    Bad("unknown struct", prog("(sizeof conn-evnt)", STRUCT), "(sizeof", "unknown struct conn-evnt"),
+    Bad("unknown field", prog("(struct-ref conn-event p sport)", STRUCT), "(struct-ref", "no field sport"),
+    Bad("unknown accessor names the fields", prog("(conn-event-sport p)", STRUCT), "(conn-event-sport",
+        "unknown form conn-event-sport"),
+    Bad("accessor arity", prog("(conn-event-port)", STRUCT), "(conn-event-port)", "wrong number of arguments"),
+    Bad("bad field type", "(defstruct pkt\n  (len int))\n" + prog("1"), "(len int)", "bad field type int"),
+    Bad("-ptr on a scalar field", prog("(conn-event-port-ptr p)", STRUCT), "(conn-event-port-ptr",
+        "scalar field"),
+    Bad("array index out of range", prog("(conn-event-addr p 4)", STRUCT), "(conn-event-addr", "out of range"),
+    Bad("ringbuf op on a non-ringbuf map", prog("(ringbuf-reserve res 8)"), "(ringbuf-reserve", "needs a :ringbuf map"),
+    Bad("map op on a ringbuf", prog("(getmap events 0)", "(defmap events :type :ringbuf :max-entries 4096)"),
+        "(getmap events", ":ringbuf map"),
+    Bad("struct key on an array map", "(defstruct k (a u32))\n(defmap m :type :array :key-type k :value-size 8 "
+        ":max-entries 1)\n" + prog("1"), "(defmap m", "cannot have a struct key"),
+    Bad("header field without a type", prog("1", "(defheader vlan (tci :offset 0))"), "(tci", "bad :type"),
+    Bad("asm jump", prog("(asm #x05 0 0 1 0)"), "(asm", "jump"),
+    Bad("program reads a defparameter", prog("*limit*", "(defparameter *limit* 5)"), "^*limit*",
+        "compile-time variable"),
 ]
 
 
@@ -184,7 +205,21 @@ def test_stack_over_512_bytes_is_an_error():
 
 
 CLI_CASES = ["unbalanced parenthesis", "float", "unbound variable", "tail-call on a non-prog-array",
-             "runaway macro", "conflicting licenses"]
+             "runaway macro", "conflicting licenses", "bad field type", "-ptr on a scalar field"]
+
+
+def test_bad_field_type_hints_the_whistler_type():
+    with pytest.raises(CompileError) as info:
+        compile_source("(defstruct pkt (len uint32_t))\n" + prog("1"), "bad.lisp")
+    assert info.value.hint == "Whistler calls this type u32"
+    assert "structs do not nest" in _error("(defstruct a (x u8))\n(defstruct b (inner a))\n" + prog("1")).hint
+    assert "conn-event has the fields port, addr" in _error(prog("(conn-event-sport p)", STRUCT)).hint
+
+
+def _error(source: str) -> CompileError:
+    with pytest.raises(CompileError) as info:
+        compile_source(source, "bad.lisp")
+    return info.value
 
 
 @pytest.mark.parametrize("case_id", CLI_CASES)

@@ -28,6 +28,14 @@ MAPS = """(defmap arr :type :array :key-size 4 :value-size 8 :max-entries 4)
 (defmap wide :type :hash :key-size 4 :value-size 24 :max-entries 16)
 (defmap jt :type :prog-array :key-size 4 :value-size 4 :max-entries 8)
 (defmap rb :type :ringbuf :max-entries (* 64 1024))
+(defstruct ev (a u8) (b u32) (tag (array u16 4)))
+(defstruct fk (src u32) (dst u32) (port u16) (proto u8))
+(defunion either ev fk)
+(defheader vl (tci :offset 0 :type u16 :net-order t) (raw :offset 2 :type u16) (hi :offset 4 :type u64 :net-order t))
+(defmap sv :type :hash :key-size 4 :value-type ev :max-entries 4)
+(defmap sk :type :hash :key-type fk :value-size 8 :max-entries 4)
+(defmap pea :type :perf-event-array :key-size 4 :value-size 4 :max-entries 2)
+(defparameter *ports* '(22 80))
 (defconstant +k+ 7)
 (defconstant +zero+ (- +k+ 7))
 """
@@ -40,7 +48,7 @@ CORE_ARITY = {
     "LOAD": (3,), "STORE": (4,), "ATOMIC-ADD": (4,), "CTX-LOAD": (2,), "CTX-STORE": (3,),
     "MAP-LOOKUP": (2,), "MAP-UPDATE": (4,), "MAP-DELETE": (2,), "MAP-LOOKUP-PTR": (2,),
     "MAP-UPDATE-PTR": (4,), "MAP-DELETE-PTR": (2,), "CALL": None, "CTX-PTR": (0,), "TAIL-CALL": (2,),
-    "STRUCT-ALLOC": (1,),
+    "STRUCT-ALLOC": (1,), "ASM": (5,),
     **{op: (2,) for op in ("+", "-", "*", "/", "MOD", "LOGAND", "LOGIOR", "LOGXOR", "<<", ">>", ">>>",
                            "=", "/=", "<", "<=", ">", ">=", "S<", "S<=", "S>", "S>=")},
 }
@@ -75,6 +83,11 @@ def assert_core(form, maps) -> None:
         args = args[1:]
     elif head.name == "CALL":
         assert isinstance(args[0], Int) and len(args) <= 6, form
+        fds = [a for a in args if isinstance(a, List) and a.head_is("MAP-FD")]
+        assert all(len(a.items) == 2 and a.items[1].name in maps for a in fds), form
+        args = [a for a in args[1:] if a not in fds]
+    elif head.name == "ASM":
+        assert all(isinstance(a, Int) for a in args), form
     if head.name in ("LOAD", "STORE", "ATOMIC-ADD"):
         assert isinstance(args[1], Int), form
     if head.name in ("CTX-LOAD", "CTX-STORE"):
@@ -135,6 +148,40 @@ def core(text: str):
      "(let ((|#:CASE1| nil a)) (if (= |#:CASE1| 1) 10 (if (or (= |#:CASE1| 2) (= |#:CASE1| 7)) 20 30)))"),
     ("(case a (1 10))", "(let ((|#:CASE1| nil a)) (if (= |#:CASE1| 1) 10 0))"),
     ("(return)", "(return 0)"),
+    # structs, unions, headers
+    ("(sizeof ev)", "16"), ("(sizeof fk)", "12"), ("(sizeof either)", "16"), ("(sizeof u16)", "2"),
+    ("(make-ev)", "(struct-alloc 16)"),
+    ("(make-ev :b x)", "(let ((|#:STRUCT1| u64 (struct-alloc 16))) (store u32 |#:STRUCT1| 4 x) |#:STRUCT1|)"),
+    ("(make-either)", "(struct-alloc 16)"),
+    ("(ev-b p)", "(load u32 p 4)"), ("(ev-tag p 3)", "(load u16 p 14)"),
+    ("(ev-tag p i)", "(load u16 (+ (+ p (<< i 1)) 8) 0)"), ("(ev-tag-ptr p)", "(+ p 8)"),
+    ("(setf (ev-a p) 1)", "(store u8 p 0 1)"), ("(setf (ev-tag p 1) v)", "(store u16 p 10 v)"),
+    ("(struct-ref ev p b)", "(load u32 p 4)"), ("(struct-ref ev p tag 2)", "(load u16 p 12)"),
+    ("(struct-set ev p a 5)", "(store u8 p 0 5)"), ("(setf (struct-ref ev p b) 5)", "(store u32 p 4 5)"),
+    ("(vl-tci p)", "(bswap16 (load u16 p 0))"), ("(vl-raw p)", "(load u16 p 2)"),
+    ("(vl-hi p)", "(bswap64 (load u64 p 4))"), ("(setf (vl-tci p) v)", "(store u16 p 0 (bswap16 v))"),
+    ("(setf (eth-type p) v)", "(store u16 p 12 (bswap16 v))"),
+    # maps with struct keys and values, values wider than 8 bytes
+    ("(getmap sv k)", "(map-lookup sv k)"),
+    ("(getmap sk kp)", "(let ((|#:P1| u64 (map-lookup-ptr sk kp))) (if |#:P1| (load u64 |#:P1| 0) 0))"),
+    ("(map-lookup sk kp)", "(map-lookup-ptr sk kp)"),
+    ("(setf (getmap sv 1) e)",
+     "(let ((|#:VALUE1| u64 (struct-alloc 4))) (store u32 |#:VALUE1| 0 1) (map-update-ptr sv |#:VALUE1| e 0))"),
+    ("(map-lookup h (make-fk))", "(map-lookup-ptr h (struct-alloc 12))"),
+    ("(setf (getmap wide 1) v)", "(map-update wide 1 v 0)"),
+    # memory
+    ("(memset p 0 #xff 12)", "(progn (store u64 p 0 #xffffffffffffffff) (store u32 p 8 #xffffffff) 0)"),
+    ("(memset p 1 0 3)", "(progn (store u8 p 1 0) (store u16 p 2 0) 0)"),
+    ("(memcpy d 0 s 4 8)", "(progn (store u32 d 0 (load u32 s 4)) (store u32 d 4 (load u32 s 8)) 0)"),
+    ("(stack-addr x)", "(let ((|#:SLOT1| u64 (struct-alloc 8))) (store u64 |#:SLOT1| 0 x) |#:SLOT1|)"),
+    # ring buffers, perf events, asm
+    ("(ringbuf-reserve rb (sizeof ev))", "(call 131 (map-fd rb) 16 0)"),
+    ("(ringbuf-submit p)", "(progn (call 132 p 0) 0)"), ("(ringbuf-discard p 1)", "(progn (call 133 p 1) 0)"),
+    ("(ringbuf-output rb p 8 0)", "(call 130 (map-fd rb) p 8 0)"),
+    ("(perf-event-output (ctx-ptr) pea 0 p 8)", "(call 25 (ctx-ptr) (map-fd pea) 0 p 8)"),
+    ("(asm #x85 0 0 0 5)", "(asm 133 0 0 0 5)"), ("(asm #xb4 1 0 0 #xffffffff)", "(asm 180 1 0 0 -1)"),
+    ("(incf-map arr 1)",
+     "(let ((|#:P1| u64 (map-lookup arr 1))) (if |#:P1| (atomic-add u64 |#:P1| 0 1) 0))"),
     # binding
     ("(let ((x 1) (y u32 2) (z u8)) (declare (type u16 x)) x)", "(let ((x u16 1) (y u32 2) (z u8 0)) x)"),
     ("(let ((x 1)) (declare (ignore x)) 0)", "(let ((x nil 1)) 0)"),
@@ -166,6 +213,8 @@ def core(text: str):
     ("(map-lookup h k)", "(map-lookup h k)"), ("(map-update h k v)", "(map-update h k v 0)"),
     ("(map-update h k v bpf_noexist)", "(map-update h k v 1)"), ("(map-delete h k)", "(map-delete h k)"),
     ("(map-lookup-ptr big kp)", "(map-lookup-ptr big kp)"),
+    ("(map-lookup big kp)", "(map-lookup-ptr big kp)"),  # keys wider than 8 bytes are in memory
+    ("(getmap wide 1)", "(let ((|#:P1| u64 (map-lookup wide 1))) (if |#:P1| (load u64 |#:P1| 0) 0))"),
     ("(map-update-ptr big kp vp)", "(map-update-ptr big kp vp 0)"),
     ("(map-delete-ptr big kp)", "(map-delete-ptr big kp)"),
     ("(getmap h k)", "(let ((|#:P1| u64 (map-lookup h k))) (if |#:P1| (load u64 |#:P1| 0) 0))"),
@@ -489,8 +538,6 @@ def top_error(text: str) -> CompileError:
     ("(getmap rb 0)", "rb is a :ringbuf map"),
     ("(getmap nope 1)", "unknown map nope"),
     ("(tail-call nope 1)", "unknown map nope"),
-    ("(map-lookup big 1)", "16-byte keys, too wide"),
-    ("(getmap wide 1)", "needs 1, 2, 4 or 8-byte values"),
     ("(/ a 0)", "division by zero"),
     ("(mod a +zero+)", "division by zero"),
     ("(<< a 64)", "shift count 64 is out of range"),
@@ -515,6 +562,45 @@ def top_error(text: str) -> CompileError:
     ("(setf (+ a 1) 2)", "is not a place setf can assign"),
     ("(setf +k+ 2)", "+k+ is a constant"),
     ("(ctx bogus)", "bogus is not a field of xdp_md"),
+    ("(sizeof nope)", "unknown struct nope"),
+    ("(struct-ref nope p x)", "unknown struct nope"),
+    ("(struct-ref ev p zz)", "struct ev has no field zz"),
+    ("(struct-set ev p tag 9 1)", "index 9 is out of range for ev.tag"),
+    ("(ev-b)", "wrong number of arguments to ev-b: got 0, expected 1 argument"),
+    ("(ev-b p 1)", "wrong number of arguments to ev-b"),
+    ("(ev-tag p)", "wrong number of arguments to ev-tag"),
+    ("(ev-tag p 4)", "index 4 is out of range for ev.tag"),
+    ("(ev-b-ptr p)", "ev-b-ptr does not exist: ev.b is a scalar field"),
+    ("(ev-nope p)", "unknown form ev-nope"),
+    ("(make-ev :nope 1)", "struct ev has no field nope"),
+    ("(make-ev :tag 1)", "array field tag cannot be set by make-ev"),
+    ("(make-ev 1)", "make-ev takes :FIELD VALUE pairs"),
+    ("(setf (ev-tag-ptr p) 1)", "is not a place setf can assign"),
+    ("(setf (make-ev) 1)", "is not a place setf can assign"),
+    ("(incf (getmap sv 1))", "sv holds ev structs"),
+    ("(ringbuf-reserve h 8)", "ringbuf-reserve needs a :ringbuf map, but h is :hash"),
+    ("(ringbuf-output arr p 8)", "ringbuf-output needs a :ringbuf map, but arr is :array"),
+    ("(ringbuf-reserve rb n)", "the ringbuf-reserve size (the verifier wants a constant) must be a literal"),
+    ("(ringbuf-reserve rb 0)", "ringbuf-reserve of 0 bytes"),
+    ("(perf-event-output (ctx-ptr) rb 0 p 8)", "perf-event-output needs a :perf-event-array map"),
+    ("(ringbuf-submit)", "wrong number of arguments to ringbuf-submit"),
+    ("(getmap pea 1)", "pea is a :perf-event-array map; getmap cannot use it"),
+    ("(memset p 0 1 n)", "the memset length must be a literal"),
+    ("(memset p 0 1 40000)", "memset of 40000 bytes at offset 0 is out of range"),
+    ("(memcpy d 0 s x 4)", "the memcpy source offset must be a literal"),
+    ("(log2)", "wrong number of arguments to log2"),
+    ("(asm #x95 0 0 0 0)", "is a jump or exit"),
+    ("(asm #x05 0 0 2 0)", "is a jump or exit"),
+    ("(asm #x18 1 0 0 5)", "class LD"),
+    ("(asm #xb7 6 0 0 1)", "asm dst register r6 is not available"),
+    ("(asm #xbf 0 10 0 0)", "asm src register r10 is not available"),
+    ("(asm #x85 0 1 0 5)", "an asm call takes dst 0, src 0 and off 0"),
+    ("(asm #x07 0 0 0 (<< 1 33))", "must be a literal"),
+    ("(asm #x07 0 0 0 #x100000000)", "asm immediate 4294967296 does not fit 32 bits"),
+    ("(asm 256 0 0 0 0)", "asm opcode 256 does not fit 8 bits"),
+    ("(asm #xb7 0 0 0)", "wrong number of arguments to asm"),
+    ("(vl-tci)", "wrong number of arguments to vl-tci"),
+    ("*ports*", "*ports* is a compile-time variable (defparameter)"),
     ("(ctx u16 0)", "xdp_md.data is a 4-byte field"),
     ("(ctx u32 2)", "xdp_md.data is a 4-byte field"),
     ("(ctx u32 400)", "offset 400 is outside xdp_md"),
@@ -606,9 +692,9 @@ def test_runaway_or_forbidden_macros_are_compile_errors(macros, message):
     ("(defprog p (:license gpl) 0)", 1, 1, ":license must be a non-empty string"),
     ("(defprog p (:type) 0)", 1, 1, "odd number"),
     ("(defprog p)", 1, 1, "malformed defprog"),
-    ("(defprog a-very-long-program-name () 0)", 1, 1, "is 24 characters"),
-    ("(defmap proto-statistics-map :type :hash :key-size 4 :value-size 4 :max-entries 1)", 1, 1,
-     "map name proto_statistics_map is 20 characters"),
+    (f"(defprog {'p' * 128} () 0)", 1, 1, "is 128 characters; BTF allows at most 127"),
+    (f"(defmap {'m' * 200} :type :hash :key-size 4 :value-size 4 :max-entries 1)", 1, 1,
+     f"map name {'m' * 200} is 200 characters"),
     ("(defmap m :type :hash :key-size 4 :value-size 4 :max-entries 1)\n"
      "(defmap m :type :hash :key-size 4 :value-size 4 :max-entries 1)", 2, 1, "map m is already defined"),
     ("(defprog p () 0)\n(defprog p (:section \"xdp/2\") 0)", 2, 1, "the name p is already used (at t.lisp:1:1)"),
@@ -631,6 +717,42 @@ def test_runaway_or_forbidden_macros_are_compile_errors(macros, message):
     ("(defmacro m)", 1, 1, "malformed defmacro"),
     ("(defun f)", 1, 1, "malformed defun"),
     ("(eval-when)", 1, 1, "eval-when needs a situation list"),
+    ("(defstruct s\n  (a int))", 2, 3, "bad field type int"),
+    ("(defstruct s (a i32))", 1, 14, "bad field type i32"),
+    ("(defstruct s)", 1, 1, "struct s has no fields"),
+    ("(defstruct s (a u8) (a u16))", 1, 21, "field a appears twice"),
+    ("(defstruct s (a (array u8 0)))", 1, 14, "array length 0 must be at least 1"),
+    ("(defstruct s (a (array int 2)))", 1, 14, "bad array field type"),
+    ("(defstruct s (a))", 1, 14, "malformed struct field"),
+    ("(defstruct s (a (array u8 40000)))", 1, 14, "struct s is too large"),
+    ("(defstruct t1 (x u8))\n(defstruct s (a t1))", 2, 14, "bad field type t1"),
+    ("(defstruct map (lookup u32))", 1, 1, "map-lookup is built in"),
+    ("(defstruct eth (type u16))", 1, 1, "eth-type is already a built-in header accessor"),
+    ("(defstruct s (a u8))\n(defstruct s (b u8))", 2, 1, "struct s is already defined"),
+    ("(defstruct s (a u8))\n(defmacro s-a (p) p)", 2, 1, "s-a is already generated by defstruct s"),
+    ("(defstruct s (data u8) (data-ptr u8))", 1, 1, "fields named both data-ptr and data"),
+    ("(defunion u nope)", 1, 1, "unknown struct nope"),
+    ("(defunion u)", 1, 1, "malformed defunion"),
+    ("(defmap m :type :hash :key-size 4 :value-type nope :max-entries 1)", 1, 1, "unknown struct nope"),
+    ("(defstruct s (a u32))\n(defmap m :type :array :key-type s :value-size 4 :max-entries 1)", 2, 1,
+     "a :array map cannot have a struct key"),
+    ("(defstruct s (a u32) (b u32))\n(defmap m :type :hash :key-size 4 :value-type s :value-size 4 :max-entries 1)",
+     2, 1, ":value-size 4 disagrees with :value-type s (8 bytes)"),
+    ("(defstruct s (a u32))\n(defmap m :type :prog-array :key-size 4 :value-type s :max-entries 1)", 2, 1,
+     "a :prog-array map cannot have a struct value"),
+    ("(defheader h (f :offset 0))", 1, 14, "bad :type (none given) for header field f"),
+    ("(defheader h (f :type u8))", 1, 14, "header field f needs an :offset"),
+    ("(defheader h (f :offset 0 :type u8 :endian big))", 1, 14, "unknown header field option :endian"),
+    ("(defheader h (f :offset 0 :type u8 :net-order yes))", 1, 14, ":net-order must be t or nil"),
+    ("(defheader h (f :offset -1 :type u8))", 1, 14, ":offset -1 is out of range"),
+    ("(defheader ipv4 (ttl :offset 8 :type u8))", 1, 1, "ipv4-ttl is already a built-in header accessor"),
+    ("(defheader h)", 1, 1, "malformed defheader"),
+    ("(defsetf)", 1, 1, "malformed defsetf"),
+    ("(defsetf when set-when)", 1, 1, "when is built in"),
+    ("(defsetf f (p) (a b) p)", 1, 1, "malformed defsetf"),
+    ("(defparameter)", 1, 1, "malformed defparameter"),
+    ("(defparameter xdp_pass 1)", 1, 1, "xdp_pass is a constant"),
+    ("(defparameter *x* (car 1))", 1, 1, "cannot compute the value of *x*"),
 ])
 def test_top_level_errors_are_located(text, line, col, message):
     err = top_error(text)

@@ -121,3 +121,21 @@ def test_constant_arm_is_not_hoisted_over_a_read_of_its_variable():
     fn = optimized(body)
     assert ir_interp.run(fn, (9).to_bytes(8, "little")) == 10
     assert ir_interp.run(fn, (2).to_bytes(8, "little")) == 0
+
+
+def test_a_repeated_test_is_decided_on_the_path_that_already_made_it():
+    # (when (= x 6) ...) twice: each path through the first test knows the second's outcome,
+    # so x is tested once (the verifier cannot remember x != 6 and would walk both arms).
+    fn = optimized("(let ((x nil (ctx-load u64 0)) (r nil 0))"
+                   " (if (= x 6) (setq r (ctx-load u64 8)) 0) (if (= x 6) (+ r 1) 7))")
+    assert [b.term.op for b in fn.blocks].count("branch") == 1
+    for x in (6, 5):
+        assert ir_interp.run(fn, ctx_of(x, 40, 0)) == (41 if x == 6 else 7)
+
+
+def test_branch_threading_implications():
+    from compiler.opt.branchthread import implied
+
+    assert implied("eq", "ne") is False and implied("ne", "ne") is True and implied("ne", "eq") is False
+    assert implied("gt", "ge") is True and implied("gt", "le") is False and implied("ge", "gt") is None
+    assert implied("slt", "sle") is True and implied("slt", "lt") is None and implied("eq", "sge") is True

@@ -2,11 +2,14 @@
 
 In: the top-level forms of one source file (``reader.read``) and its file name. Out: a
 ``Unit`` with every ``defmap`` and ``defprog`` in definition order, names mangled and
-checked, program bodies in core forms (``expand_body``).
+checked, program bodies in core forms (``body``).
 
-Top level: ``in-package`` and ``compile-to-elf`` are accepted and ignored, ``defconstant``
-``defmacro`` ``defun`` define compile-time things (``macro_eval``), ``eval-when`` and
-``progn`` contain more top-level forms, and a user macro may expand into top-level forms.
+Top level: ``in-package`` and ``compile-to-elf`` are accepted and ignored; ``defconstant``,
+``defmacro``, ``defun``, ``defparameter``/``defvar`` and ``defsetf`` define compile-time things
+(``macro_eval``); ``defstruct``, ``defunion`` (``structs``) and ``defheader`` (``headers``)
+define types and the accessor forms they generate; ``eval-when`` and ``progn`` contain more
+top-level forms, and a user macro may expand into top-level forms. A ``defmap`` may give its
+key or value as a struct (``:key-type``/``:value-type``), which sets its size.
 Program bodies are expanded after the whole file is read, so a body may use macros,
 constants and maps defined further down, as in Whistler.
 """
@@ -16,20 +19,32 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import builtins, protocols, reader
-from .decls import MAP_TYPES, MapDef, ProgDef, Unit
-from .errors import CompileError, Loc
-from .expand_body import BUILTIN_NAMES, BodyExpander, Macro, Scope, call_macro, error
-from .forms import Form, Int, List, Str, Symbol, mangle, short
-from .macro_eval import Interpreter, MacroError
+from .. import builtins, protocols, reader
+from ..decls import MAP_TYPES, MapDef, ProgDef, Unit
+from ..errors import CompileError, Loc
+from ..forms import NIL, Form, Int, List, Str, Symbol, is_nil, mangle, short
+from ..macro_eval import Interpreter, MacroError
+from . import headers, structs
+from .base import Accessor, Macro, Scope, SetfExpander, call_macro, error
+from .body import BUILTIN_NAMES, BodyExpander
 
-MAX_NAME = 15  # BPF_OBJ_NAME_LEN - 1: the kernel truncates longer names
+# The kernel keeps 15 characters of a program's or map's name (BPF_OBJ_NAME_LEN - 1) and
+# loaders truncate it there, as libbpf does; ELF symbols, BTF names and pins keep the whole
+# name, so two names that share their first 15 characters are still two objects. BTF refuses
+# identifiers of KSYM_NAME_LEN (128) characters or more.
+MAX_NAME = 127
 _C_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 
-_MAP_OPTIONS = (":TYPE", ":KEY-SIZE", ":VALUE-SIZE", ":MAX-ENTRIES", ":MAP-FLAGS")
+_MAP_OPTIONS = (":TYPE", ":KEY-SIZE", ":VALUE-SIZE", ":MAX-ENTRIES", ":MAP-FLAGS", ":KEY-TYPE", ":VALUE-TYPE")
+_SIZE_OPTIONS = (":KEY-SIZE", ":VALUE-SIZE", ":MAX-ENTRIES", ":MAP-FLAGS")
+# Map kinds whose keys and values are data a struct can describe (the kernel checks their BTF).
+_STRUCT_KINDS = {"key": ("hash", "percpu-hash", "lru-hash", "lpm-trie"),
+                 "value": ("hash", "array", "percpu-hash", "percpu-array", "lru-hash", "lpm-trie")}
 _PROG_OPTIONS = (":TYPE", ":SECTION", ":LICENSE")
 _PROG_TYPES = ("xdp", "tc")
 _IGNORED = ("IN-PACKAGE", "COMPILE-TO-ELF")
+_TOPLEVEL = ("defmap, defprog, defconstant, defmacro, defun, defparameter, defstruct, defunion, defheader, "
+             "defsetf, eval-when or in-package")
 
 
 @dataclass
@@ -72,7 +87,9 @@ class _UnitExpander:
         self.filename = filename
         constants = {**builtins.CONSTANTS, **protocols.CONSTANTS}
         self.predefined = frozenset(constants)
-        self.scope = Scope(constants=constants, interp=Interpreter(constants))
+        self.scope = Scope(constants=constants, interp=Interpreter(constants),
+                           accessors=dict(headers.builtin_accessors()))
+        self.accessor_origin: dict[str, str] = dict.fromkeys(self.scope.accessors, "a built-in header accessor")
         self.programs: list[_PendingProgram] = []
         self.kernel_names: dict[str, Loc] = {}  # mangled map and program names share the ELF symtab
 
@@ -85,13 +102,14 @@ class _UnitExpander:
             raise CompileError(forms[0].loc if forms else Loc(self.filename, 1, 1), "no program in this file",
                                expected="at least one (defprog NAME (...) BODY...)")
         return Unit(maps=tuple(self.scope.maps.values()),
-                    programs=tuple(self.finish(p) for p in self.programs), source_file=self.filename)
+                    programs=tuple(self.finish(p) for p in self.programs), source_file=self.filename,
+                    structs=tuple(self.scope.structs.values()))
 
     # top level --------------------------------------------------------------------------
     def toplevel(self, form: Form) -> None:
         if not (isinstance(form, List) and form.items and isinstance(form.items[0], Symbol)):
             raise error(form, f"{short(form)} cannot appear at top level",
-                        expected="defmap, defprog, defconstant, defmacro, defun, eval-when or in-package")
+                        expected=_TOPLEVEL)
         name = form.items[0].name
         handler = self._HANDLERS.get(name)
         if handler is not None:
@@ -102,7 +120,7 @@ class _UnitExpander:
             self.toplevel(call_macro(self.scope, self.scope.macros[name], form))
         else:
             raise error(form, f"unknown top-level form {name.lower()}",
-                        expected="defmap, defprog, defconstant, defmacro, defun, eval-when or in-package",
+                        expected=_TOPLEVEL,
                         hint="expressions belong inside a defprog body")
 
     def body_forms(self, form: List) -> None:
@@ -117,7 +135,7 @@ class _UnitExpander:
 
     def evaluate(self, expr: Form, context: Form, what: str):
         try:
-            return self.scope.interp.eval_toplevel(expr)
+            return self.scope.interp.eval_toplevel(structs.fold_sizeof(self.scope, expr))
         except MacroError as e:
             raise error(context, f"cannot compute {what}: {e}") from None
 
@@ -138,8 +156,7 @@ class _UnitExpander:
         if len(form.items) < 3 or not isinstance(form.items[1], Symbol):
             raise error(form, "malformed defmacro", expected="(defmacro NAME (PARAMS...) BODY...)")
         name = form.items[1].name
-        if name in BUILTIN_NAMES:
-            raise error(form, f"{name.lower()} is built in and cannot be redefined by a macro")
+        self.check_free(name, form)
         try:
             closure = self.scope.interp.make_closure(name, form.items[2], form.items[3:])
         except MacroError as e:
@@ -155,6 +172,79 @@ class _UnitExpander:
         except MacroError as e:
             raise error(form, f"bad parameter list for function {name.lower()}: {e}") from None
 
+    def defparameter(self, form: List) -> None:
+        keep_old = form.head_is("DEFVAR")
+        shape = f"({form.items[0]} NAME {'[VALUE]' if keep_old else 'VALUE'} [DOC])"
+        if not (2 + (not keep_old) <= len(form.items) <= 4) or not isinstance(form.items[1], Symbol) \
+                or form.items[1].is_keyword:
+            raise error(form, f"malformed {form.items[0]}", expected=shape)
+        name = form.items[1]
+        if name.name in self.scope.constants:
+            raise error(form, f"{name} is a constant and cannot be a variable too")
+        variables = self.scope.interp.variables
+        if keep_old and name.name in variables:
+            return
+        value = self.evaluate(form.items[2], form, f"the value of {name}") if len(form.items) > 2 else NIL
+        variables[name.name] = value
+
+    def defsetf(self, form: List) -> None:
+        shape = "(defsetf ACCESSOR UPDATER) or (defsetf ACCESSOR (PARAMS...) (NEW-VALUE) BODY...)"
+        if len(form.items) < 3 or not isinstance(form.items[1], Symbol) or form.items[1].is_keyword:
+            raise error(form, "malformed defsetf", expected=shape)
+        name = form.items[1].name
+        if name in BUILTIN_NAMES:
+            raise error(form, f"{name.lower()} is built in; its setf cannot be redefined")
+        if isinstance(form.items[2], Symbol) and not form.items[2].is_keyword and len(form.items) <= 4:
+            self.scope.setf_expanders[name] = SetfExpander(name, form.loc, updater=form.items[2])
+            return
+        stores = form.items[3] if len(form.items) > 3 else None
+        if not (isinstance(form.items[2], List) or is_nil(form.items[2])) or not (
+                isinstance(stores, List) and len(stores.items) == 1 and isinstance(stores.items[0], Symbol)):
+            raise error(form, "malformed defsetf", expected=shape,
+                        hint="the long form takes exactly one new-value variable")
+        params = form.items[2].items if isinstance(form.items[2], List) else ()
+        try:
+            closure = self.scope.interp.make_closure(name, List((stores.items[0], *params), form.loc),
+                                                     form.items[4:])
+        except MacroError as e:
+            raise error(form, f"bad parameter list for defsetf {name.lower()}: {e}") from None
+        self.scope.setf_expanders[name] = SetfExpander(name, form.loc, expander=Macro(name, closure, form.loc))
+
+    # types and the forms they generate --------------------------------------------------
+    def check_free(self, name: str, form: List) -> None:
+        """``name`` may become a new macro or generated accessor."""
+        if name in BUILTIN_NAMES:
+            raise error(form, f"{name.lower()} is built in and cannot be redefined")
+        if name in self.scope.accessors:
+            raise error(form, f"{name.lower()} is already {self.accessor_origin[name]}")
+        if name in self.scope.macros:
+            raise error(form, f"{name.lower()} is already a macro (defined at {self.scope.macros[name].loc})")
+
+    def define_accessors(self, found: dict[str, Accessor], form: List, origin: str) -> None:
+        for name in found:
+            self.check_free(name, form)
+        self.scope.accessors.update(found)
+        self.accessor_origin.update(dict.fromkeys(found, origin))
+
+    def define_type(self, form: List) -> None:
+        define = structs.define_union if form.head_is("DEFUNION") else structs.define_struct
+        name = form.items[1] if len(form.items) > 1 else None
+        if isinstance(name, Symbol) and name.name in self.scope.structs:
+            raise error(form, f"struct {name.name.lower()} is already defined (at {self.scope.structs[name.name].loc})")
+        struct = define(self.scope, form)
+        if not _C_IDENTIFIER.fullmatch(struct.name) or len(struct.name) > MAX_NAME:
+            raise error(form, f"struct name {struct.name} is not a C identifier (of at most {MAX_NAME} "
+                        "characters) once mangled", expected="letters, digits, '-' and '_', not starting with a digit")
+        for f in struct.fields:
+            if not _C_IDENTIFIER.fullmatch(f.name):
+                raise error(form, f"field name {f.name} is not a C identifier once mangled")
+        self.define_accessors(structs.accessors(struct), form, f"generated by defstruct {struct.lisp_name.lower()}")
+        self.scope.structs[struct.lisp_name] = struct
+
+    def defheader(self, form: List) -> None:
+        self.define_accessors(headers.define(self.scope, form), form,
+                              f"generated by defheader {form.items[1].name.lower()}")
+
     # maps and programs ------------------------------------------------------------------
     def claim_name(self, sym: Symbol, form: List, kind: str) -> str:
         name = mangle(sym.name)
@@ -165,7 +255,7 @@ class _UnitExpander:
                         expected="letters, digits, '-' and '_', not starting with a digit",
                         hint="choose a name like proto-stats or xdp_dispatch")
         if len(name) > MAX_NAME:
-            raise error(form, f"{kind} name {name} is {len(name)} characters; the kernel keeps only {MAX_NAME}",
+            raise error(form, f"{kind} name {name} is {len(name)} characters; BTF allows at most {MAX_NAME}",
                         hint="choose a shorter name")
         if name in self.kernel_names:
             raise error(form, f"the name {name} is already used (at {self.kernel_names[name]})",
@@ -197,7 +287,7 @@ class _UnitExpander:
             raise error(form, f"unknown map type {short(kind_form) if kind_form is not None else '(none given)'}",
                         expected="one of " + " ".join(":" + k for k in MAP_TYPES))
         sizes = {}
-        for key in _MAP_OPTIONS[1:]:
+        for key in _SIZE_OPTIONS:
             expr = opts.get(key, Int(0, form.loc))
             value = self.evaluate(expr, form, key.lower())
             if not isinstance(value, Int) or not 0 <= value.value < 1 << 32:
@@ -205,6 +295,7 @@ class _UnitExpander:
             sizes[key] = value.value
         if ":MAX-ENTRIES" not in opts:
             raise error(form, "missing :max-entries", expected=":max-entries N")
+        typed = {side: self.map_type_option(opts, side, kind, sizes, form) for side in ("key", "value")}
         problem = builtins.map_shape_problem(kind, sizes[":KEY-SIZE"], sizes[":VALUE-SIZE"],
                                              sizes[":MAX-ENTRIES"], sizes[":MAP-FLAGS"])
         if problem is not None:
@@ -215,7 +306,29 @@ class _UnitExpander:
         self.scope.maps[sym.name] = MapDef(name=name, lisp_name=sym.name, kind=kind, map_type=MAP_TYPES[kind],
                                            key_size=sizes[":KEY-SIZE"], value_size=sizes[":VALUE-SIZE"],
                                            max_entries=sizes[":MAX-ENTRIES"], flags=sizes[":MAP-FLAGS"],
-                                           loc=form.loc)
+                                           loc=form.loc, key_struct=typed["key"], value_struct=typed["value"])
+
+    def map_type_option(self, opts: dict, side: str, kind: str, sizes: dict, form: List) -> str | None:
+        """``:key-type`` / ``:value-type``: a struct (its name is returned) or u8..u64; either
+        sets the size, which an explicit ``:key-size`` / ``:value-size`` must then agree with."""
+        typ = opts.get(f":{side.upper()}-TYPE")
+        if typ is None:
+            return None
+        size_key = f":{side.upper()}-SIZE"
+        if isinstance(typ, Symbol) and typ.name in ("U8", "U16", "U32", "U64"):
+            size, struct = builtins.TYPES[typ.name], None
+        else:
+            s = structs.struct_named(self.scope, typ, form)
+            if kind not in _STRUCT_KINDS[side]:
+                raise error(form, f"a :{kind} map cannot have a struct {side}",
+                            expected=f":{side}-type on a " + ", ".join(":" + k for k in _STRUCT_KINDS[side]) + " map",
+                            hint="array keys are u32 indexes" if side == "key" and "array" in kind else None)
+            size, struct = s.size, s.lisp_name
+        if size_key in opts and sizes[size_key] != size:
+            raise error(form, f"{size_key.lower()} {sizes[size_key]} disagrees with :{side}-type {short(typ)} "
+                        f"({size} bytes)", hint=f"drop {size_key.lower()}: the type sets it")
+        sizes[size_key] = size
+        return struct
 
     def defprog(self, form: List) -> None:
         if len(form.items) < 3 or not isinstance(form.items[1], Symbol) or not isinstance(form.items[2], List):
@@ -267,5 +380,7 @@ class _UnitExpander:
 
     _HANDLERS = {
         "DEFMAP": defmap, "DEFPROG": defprog, "DEFCONSTANT": defconstant, "DEFMACRO": defmacro,
-        "DEFUN": defun, "EVAL-WHEN": eval_when, "PROGN": body_forms,
+        "DEFUN": defun, "DEFPARAMETER": defparameter, "DEFVAR": defparameter, "DEFSETF": defsetf,
+        "DEFSTRUCT": define_type, "DEFUNION": define_type, "DEFHEADER": defheader,
+        "EVAL-WHEN": eval_when, "PROGN": body_forms,
     }
