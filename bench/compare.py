@@ -31,6 +31,8 @@ BENCHMARKS = [
     ("bench/whistler/tail-call-dispatch.lisp", "bench/c/tail_call_dispatch.c"),
     ("bench/whistler/count-xdp.lisp", "bench/c/count_xdp.c"),
     ("bench/whistler/drop-port.lisp", "bench/c/drop_port.c"),
+    ("bench/whistler/sum-counters.lisp", "bench/c/sum_counters.c"),
+    ("bench/whistler/score-bytes.lisp", "bench/c/score_bytes.c"),
 ]
 CLANG = ["clang", "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu"]
 
