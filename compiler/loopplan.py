@@ -26,7 +26,8 @@ helper argument needed the exact value ("precise"). Such a variable (``Loop.trac
 through every iteration, after the loop as well: each iteration's end then starts its own walk of
 the code that follows. So a loop that changes a tracked variable cannot become a callback, and
 with a run-time count (which may stop after any iteration) it costs the code after it once per
-iteration. The verifier also refuses ``tail-call`` inside a callback.
+iteration. The verifier also refuses ``tail-call`` inside a callback, and ``asm`` there might
+not mean what it means in the program (``exit`` would end the callback).
 """
 
 from __future__ import annotations
@@ -150,12 +151,14 @@ class _Planner:
         body = _body(form)
         reads, assigns = _free(body, frozenset((var.name,)))
         blocker = ""
-        tail = _find(body, lambda f: _head(f) == "TAIL-CALL")
+        tail = _find(body, lambda f: _head(f) in ("TAIL-CALL", "ASM"))
         indexed = _find(body, lambda f: any(isinstance(g, Symbol) and g.name == var.name
                                             for g in _flatten(_addresses(f))))
         if tail is not None:
-            blocker = (f"it contains a tail-call ({tail.loc}), which the verifier refuses inside "
-                       "a bpf_loop callback")
+            blocker = (f"it contains a tail-call ({tail.loc}), which the verifier refuses inside a bpf_loop "
+                       "callback" if _head(tail) == "TAIL-CALL" else
+                       f"it contains asm ({tail.loc}), whose instruction might not mean the same inside a "
+                       "bpf_loop callback (an exit would end the callback, not the program)")
         elif indexed is not None:
             blocker = (f"it computes an address from {var.name.lower()} ({indexed.loc}): under bpf_loop "
                        "the verifier knows only the range of the index, where a packet access needs its "

@@ -9,7 +9,8 @@ end of P:
 - a load of a context field (``load`` from a program's ``arg 0``), from anywhere in the loop,
   when nothing in the loop stores through the context or calls a helper that might move the
   packet (``(ctx data)`` changes under ``bpf_xdp_adjust_head``; the helpers in ``KEEP_PACKET``
-  are known to leave it): the verifier accepts a context load anywhere;
+  are known to leave it; an ``asm`` instruction may be any call): the verifier accepts a context
+  load anywhere;
 - a pure computation (copy, ALU, byte swap, truncation) in H itself whose operands are constants
   or vregs the loop never assigns. Only H's own instructions: they run on every iteration before
   any test, so the verifier meets the value at the same point of the first iteration. (Hoisting
@@ -111,7 +112,8 @@ def run(fn: ir.Function) -> bool:
         blocks = [b for b in fn.blocks if b.label in body]
         assigned = {i.dst for b in blocks for i in [*b.insns, b.term] if i.dst is not None}
         packet_stays = not any(
-            (i.op == "call" and i.helper not in KEEP_PACKET) or (i.op in ("store", "atomic_add") and i.args[0] == ctx)
+            (i.op == "call" and i.helper not in KEEP_PACKET) or i.op == "asm"
+            or (i.op in ("store", "atomic_add") and i.args[0] == ctx)
             for b in blocks for i in b.insns)
         for block in blocks:
             kept = []
