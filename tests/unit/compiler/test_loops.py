@@ -209,3 +209,20 @@ def test_arithmetic_behind_a_test_in_the_loop_stays_behind_it():
     fn = optimized(body)
     adds = [b for b in loop_blocks(fn) for i in b.insns if i.op == "add" and i.args[1] == 8]
     assert adds and all(b.label != loop_blocks(fn)[0].label for b in adds)
+
+
+def test_values_spilled_around_a_loop_keep_their_values():
+    names = [f"v{k}" for k in range(12)]
+    binds = " ".join(f"({n} nil (+ a {k}))" for k, n in enumerate(names))
+    step = " ".join(f"(setq {n} (+ {n} {names[(k + 1) % 12]}))" for k, n in enumerate(names))
+    body = ARGS.format(f"(let ({binds}) (dotimes (i 5 5) {step}) " + "(+ " * 11 + names[0] + " "
+                       + ") ".join(names[1:]) + "))")
+    for strategy in ("open", "callback"):
+        alloc = allocated(body, strategy=strategy)
+        assert any(s.kind == "spill" for f in (alloc, *alloc.callbacks) for s in f.fn.slots)
+        check(alloc)
+        values = [3 + k for k in range(12)]
+        for _ in range(5):
+            values = [(values[k] + values[(k + 1) % 12]) & ((1 << 64) - 1) if k < 11 else values[k] for k in range(12)]
+            values[11] = (values[11] + values[0]) & ((1 << 64) - 1)
+        assert ir_interp.run(alloc.fn, ctx_of(3, 0)) == sum(values) & ((1 << 64) - 1), strategy
