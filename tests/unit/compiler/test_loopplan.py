@@ -13,8 +13,9 @@ from compiler.errors import CompileError, Loc
 from compiler.expand import expand_unit
 
 MAPS = """(defmap res :type :array :key-size 4 :value-size 8 :max-entries 4)
-(defmap jt :type :prog-array :key-size 4 :value-size 4 :max-entries 4)
+(defmap jt :type :prog-array :key-size 4 :value-size 4 :max-entries 4) (defmap wide :type :array :key-size 4 :value-size 256 :max-entries 1)
 """
+WIDE_UPDATE = "(setf (getmap wide 0) (+ s {k}))"  # about 40 instructions: the value is 32 stores
 
 
 def unit_of(body: str):
@@ -114,7 +115,7 @@ def test_variables_the_verifier_does_not_follow_allow_bpf_loop(body):
 
 
 def test_a_body_too_large_for_any_strategy_is_an_error_at_its_loop():
-    huge = " ".join(f"(setf (getmap res {k % 4}) (+ s {k}))" for k in range(20000))
+    huge = " ".join(WIDE_UPDATE.format(k=k) for k in range(4000))
     err = error(f"(let ((s 0))\n    (dotimes (i 10)\n      {huge})\n    s)")
     assert "the verifier would have to walk about" in err.what and err.loc == Loc("t.lisp", 5, 5)
 
@@ -148,7 +149,7 @@ def test_an_address_from_the_index_keeps_a_loop_open():
 
 
 def test_a_loop_body_beyond_a_jumps_reach_is_a_located_error():
-    huge = " ".join(f"(setf (getmap res {k % 4}) (+ s {k}))" for k in range(4000))
+    huge = " ".join(WIDE_UPDATE.format(k=k) for k in range(900))
     err = error(f"(let ((s 0))\n    (dotimes (i 2)\n      {huge})\n    s)")
     assert "jump over" in err.what and "more than the 32767 a BPF jump reaches" in err.what
     assert err.loc.line == 5
