@@ -16,7 +16,8 @@ Every ``defstruct`` becomes a named STRUCT (size = sizeof, members by name with 
 ``__u64`` typedef types, array fields as ARRAY of the element typedef) and every ``defunion``
 a UNION of its member structs, as clang emits them, so tools print map entries field by field.
 
-``.BTF.ext`` has one func_info record per program and a line_info record wherever the source
+``.BTF.ext`` has one func_info record per program and per loop callback (a static FUNC
+``long NAME(__u64 index, void *ctx)`` in ``.text``) and a line_info record wherever the source
 location changes, grouped by section (``insn_off`` in bytes within the section, as libbpf expects).
 """
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from .code import ProgramCode
+from .code import ProgramCode, Subprogram
 from .decls import MapDef, StructDef, Unit
 from .errors import Loc
 
@@ -34,7 +35,7 @@ BTF_MAGIC = 0xEB9F
 # BTF_KIND_*
 INT, PTR, ARRAY, STRUCT, UNION, FWD, TYPEDEF, FUNC, FUNC_PROTO, VAR, DATASEC = 1, 2, 3, 4, 5, 7, 8, 12, 13, 14, 15
 INT_SIGNED = 1
-LINKAGE_GLOBAL = 1  # FUNC: global function; VAR: global allocated variable
+LINKAGE_STATIC, LINKAGE_GLOBAL = 0, 1  # FUNC: static / global function; VAR: global allocated variable
 
 # Map kinds whose key/value the kernel accepts as plain BTF integers. The others take sizes
 # only: fd-holding maps (prog-array, sockmap, ...) reject BTF key/value types outright
@@ -44,6 +45,8 @@ _TYPED_KINDS = frozenset({"hash", "array", "percpu-hash", "percpu-array", "lru-h
 _STRUCT_TYPED_KINDS = _TYPED_KINDS | {"lpm-trie"}
 _UINT_NAMES = {1: ("__u8", "unsigned char"), 2: ("__u16", "unsigned short"),
                4: ("__u32", "unsigned int"), 8: ("__u64", "unsigned long long")}
+
+TEXT = ".text"  # the section of the loop callbacks
 
 # The C struct a program's context pointer points to (its BTF is only a forward declaration).
 _CTX_STRUCT = {"xdp": "xdp_md", "tc": "__sk_buff"}
@@ -153,8 +156,8 @@ class _Types:
         tail = b"".join(struct.pack("<II", self.strings.add(n), t) for n, t in params)
         return self._add(FUNC_PROTO, "", len(params), ret, tail)
 
-    def func(self, name: str, proto: int) -> int:
-        return self._add(FUNC, name, LINKAGE_GLOBAL, proto)
+    def func(self, name: str, proto: int, linkage: int = LINKAGE_GLOBAL) -> int:
+        return self._add(FUNC, name, linkage, proto)
 
     def var(self, name: str, target: int) -> int:
         return self._add(VAR, name, 0, target, struct.pack("<I", LINKAGE_GLOBAL))
@@ -217,12 +220,12 @@ def _add_maps(types: _Types, unit: Unit, slots: list[MapSlot]) -> None:
     types.datasec(".maps", total, entries)
 
 
-def _line_records(prog: ProgramCode, base: int, strings: _Strings, source_file: str,
+def _line_records(insns, start: Loc, base: int, strings: _Strings, source_file: str,
                   source_lines: list[str]) -> list[bytes]:
-    """A line_info record at the program's first instruction and wherever the location changes."""
+    """A line_info record at a function's first instruction and wherever the location changes."""
     records, offset, last = [], base, None
-    for insn in prog.insns:
-        loc: Loc = insn.loc or last or prog.decl.loc
+    for insn in insns:
+        loc: Loc = insn.loc or last or start
         if loc != last:
             text = source_lines[loc.line - 1] if loc.file == source_file and 1 <= loc.line <= len(
                 source_lines) else ""
@@ -241,8 +244,9 @@ def _ext_block(rec_size: int, groups: list[tuple[int, list[bytes]]]) -> bytes:
 
 
 def build(unit: Unit, placed: list[tuple[ProgramCode, int]], slots: list[MapSlot],
-          source_text: str) -> ObjectBtf:
-    """``placed``: every program with its byte offset in its section, in section order."""
+          source_text: str, subprograms: list[tuple[Subprogram, int]] = ()) -> ObjectBtf:
+    """``placed``: every program with its byte offset in its section, in section order;
+    ``subprograms``: every loop callback with its byte offset in ``.text``."""
     strings = _Strings()
     types = _Types(strings)
     _add_maps(types, unit, slots)
@@ -259,7 +263,16 @@ def build(unit: Unit, placed: list[tuple[ProgramCode, int]], slots: list[MapSlot
         section = prog.decl.section
         func_groups.setdefault(section, []).append(struct.pack("<II", base, func))
         line_groups.setdefault(section, []).extend(
-            _line_records(prog, base, strings, unit.source_file, source_lines))
+            _line_records(prog.insns, prog.decl.loc, base, strings, unit.source_file, source_lines))
+    if subprograms:
+        # long NAME(__u64 index, void *ctx): what bpf_loop calls
+        u64 = types.typedef("__u64", types.int_("unsigned long long", 8))
+        proto = types.func_proto(types.int_("long", 8, signed=True), [("index", u64), ("ctx", types.ptr(0))])
+        for sub, base in subprograms:
+            func = types.func(sub.name, proto, LINKAGE_STATIC)
+            func_groups.setdefault(TEXT, []).append(struct.pack("<II", base, func))
+            line_groups.setdefault(TEXT, []).extend(
+                _line_records(sub.insns, sub.loc, base, strings, unit.source_file, source_lines))
 
     func_info = _ext_block(8, [(strings.add(s), r) for s, r in func_groups.items()])
     line_info = _ext_block(16, [(strings.add(s), r) for s, r in line_groups.items()])

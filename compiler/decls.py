@@ -41,6 +41,9 @@ Expansion has already removed every macro, folded every named constant (``+eth-h
   (ctx-ptr)                             the program's context pointer (r1 at entry)
   (tail-call MAP INDEX)                 MAP is a prog-array; falls through when the slot is empty
   (struct-alloc N)                      N zeroed stack bytes; value = pointer
+  (dotimes (VAR COUNT MAX) F...)        run F... min(COUNT, MAX) times (COUNT unsigned, read once;
+                                        an Int equal to MAX when constant; MAX an Int, 0..2**23),
+                                        VAR = 0, 1, ... bound afresh each iteration; value 0
 MAP is a Symbol with the map's Lisp name (e.g. ``PROTO-STATS``); resolve it with ``Unit.map_named``.
 """
 

@@ -5,9 +5,11 @@ In: the ``Unit``, one ``ProgramCode`` per program (jumps resolved, ``map_ref`` o
 that libbpf/bpftool and our loader load as is:
 
   one PROGBITS AX section per section name (programs sharing a name follow each other),
+  ``.text`` with the loop callbacks of every program (bpf_loop bodies, static functions),
   ``.maps``, ``license``, ``.BTF``, ``.BTF.ext`` (see ``btf``), ``.rel<section>`` with an
-  ``R_BPF_64_64`` per map load,
-  ``.symtab`` (a global FUNC per program, a global OBJECT per map), ``.strtab``, ``.shstrtab``.
+  ``R_BPF_64_64`` per map load and per load of a callback's address,
+  ``.symtab`` (the .text section symbol and a local FUNC per callback, then a global FUNC per
+  program and a global OBJECT per map), ``.strtab``, ``.shstrtab``.
 
 The output depends only on the input: no timestamps, no paths beyond the given file name.
 """
@@ -15,23 +17,24 @@ The output depends only on the input: no timestamps, no paths beyond the given f
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import btf
 from .code import ProgramCode
 from .decls import Unit
 from .errors import CompileError
-from .isa import encode
+from .isa import encode, slot_count
 
 EM_BPF = 247
 ET_REL = 1
 SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_REL = 1, 2, 3, 9
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_INFO_LINK = 0x1, 0x2, 0x4, 0x40
-STB_GLOBAL = 1
-STT_OBJECT, STT_FUNC = 1, 2
+STB_LOCAL, STB_GLOBAL = 0, 1
+STT_OBJECT, STT_FUNC, STT_SECTION = 1, 2, 3
+TEXT = ".text"  # where the loop callbacks go, as clang puts static functions
 R_BPF_64_64 = 1
 
-_RESERVED_SECTIONS = (".maps", "license", ".BTF", ".BTF.ext", ".symtab", ".strtab", ".shstrtab")
+_RESERVED_SECTIONS = (".maps", "license", ".BTF", ".BTF.ext", ".symtab", ".strtab", ".shstrtab", TEXT)
 
 
 @dataclass
@@ -53,6 +56,7 @@ class _Symbol:
     section: str
     value: int
     size: int
+    binding: int
 
 
 class _StrTab:
@@ -88,30 +92,59 @@ def _check_sections(programs: list[ProgramCode]) -> None:
                                hint='use "xdp" (or "tc") or a name like "xdp/NAME"')
 
 
-def _place(programs: list[ProgramCode]) -> dict[str, list[tuple[ProgramCode, bytes, int]]]:
-    """Section name -> its programs with their code and byte offset, sections in first-use order.
+@dataclass(frozen=True)
+class _Func:
+    """A function placed in a code section: a program (global) or a loop callback in .text (local)."""
 
-    Programs that share a section (as clang puts several ``SEC("xdp")`` functions) follow each
-    other in it; libbpf tells them apart by their FUNC symbols.
-    """
-    sections: dict[str, list[tuple[ProgramCode, bytes, int]]] = {}
-    for prog in programs:
-        placed = sections.setdefault(prog.decl.section, [])
-        offset = sum(len(code) for _prog, code, _offset in placed)
-        placed.append((prog, encode(list(prog.insns)), offset))
-    return sections
+    name: str
+    section: str
+    insns: tuple  # callback addresses already resolved to their offsets in .text
+    offset: int  # bytes into the section
+    code: bytes
+    is_program: bool
 
 
-def _relocations(placed: list[tuple[ProgramCode, bytes, int]], unit: Unit,
-                 symbol_index: dict[str, int]) -> bytes:
+def _place(programs: list[ProgramCode]) -> list[_Func]:
+    """Every function with its section and byte offset: program sections in first-use order
+    (programs that share a section, as clang puts several ``SEC("xdp")`` functions, follow each
+    other in it; libbpf tells them apart by their FUNC symbols), then ``.text`` with every loop
+    callback. A callback's address is loaded as clang does it: ``ld_imm64`` whose immediate is the
+    callback's byte offset in .text, relocated against the .text section symbol."""
+    subprograms = [s for p in programs for s in p.subprograms]
+    text_offset, at = {}, 0
+    for sub in subprograms:
+        text_offset[sub.name] = at
+        at += 8 * slot_count(list(sub.insns))
+
+    def resolved(insns) -> tuple:
+        return tuple(replace(i, imm=text_offset[i.func_ref]) if i.func_ref is not None else i for i in insns)
+
+    funcs: list[_Func] = []
+    ends: dict[str, int] = {}
+    units = [(p.decl.name, p.decl.section, p.insns, True) for p in programs]
+    units += [(s.name, TEXT, s.insns, False) for s in subprograms]
+    for name, section, insns, is_program in units:
+        insns = resolved(insns)
+        code = encode(list(insns))
+        funcs.append(_Func(name, section, insns, ends.get(section, 0), code, is_program))
+        ends[section] = ends.get(section, 0) + len(code)
+    order = list(ends)
+    return sorted(funcs, key=lambda f: order.index(f.section))
+
+
+def _relocations(funcs: list[_Func], unit: Unit, symbol_index: dict[str, int]) -> bytes:
+    """``R_BPF_64_64`` for every map load (against the map) and callback address (against .text)."""
     out = b""
-    for prog, _code, offset in placed:
-        for insn in prog.insns:
+    for f in funcs:
+        offset = f.offset
+        for insn in f.insns:
             if insn.is_ld_imm64 and insn.map_ref is not None:
                 m = unit.map_named(insn.map_ref)
                 if m is None:
-                    raise ValueError(f"program {prog.decl.name} loads unknown map {insn.map_ref!r}")
+                    raise ValueError(f"function {f.name} loads unknown map {insn.map_ref!r}")
                 out += struct.pack("<QQ", offset, (symbol_index[m.name] << 32) | R_BPF_64_64)
+            elif insn.is_ld_imm64 and insn.func_ref is not None:
+                out += struct.pack("<QQ", offset, (symbol_index[TEXT] << 32) | R_BPF_64_64)
             offset += 8 * insn.slots
     return out
 
@@ -119,17 +152,26 @@ def _relocations(placed: list[tuple[ProgramCode, bytes, int]], unit: Unit,
 def write_object(unit: Unit, programs: list[ProgramCode], source_text: str) -> bytes:
     _check_sections(programs)
     slots = btf.map_layout(unit.maps)
-    code_sections = _place(programs)
-    placed = [(p, off) for progs in code_sections.values() for p, _code, off in progs]
-    object_btf = btf.build(unit, placed, slots, source_text)
+    funcs = _place(programs)
+    by_name = {p.decl.name: p for p in programs}
+    subs = {s.name: s for p in programs for s in p.subprograms}
+    object_btf = btf.build(unit, [(by_name[f.name], f.offset) for f in funcs if f.is_program], slots, source_text,
+                           [(subs[f.name], f.offset) for f in funcs if not f.is_program])
+    sections_in_order = list(dict.fromkeys(f.section for f in funcs))
 
-    symbols = [_Symbol(p.decl.name, STT_FUNC, name, off, len(code))
-               for name, progs in code_sections.items() for p, code, off in progs]
-    symbols += [_Symbol(s.map.name, STT_OBJECT, ".maps", s.offset, s.size) for s in slots]
+    # Local symbols come first (sh_info of .symtab is the index of the first global one).
+    symbols = []
+    if subs:
+        symbols.append(_Symbol(TEXT, STT_SECTION, TEXT, 0, 0, STB_LOCAL))
+    symbols += [_Symbol(f.name, STT_FUNC, f.section, f.offset, len(f.code), STB_GLOBAL if f.is_program else STB_LOCAL)
+                for f in sorted(funcs, key=lambda f: f.is_program)]
+    symbols += [_Symbol(s.map.name, STT_OBJECT, ".maps", s.offset, s.size, STB_GLOBAL) for s in slots]
     symbol_index = {s.name: i + 1 for i, s in enumerate(symbols)}  # 0 is the null symbol
+    first_global = 1 + sum(s.binding == STB_LOCAL for s in symbols)
 
-    sections = [_Section(name, SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, b"".join(c for _prog, c, _offset in progs), 8)
-                for name, progs in code_sections.items()]
+    sections = [_Section(name, SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR,
+                         b"".join(f.code for f in funcs if f.section == name), 8)
+                for name in sections_in_order]
     if slots:
         size = slots[-1].offset + slots[-1].size
         sections.append(_Section(".maps", SHT_PROGBITS, SHF_WRITE | SHF_ALLOC, bytes(size), 8))
@@ -138,8 +180,8 @@ def write_object(unit: Unit, programs: list[ProgramCode], source_text: str) -> b
                                  _license(programs).encode() + b"\0", 1))
     sections.append(_Section(".BTF", SHT_PROGBITS, 0, object_btf.btf, 4))
     sections.append(_Section(".BTF.ext", SHT_PROGBITS, 0, object_btf.ext, 4))
-    for name, progs in code_sections.items():
-        rel = _relocations(progs, unit, symbol_index)
+    for name in sections_in_order:
+        rel = _relocations([f for f in funcs if f.section == name], unit, symbol_index)
         if rel:
             sections.append(_Section(".rel" + name, SHT_REL, SHF_INFO_LINK, rel, 8, 16, ".symtab", name))
 
@@ -147,10 +189,9 @@ def write_object(unit: Unit, programs: list[ProgramCode], source_text: str) -> b
     section_names = ["", *(s.name for s in sections), ".symtab", ".strtab", ".shstrtab"]
     section_index = {name: i for i, name in enumerate(section_names)}
     symtab = bytes(24) + b"".join(
-        struct.pack("<IBBHQQ", strtab.add(s.name), (STB_GLOBAL << 4) | s.type, 0,
+        struct.pack("<IBBHQQ", strtab.add(s.name) if s.type != STT_SECTION else 0, (s.binding << 4) | s.type, 0,
                     section_index[s.section], s.value, s.size) for s in symbols)
-    # sh_info of .symtab = index of the first global symbol; all ours are global.
-    sections.append(_Section(".symtab", SHT_SYMTAB, 0, symtab, 8, 24, ".strtab", 1))
+    sections.append(_Section(".symtab", SHT_SYMTAB, 0, symtab, 8, 24, ".strtab", first_global))
     sections.append(_Section(".strtab", SHT_STRTAB, 0, bytes(strtab.data), 1))
     shstrtab = _StrTab()
     for name in section_names:

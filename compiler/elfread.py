@@ -3,7 +3,9 @@
 In: the bytes of a BPF relocatable object — ours or clang's. Out: ``read_programs(data)`` ->
 one ``ObjectProgram`` per ``STT_FUNC`` symbol in an executable section (several may share a
 section, as clang puts them), with its instructions decoded and every relocated ``ld_imm64``
-marked as a map load (``src = PSEUDO_MAP_FD``, ``map_ref`` = the relocation's symbol name).
+marked as a map load (``src = PSEUDO_MAP_FD``, ``map_ref`` = the relocation's symbol name) or,
+when the relocation is against a code section (a ``bpf_loop`` callback in ``.text``), as a
+function address (``src = PSEUDO_FUNC``, ``func_ref`` = the function found at that offset).
 A file that is not a little-endian ELF64 BPF object raises ``ValueError`` saying why.
 """
 
@@ -12,12 +14,12 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, replace
 
-from .isa import PSEUDO_MAP_FD, Insn, decode
+from .isa import PSEUDO_FUNC, PSEUDO_MAP_FD, Insn, decode
 
 EM_BPF = 247
 SHT_SYMTAB, SHT_REL = 2, 9
 SHF_EXECINSTR = 0x4
-STT_FUNC = 2
+STT_FUNC, STT_SECTION = 2, 3
 
 
 @dataclass(frozen=True)
@@ -77,16 +79,26 @@ def _symbols(sections: list[_Section]) -> list[tuple[str, int, int, int, int]]:
     return out
 
 
-def _map_loads(sections: list[_Section], symbols) -> dict[int, dict[int, str]]:
-    """section index -> {byte offset of a relocated instruction: symbol name}."""
-    loads: dict[int, dict[int, str]] = {}
+def _map_loads(sections: list[_Section], symbols) -> dict[int, dict[int, tuple]]:
+    """section index -> {byte offset of a relocated instruction: symbol (name, type, section, value)}."""
+    loads: dict[int, dict[int, tuple]] = {}
     for sec in sections:
         if sec.type != SHT_REL or not sections[sec.info].flags & SHF_EXECINSTR:
             continue
         for off in range(0, len(sec.data) - 15, 16):
             r_offset, r_info = struct.unpack_from("<QQ", sec.data, off)
-            loads.setdefault(sec.info, {})[r_offset] = symbols[r_info >> 32][0]
+            loads.setdefault(sec.info, {})[r_offset] = symbols[r_info >> 32][:4]
     return loads
+
+
+def _relocated(insn: Insn, symbol: tuple, sections: list[_Section], symbols) -> Insn:
+    """``insn`` (an ld_imm64) marked with what its relocation loads: a map or a function."""
+    name, typ, shndx, value = symbol
+    if not (0 < shndx < len(sections) and sections[shndx].flags & SHF_EXECINSTR):
+        return replace(insn, src=PSEUDO_MAP_FD, map_ref=name)
+    target = value + (insn.imm if typ == STT_SECTION else 0)
+    func = next((n for n, t, s, v, _size in symbols if t == STT_FUNC and s == shndx and v == target), None)
+    return replace(insn, src=PSEUDO_FUNC, func_ref=func or f"{sections[shndx].name}+{target}")
 
 
 def read_programs(data: bytes) -> list[ObjectProgram]:
@@ -100,9 +112,9 @@ def read_programs(data: bytes) -> list[ObjectProgram]:
         relocated = loads.get(shndx, {})
         insns, offset = [], value
         for insn in decode(sections[shndx].data[value:value + size]):
-            target = relocated.get(offset)
-            if insn.is_ld_imm64 and target is not None:
-                insn = replace(insn, src=PSEUDO_MAP_FD, map_ref=target)
+            symbol = relocated.get(offset)
+            if insn.is_ld_imm64 and symbol is not None:
+                insn = _relocated(insn, symbol, sections, symbols)
             insns.append(insn)
             offset += 8 * insn.slots
         programs.append(ObjectProgram(sections[shndx].name, name, tuple(insns)))

@@ -1,17 +1,19 @@
 """Emission: allocated IR -> BPF instructions (``code.ProgramCode``).
 
 In: a ``regalloc.Allocation`` and the program's ``ProgDef``. Out: ``ProgramCode`` with jump
-offsets resolved (in slots), a map name on every map ``ld_imm64`` and every instruction located
-at the form that produced it.
+offsets resolved (in slots), a map name on every map ``ld_imm64``, a callback name on every
+``ld_imm64`` of a callback's address, every instruction located at the form that produced it,
+and the loop callbacks as ``Subprogram``s.
 
 Emission is a direct translation; it makes no decisions the allocator or the optimiser should
-make. Blocks are laid out in reverse postorder (all jumps forward), with each block's
-preferred successor placed right after it so its edge is a fall-through; a branch whose
-fall-through target is the next block needs one conditional jump, inverted if that helps.
+make. Blocks are laid out in reverse postorder (jumps go forward, except a loop's jump back to
+its header), with each block's preferred successor placed right after it so its edge is a
+fall-through; a branch whose fall-through target is the next block needs one conditional
+jump, inverted if that helps.
 Two-operand ALU forms are ``mov dst, a; OP dst, b`` (the ``mov`` vanishes when the allocator
 put ``dst`` and ``a`` together). Helper arguments are put into r1-r5 by a parallel move
-(r0, which the call overwrites anyway, breaks cycles), then constants, stack addresses and map
-fds; the result is taken from r0.
+(r0, which the call overwrites anyway, breaks cycles), then constants, stack addresses, map
+fds and callback addresses; the result is taken from r0.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import ir, isa
-from .code import ProgramCode
+from .code import ProgramCode, Subprogram
 from .decls import ProgDef
-from .ir import Insn, MapRef, SlotRef, VReg
+from .errors import CompileError
+from .ir import FuncRef, Insn, MapRef, SlotRef, VReg
 from .regalloc import Allocation
 
 ALU = {"add": isa.ADD, "sub": isa.SUB, "mul": isa.MUL, "div": isa.DIV, "mod": isa.MOD, "and": isa.AND,
@@ -32,7 +35,9 @@ TRUNC_MASK = {1: 0xFF, 2: 0xFFFF}
 
 
 def emit_program(alloc: Allocation, prog: ProgDef) -> ProgramCode:
-    return ProgramCode(prog, tuple(_Emitter(alloc).run()), alloc.stack_size)
+    subprograms = tuple(Subprogram(cb.fn.name, tuple(_Emitter(cb).run()), cb.stack_size, cb.fn.loc)
+                        for cb in alloc.callbacks)
+    return ProgramCode(prog, tuple(_Emitter(alloc).run()), alloc.stack_size, subprograms)
 
 
 def layout(fn: ir.Function) -> list:
@@ -74,6 +79,8 @@ class _Emitter:
         """Put a constant, slot address or map fd into register ``dst``."""
         if isinstance(value, MapRef):
             self.put(insn, isa.ld_map_fd(dst, value.name))
+        elif isinstance(value, FuncRef):
+            self.put(insn, isa.ld_func(dst, value.name))
         elif isinstance(value, SlotRef):
             self.put(insn, isa.mov64_reg(dst, isa.R10),
                      isa.alu64_imm(isa.ADD, dst, self.alloc.frame[value.slot.id]))
@@ -95,7 +102,7 @@ class _Emitter:
 
     # -- instructions ----------------------------------------------------------------------
     def _arg(self, insn: Insn) -> None:
-        self._copy(insn, self.reg(insn.dst), isa.R1)
+        self._copy(insn, self.reg(insn.dst), isa.R1 + insn.off)
 
     def _mov(self, insn: Insn) -> None:
         src = insn.args[0]
@@ -215,8 +222,11 @@ def _alu_imm(op: str, d: int, b: int) -> isa.Insn:
     return isa.alu64_imm(ALU[op], d, ir.to_signed(b))
 
 
+MAX_JUMP = 0x7FFF  # a jump's offset is a signed 16-bit number of slots
+
+
 def _resolve(code: list, starts: dict) -> list:
-    """Turn jump labels into slot offsets."""
+    """Turn jump labels into slot offsets; a jump farther than 16 bits reach is a located error."""
     slot_at, slot = [], 0
     for c in code:
         slot_at.append(slot)
@@ -225,6 +235,12 @@ def _resolve(code: list, starts: dict) -> list:
     out = []
     for i, c in enumerate(code):
         if c.target is not None:
-            c = replace(c, off=slot_at[starts[c.target]] - slot_at[i] - 1, target=None)
+            off = slot_at[starts[c.target]] - slot_at[i] - 1
+            if not -MAX_JUMP - 1 <= off <= MAX_JUMP:
+                raise CompileError(c.loc, f"this code would need a jump over {abs(off)} instructions, more than "
+                                   f"the {MAX_JUMP} a BPF jump reaches",
+                                   hint="make the branches or loop bodies here smaller, or split the work "
+                                        "across programs with tail-call")
+            c = replace(c, off=off, target=None)
         out.append(c)
     return out

@@ -8,17 +8,24 @@ A function is a list of basic blocks (the first is the entry). Each block holds 
 virtual registers (``VReg``); a vreg may be assigned more than once (a variable that is
 ``setq``'d, the result of an ``if``), but every use must be preceded by a definition on every
 path from the entry (``validate`` checks it). A vreg with a single definition therefore behaves
-like an SSA value: its definition dominates every use. Control flow is acyclic (the core
-language has no loops).
+like an SSA value: its definition dominates every use, so the value it holds at a use is the one
+its defining instruction computed last, also inside loops. Control flow may be cyclic: a
+``dotimes`` lowered as a real loop jumps back to its header, and a vreg assigned in the loop
+(the counter, a variable ``setq``'d in the body) carries its value around the back edge. Every
+analysis here is a dataflow fixpoint, correct on cycles.
+
+A program is one ``Function`` plus the callbacks its loops hand to ``bpf_loop`` (``callbacks``):
+complete functions of their own, referenced by ``FuncRef``.
 
 Operands are ``VReg``s, Python ``int``s (64-bit constants, kept in 0 .. 2**64-1), ``SlotRef``s
-(the *address* of a stack slot, i.e. r10 + its frame offset) and ``MapRef``s (a map's fd, only
-as a helper-call argument). Which operand kinds an instruction accepts in which position is
+(the *address* of a stack slot, i.e. r10 + its frame offset), ``MapRef``s (a map's fd) and
+``FuncRef``s (a callback's address), the last two only as helper-call arguments. Which operand kinds an instruction accepts in which position is
 decided in one place, ``operand_ok``; passes that substitute constants ask it.
 
 Instructions (``dst`` is the register written, ``args`` the operands read)::
 
-    arg     dst                     dst = the context pointer (r1 at entry); first insn only
+    arg     dst         off=N       dst = argument N (r1+N at entry: the context pointer of a
+                                    program; index, capture pointer of a callback); first insns only
     mov     dst, a                  a: VReg | int | SlotRef
     OP      dst, a, b               OP in BINARY_OPS, 64-bit; a: VReg, b: VReg | s32 int
     neg     dst, a
@@ -27,7 +34,7 @@ Instructions (``dst`` is the register written, ``args`` the operands read)::
     load    dst, base   size, off   dst = *(size *)(base + off); base: VReg | SlotRef
     store   base, v     size, off   *(size *)(base + off) = v; v: VReg | int fitting ``size``
     atomic_add base, v  size, off   lock *(size *)(base + off) += v; v: VReg; size 4 or 8
-    call    [dst], a1..a5  helper   dst = helper(a1, ...); args: VReg | int | SlotRef | MapRef
+    call    [dst], a1..a5  helper   dst = helper(a1, ...); args: VReg | int | SlotRef | MapRef | FuncRef
     asm     [dst]       raw         the raw instruction raw = (opcode, dst, src, off, imm) on
                                     r0-r5, which it clobbers like a call; dst = r0 after it
   terminators:
@@ -35,7 +42,8 @@ Instructions (``dst`` is the register written, ``args`` the operands read)::
     branch  a, b  cond, targets=(T, F)   if a COND b goto T else F; a: VReg, b: VReg | s32 int
     ret     a                        return a (r0 = a; exit)
 
-Shared analyses: ``reverse_postorder``, ``live_out`` (liveness) and ``prune_unreachable``.
+Shared analyses: ``reverse_postorder``, ``has_back_edges``, ``live_out`` (liveness),
+``live_in_of`` and ``prune_unreachable``.
 """
 
 from __future__ import annotations
@@ -101,7 +109,15 @@ class MapRef:
         return f"map:{self.name}"
 
 
-Operand = Union[VReg, int, SlotRef, MapRef]
+@dataclass(frozen=True)
+class FuncRef:
+    name: str  # Function.name of a callback; becomes ld_imm64 of the function's address
+
+    def __str__(self) -> str:
+        return f"func:{self.name}"
+
+
+Operand = Union[VReg, int, SlotRef, MapRef, FuncRef]
 
 
 @dataclass(eq=False)
@@ -165,6 +181,9 @@ class Function:
     blocks: list  # list of Block; blocks[0] is the entry
     slots: list = field(default_factory=list)  # StackSlots in creation order
     next_id: int = 0  # next free VReg / StackSlot / label number
+    # bpf_loop callbacks the program's code refers to by FuncRef, nested ones included (set on
+    # the program's own function only; each is a complete Function with its own frame)
+    callbacks: list = field(default_factory=list)
 
     def new_id(self) -> int:
         self.next_id += 1
@@ -195,6 +214,10 @@ class Function:
         for b in self.blocks:
             yield from b.insns
             yield b.term
+
+    def functions(self) -> list:
+        """This function followed by its callbacks."""
+        return [self, *self.callbacks]
 
     def __str__(self) -> str:
         out = [f"function {self.name}:"]
@@ -239,7 +262,7 @@ def operand_ok(insn: Insn, index: int, operand) -> bool:
     op = insn.op
     if isinstance(operand, VReg):
         return op != "call" or index < MAX_CALL_ARGS
-    if isinstance(operand, MapRef):
+    if isinstance(operand, (MapRef, FuncRef)):
         return op == "call"
     if isinstance(operand, SlotRef):
         return op in ("mov", "call") or (op in ("load", "store", "atomic_add") and index == 0)
@@ -296,8 +319,9 @@ def _check_insn(fn: Function, block: Block, pos: int, insn: Insn, labels: set, s
         fail("bad jump targets")
     if (insn.op == "asm") != (len(insn.raw) == 5):
         fail("asm needs its five raw fields, and only asm has them")
-    if insn.op == "arg" and (block is not fn.blocks[0] or pos != 0):
-        fail("arg must be the first instruction of the entry block")
+    if insn.op == "arg" and (block is not fn.blocks[0] or any(i.op != "arg" for i in block.insns[:pos])
+                             or not 0 <= insn.off < MAX_CALL_ARGS):
+        fail("arg must be among the first instructions of the entry block, numbered 0..4")
     for i, a in enumerate(insn.args):
         if not operand_ok(insn, i, a):
             fail(f"operand {i} ({a!r}) not allowed here")
@@ -320,7 +344,7 @@ def validate(fn: Function) -> Function:
             _check_insn(fn, block, pos, insn, label_set, slots)
     order = reverse_postorder(fn)
     if len(order) != len(fn.blocks):
-        raise MalformedIR(f"{fn.name}: unreachable blocks or a cycle")
+        raise MalformedIR(f"{fn.name}: unreachable blocks")
     _check_definitely_assigned(fn, order)
     return fn
 
@@ -341,69 +365,108 @@ def prune_unreachable(fn: Function) -> bool:
 
 def depth_first_postorder(blocks: dict, entry: str, successors=lambda block: block.successors) -> list:
     """Blocks reachable from ``entry`` in depth-first postorder, visiting each block's
-    ``successors(block)`` in order; raises ``MalformedIR`` on a cycle. Iterative: a long
-    ``cond`` or ``case`` makes paths thousands of blocks long, deeper than Python recursion."""
-    seen, on_path, post = {entry}, {entry}, []
+    ``successors(block)`` in order; an edge back to a block on the current path (a loop's back
+    edge) is not followed. Iterative: a long ``cond`` or ``case`` makes paths thousands of blocks
+    long, deeper than Python recursion."""
+    seen, post = {entry}, []
     stack = [(entry, iter(successors(blocks[entry])))]
     while stack:
         label, pending = stack[-1]
         t = next(pending, None)
         if t is None:
             stack.pop()
-            on_path.discard(label)
             post.append(blocks[label])
-        elif t in on_path:
-            raise MalformedIR(f"cycle through {t}")
         elif t not in seen:
             seen.add(t)
-            on_path.add(t)
             stack.append((t, iter(successors(blocks[t]))))
     return post
 
 
 def reverse_postorder(fn: Function) -> list:
-    """Blocks reachable from the entry, each after all its predecessors (the CFG is acyclic)."""
-    try:
-        return depth_first_postorder(fn.block_map(), fn.blocks[0].label)[::-1]
-    except MalformedIR as err:
-        raise MalformedIR(f"{fn.name}: {err}") from None
+    """Blocks reachable from the entry, each after all its predecessors except those that reach
+    it through a back edge (a loop's latch comes after its header)."""
+    return depth_first_postorder(fn.block_map(), fn.blocks[0].label)[::-1]
 
 
 def _check_definitely_assigned(fn: Function, order: list) -> None:
-    # Sets of assigned vregs are int bitsets: intersecting them at every join of a long unrolled
-    # program stays cheap, where Python sets made validation quadratic.
+    """Forward "must" dataflow: the vregs assigned on every path into a block are the intersection
+    over its predecessors, iterated to a fixpoint (a loop header's back edge first assumes
+    everything, then only what the body keeps). Sets of vregs are int bitsets: intersecting them at
+    every join of a long program stays cheap, where Python sets made validation quadratic."""
     preds = fn.predecessors()
     bit: dict = {}
-    assigned_out: dict = {}
+    for insn in fn.all_insns():
+        if insn.dst is not None:
+            bit.setdefault(insn.dst, len(bit))
+    everything = (1 << len(bit)) - 1
+    entry = order[0].label
+    assigned_out = {b.label: everything for b in order}
+
+    def assigned_in(block: Block) -> int:
+        if block.label == entry:
+            return 0
+        have = everything
+        for p in preds[block.label]:
+            have &= assigned_out[p]
+        return have
+
+    repeat = has_back_edges(order)
+    while True:
+        changed = False
+        for block in order:
+            have = assigned_in(block)
+            for insn in [*block.insns, block.term]:
+                if insn.dst is not None:
+                    have |= 1 << bit[insn.dst]
+            if have != assigned_out[block.label]:
+                assigned_out[block.label] = have
+                changed = True
+        if not (repeat and changed):
+            break
     for block in order:
-        ins = [assigned_out[p] for p in preds[block.label]]
-        have = 0
-        if ins:
-            have = ins[0]
-            for other in ins[1:]:
-                have &= other
+        have = assigned_in(block)
         for insn in [*block.insns, block.term]:
             for v in insn.vreg_uses():
                 if v not in bit or not have >> bit[v] & 1:
                     raise MalformedIR(f"{fn.name}:{block.label}: {v} used in `{insn}` before it is "
                                       f"assigned on every path")
             if insn.dst is not None:
-                have |= 1 << bit.setdefault(insn.dst, len(bit))
-        assigned_out[block.label] = have
+                have |= 1 << bit[insn.dst]
 
 
 # -- liveness --------------------------------------------------------------------------------
 
+def live_in_of(block: Block, live_out: set) -> set:
+    """The vregs live at the start of ``block`` given those live at its end."""
+    live = set(live_out)
+    for insn in reversed([*block.insns, block.term]):
+        if insn.dst is not None:
+            live.discard(insn.dst)
+        live.update(insn.vreg_uses())
+    return live
+
+
 def live_out(fn: Function) -> dict:
-    """label -> set of vregs live at the end of that block (backward dataflow over the DAG)."""
+    """label -> set of vregs live at the end of that block: backward dataflow over the blocks in
+    postorder, one pass for acyclic code, repeated until nothing changes when there are loops."""
+    rpo = reverse_postorder(fn)
+    repeat = has_back_edges(rpo)
     out: dict = {}
-    live_in: dict = {}
-    for block in reversed(reverse_postorder(fn)):
-        live = set().union(*(live_in[t] for t in block.successors))
-        out[block.label] = set(live)
-        for insn in reversed([*block.insns, block.term]):
-            if insn.dst is not None:
-                live.discard(insn.dst)
-            live.update(insn.vreg_uses())
-        live_in[block.label] = live
-    return out
+    live_in: dict = {b.label: set() for b in rpo}
+    while True:
+        changed = False
+        for block in reversed(rpo):
+            out[block.label] = set().union(*(live_in[t] for t in block.successors))
+            entry_live = live_in_of(block, out[block.label])
+            if entry_live != live_in[block.label]:
+                live_in[block.label] = entry_live
+                changed = True
+        if not (repeat and changed):
+            return out
+
+
+def has_back_edges(rpo: list) -> bool:
+    """Does a block of ``rpo`` (``reverse_postorder``) jump to itself or an earlier block, i.e.
+    does the function loop?"""
+    position = {b.label: i for i, b in enumerate(rpo)}
+    return any(position[t] <= position[b.label] for b in rpo for t in b.successors)

@@ -10,7 +10,8 @@ Opcode byte layout (kernel Documentation/bpf/standardization/instruction-set.rst
 A 64-bit immediate load (``ld_imm64``) is one ``Insn`` here and two 8-byte slots on the wire.
 Jumps carry a symbolic ``target`` label until ``emit`` resolves it into ``off`` (slots to skip);
 ``encode`` refuses an unresolved jump. ``map_ref`` on an ``ld_imm64`` names the map it loads
-(the ELF writer turns it into an ``R_BPF_64_64`` relocation); ``loc`` is the source location
+(the ELF writer turns it into an ``R_BPF_64_64`` relocation), ``func_ref`` the callback whose
+address it loads (relocated against ``.text``, as clang does); ``loc`` is the source location
 that produced the instruction (for ``.BTF.ext`` line_info).
 """
 
@@ -39,8 +40,8 @@ JA, JEQ, JGT, JGE, JSET, JNE, JSGT, JSGE, CALL, EXIT, JLT, JLE, JSLT, JSLE = (
     0x00, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x80, 0x90, 0xA0, 0xB0, 0xC0, 0xD0)
 # END source bit: to big endian
 TO_LE, TO_BE = 0x00, 0x08
-# ld_imm64 src_reg value for a map fd
-PSEUDO_MAP_FD = 1
+# ld_imm64 src_reg values: a map fd, a function's address (imm: its offset, relocated)
+PSEUDO_MAP_FD, PSEUDO_FUNC = 1, 4
 
 R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 = range(11)
 
@@ -60,6 +61,7 @@ class Insn:
     imm: int = 0  # 32-bit signed, or the 64-bit value of an ld_imm64
     target: str | None = field(default=None, compare=False)  # unresolved jump label
     map_ref: str | None = field(default=None, compare=False)  # map name of an ld_imm64
+    func_ref: str | None = field(default=None, compare=False)  # callback name of an ld_imm64
     loc: Loc | None = field(default=None, compare=False)
 
     @property
@@ -135,6 +137,11 @@ def ld_imm64(dst: int, value: int) -> Insn:
 
 def ld_map_fd(dst: int, map_name: str) -> Insn:
     return Insn(LD | DW | IMM, dst, PSEUDO_MAP_FD, 0, 0, map_ref=map_name)
+
+
+def ld_func(dst: int, func_name: str) -> Insn:
+    """The address of a function (a bpf_loop callback); ``imm`` is set when its place is known."""
+    return Insn(LD | DW | IMM, dst, PSEUDO_FUNC, 0, 0, func_ref=func_name)
 
 
 def ldx(size: int, dst: int, src: int, off: int) -> Insn:
@@ -244,6 +251,8 @@ def format_insn(insn: Insn) -> str:
     if insn.is_ld_imm64:
         if insn.src == PSEUDO_MAP_FD:
             return f"r{insn.dst} = map[{insn.map_ref or f'fd:{insn.imm}'}]"
+        if insn.src == PSEUDO_FUNC:
+            return f"r{insn.dst} = func[{insn.func_ref or f'{insn.imm:+d}'}]"
         return f"r{insn.dst} = {insn.imm:#x} ll"
     size = SIZE_NAMES.get(insn.opcode & 0x18, "?")
     if cls == LDX:

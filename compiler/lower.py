@@ -10,12 +10,13 @@ non-zero one; comparisons, ``not``, ``and``, ``or`` and constants in test positi
 compare-and-branch, never to a materialised boolean; ``return`` may appear anywhere (code after
 it is unreachable and dropped). A map key or value given as a value is written to a stack slot
 as exactly the map's key_size / value_size bytes (zero-extended) right before the helper call.
-If control reaches the end of the body, the body's value is returned.
+If control reaches the end of the body, the body's value is returned. ``dotimes`` is lowered in
+``lower_loops``, each loop the way the program's ``loopplan.LoopPlan`` says.
 """
 
 from __future__ import annotations
 
-from . import ir
+from . import ir, loopplan, lower_loops
 from .decls import BINARY_OPS, MapDef, ProgDef, Unit
 from .errors import CompileError, Loc
 from .forms import Form, Int, List, Symbol, short
@@ -38,26 +39,44 @@ MAP_OPS = {
 NO_ELEM_ACCESS = ("prog-array", "ringbuf", "stack-trace", "perf-event-array")
 
 
-def lower_program(prog: ProgDef, unit: Unit) -> ir.Function:
-    return _Lowerer(prog, unit).run()
+def lower_program(prog: ProgDef, unit: Unit, plan: loopplan.LoopPlan | None = None) -> ir.Function:
+    """The program's function (its loop callbacks in ``callbacks``), loops lowered as ``plan`` says
+    (``loopplan.plan`` when not given)."""
+    fn = ir.Function(prog.name, prog.loc, [])
+    lowerer = _Lowerer(prog, unit, plan or loopplan.plan(prog, unit), fn, fn)
+    lowerer.ctx = lowerer._value("arg", [], prog.loc, off=0)
+    return lowerer.run(prog.body, prog.loc)
 
 
 class _Lowerer:
-    def __init__(self, prog: ProgDef, unit: Unit):
+    """Lowers core forms into ``fn``; ``program`` is the program's own function, which collects
+    the loop callbacks (``fn`` is a callback while one is being lowered, see ``lower_loops``)."""
+
+    def __init__(self, prog: ProgDef, unit: Unit, plan: loopplan.LoopPlan, fn: ir.Function,
+                 program: ir.Function):
         self.prog = prog
         self.unit = unit
-        self.fn = ir.Function(prog.name, prog.loc, [])
+        self.plan = plan
+        self.fn = fn
+        self.program = program
         self.block: ir.Block | None = self._new_block("entry")
         self.scopes: list[dict[str, VReg]] = []
-        self.ctx = self.fn.new_vreg()
-        self._emit("arg", self.ctx, [], prog.loc)
+        self.ctx: VReg | None = None  # the context pointer
+        self.callback: lower_loops.Callback | None = None  # how a callback ends and returns
 
-    def run(self) -> ir.Function:
-        value = self._progn(list(self.prog.body), self.prog.loc)
+    def run(self, body, loc: Loc) -> ir.Function:
+        value = self._progn(list(body), loc)
         if self.block is not None:
-            self._terminate("ret", [value], self.prog.loc)
+            self._return(value, loc)
         ir.prune_unreachable(self.fn)  # code after a return
         return ir.validate(self.fn)
+
+    def _return(self, value: VReg, loc: Loc) -> None:
+        """Leave the program with ``value`` (from a loop callback: via the loop's caller)."""
+        if self.callback is not None:
+            self.callback.return_(self, value, loc)
+        else:
+            self._terminate("ret", [value], loc)
 
     # -- building blocks -------------------------------------------------------------------
     def _new_block(self, hint: str) -> ir.Block:
@@ -273,7 +292,7 @@ class _Lowerer:
         self._arity(form, 1, "(return VALUE)")
         value = self.lower(form[1])
         if self.block is not None:
-            self._terminate("ret", [value], form.loc)
+            self._return(value, form.loc)
         return self._const(0, form.loc)  # the value of code that never runs
 
     def _f_neg(self, form: List) -> VReg:
@@ -457,5 +476,6 @@ _FORMS = {
     "CTX-LOAD": _Lowerer._f_ctx_load, "CTX-STORE": _Lowerer._f_ctx_store, "CTX-PTR": _Lowerer._f_ctx_ptr,
     "STRUCT-ALLOC": _Lowerer._f_struct_alloc, "CALL": _Lowerer._f_call, "TAIL-CALL": _Lowerer._f_tail_call,
     "ASM": _Lowerer._f_asm,
+    "DOTIMES": lower_loops.lower_dotimes,
     **{n: _Lowerer._f_map_op for n in MAP_OPS},
 }

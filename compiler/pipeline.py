@@ -3,8 +3,11 @@
 In: source text and the file name to report in errors and line info. Out: the ``Unit``, one
 ``ProgramCode`` per program, and the ELF bytes. Stages, in order::
 
-    reader.read -> expand.expand_unit -> per program: lower.lower_program -> opt.optimize
-    -> regalloc.allocate -> emit.emit_program -> elf.write_object
+    reader.read -> expand.expand_unit -> per program: loopplan.plan -> lower.lower_program
+    -> opt.optimize -> regalloc.allocate -> emit.emit_program -> elf.write_object
+
+A loop that the plan lists as worth trying unrolled (a few iterations of a small body) is
+compiled both ways, one loop at a time, and the program keeps whichever has fewer instructions.
 
 A ``CompileError`` (bad source) propagates with the offending source line attached. Running
 out of recursion depth while compiling a program is a ``CompileError`` at that program. Any
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import sys
 
-from . import elf, emit, expand, lower, opt, reader, regalloc
+from . import elf, emit, expand, loopplan, lower, opt, reader, regalloc
 from .code import CompiledObject
 from .errors import CompileError, Loc
 
@@ -64,15 +67,28 @@ def _compile(text: str, filename: str) -> CompiledObject:
     try:
         forms = _run("reader", None, reader.read, text, filename)
         unit = _run("expand", None, expand.expand_unit, forms, filename)
-        programs = []
-        for prog in unit.programs:
-            fn = _run("lower", prog.loc, lower.lower_program, prog, unit)
-            fn = _run("opt", prog.loc, opt.optimize, fn)
-            alloc = _run("regalloc", prog.loc, regalloc.allocate, fn)
-            programs.append(_run("emit", prog.loc, emit.emit_program, alloc, prog))
+        programs = [_program(prog, unit) for prog in unit.programs]
         elf_bytes = _run("elf", None, elf.write_object, unit, programs, text)
     except CompileError as err:
         if err.loc.file == filename:
             err.attach_source(text)
         raise
     return CompiledObject(unit, tuple(programs), elf_bytes)
+
+
+def _program(prog, unit):
+    plan = _run("loopplan", prog.loc, loopplan.plan, prog, unit)
+    best = _back_end(prog, unit, plan)
+    for loop in plan.unroll_candidates:
+        trial = plan.unrolling(loop)
+        code = _back_end(prog, unit, trial)
+        if code.slots < best.slots:
+            plan, best = trial, code
+    return best
+
+
+def _back_end(prog, unit, plan):
+    fn = _run("lower", prog.loc, lower.lower_program, prog, unit, plan)
+    fn = _run("opt", prog.loc, opt.optimize, fn)
+    alloc = _run("regalloc", prog.loc, regalloc.allocate, fn)
+    return _run("emit", prog.loc, emit.emit_program, alloc, prog)

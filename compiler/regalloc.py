@@ -1,8 +1,8 @@
 """Register allocation: vregs -> r0..r9, stack slots -> frame offsets.
 
-In: an optimised, valid ``ir.Function``. Out: an ``Allocation``: the function (with spill code
-added where needed), the register of every vreg, the r10 offset
-of every stack slot and the frame size.
+In: an optimised, valid ``ir.Function`` and its loop callbacks. Out: an ``Allocation`` per
+function (the callbacks' in ``callbacks``): the function (with spill code added where needed),
+the register of every vreg, the r10 offset of every stack slot and the frame size.
 
 The function stays valid IR; a copy whose two vregs got the same register emits nothing.
 
@@ -10,22 +10,26 @@ Method: graph colouring over liveness. Two vregs interfere when one is defined w
 is live (a ``mov``'s source excepted). A vreg live across a helper call (or an ``asm``
 instruction) cannot use r0-r5, which the call clobbers. Copies (``mov d, s``, and the first operand of an ALU op, which emit copies
 into the destination) are coalesced when their vregs do not interfere, so the copy disappears.
-Colours follow hints where the hardware wants a value anyway: the context arrives in r1, helper
-arguments go in r1-r5, results come back and leave in r0. If colouring fails, one vreg is
+Colours follow hints where the hardware wants a value anyway: arguments arrive in r1 (the
+context; a callback's index) and r2 (a callback's capture area), helper arguments go in r1-r5,
+results come back and leave in r0. Liveness is a fixpoint, so a value carried around a loop
+interferes with everything defined in the loop while it is live. If colouring fails, one vreg is
 spilled to an 8-byte slot (reloaded before each use) and allocation starts again.
 
-Frame: struct-alloc and spill slots get their own bytes; a helper call's scratch slots (map
-keys and values, written just before the call) may share bytes with other calls' scratch
-slots. More than 512 bytes is a ``CompileError`` with a breakdown.
+Frame: struct-alloc, loop-capture and spill slots get their own bytes; a helper call's scratch
+slots (map keys and values, written just before the call) may share bytes with other calls'
+scratch slots. More than 512 bytes is a ``CompileError`` with a breakdown. A callback runs on
+its own frame stacked on its caller's: the verifier adds up the frames of every call chain, each
+rounded up to 32 bytes, against the same 512 (``_check_call_chains``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import ir
 from .errors import CompileError
-from .ir import Insn, SlotRef, VReg
+from .ir import FuncRef, Insn, SlotRef, VReg
 
 CLOBBERED_BY_CALL = frozenset(range(6))  # r0 (result) and r1-r5 (arguments)
 PREFERENCE = (1, 2, 3, 4, 5, 0, 6, 7, 8, 9)
@@ -38,9 +42,17 @@ class Allocation:
     regs: dict  # VReg -> register number 0..9
     frame: dict  # StackSlot id -> offset from r10 (negative)
     stack_size: int  # bytes of stack in use
+    callbacks: list = field(default_factory=list)  # Allocations of the program's loop callbacks
 
 
 def allocate(fn: ir.Function) -> Allocation:
+    main = _allocate(fn)
+    main.callbacks = [_allocate(cb) for cb in fn.callbacks]
+    _check_call_chains(main)
+    return main
+
+
+def _allocate(fn: ir.Function) -> Allocation:
     spill_temps: set = set()
     while True:
         graph = _Graph(fn)
@@ -88,7 +100,7 @@ class _Graph:
         if insn.dst is not None:
             self.first_def.setdefault(insn.dst, position)
         if insn.op == "arg":
-            self.hints[insn.dst].append(1)
+            self.hints[insn.dst].append(1 + insn.off)
         elif insn.op in ir.CLOBBERS_SCRATCH:
             for k, a in enumerate(insn.args):
                 if isinstance(a, VReg):
@@ -244,5 +256,32 @@ def _stack_error(fn: ir.Function, slots: list, depth: int, scratch_base: int) ->
         biggest.loc, f"program {fn.name} needs {depth} bytes of stack, more than the kernel's {STACK_LIMIT}",
         expected=f"at most {STACK_LIMIT} bytes",
         hint=(f"struct-alloc: {total('alloc')} bytes, register spills: {total('spill')} bytes, "
+              f"loop variables handed to bpf_loop: {total('capture')} bytes, "
               f"map key/value temporaries: {depth - scratch_base} bytes (largest call); "
               f"the largest allocation ({biggest.size} bytes) is here"))
+
+
+def _frame(size: int) -> int:
+    """A frame as the verifier counts it in a call chain (``round_up_stack_depth`` without JIT)."""
+    return (max(size, 1) + 31) // 32 * 32
+
+
+def _check_call_chains(main: Allocation) -> None:
+    """Every chain of calls (program -> callback -> nested callback ...) fits the 512-byte stack."""
+    by_name = {a.fn.name: a for a in main.callbacks}
+
+    def deepest(alloc: Allocation, depth: int) -> None:
+        depth += _frame(alloc.stack_size)
+        for insn in alloc.fn.all_insns():
+            for callee in (a for a in insn.args if isinstance(a, FuncRef)):
+                if depth + _frame(by_name[callee.name].stack_size) > STACK_LIMIT:
+                    raise CompileError(
+                        insn.loc, f"this loop's body runs on {by_name[callee.name].stack_size} bytes of stack "
+                        f"on top of the {depth} its callers use, more than the kernel's {STACK_LIMIT} in all",
+                        expected=f"at most {STACK_LIMIT} bytes for the loop and everything around it",
+                        hint="bpf_loop runs the body as a function with a frame of its own (each rounded up "
+                             "to 32 bytes); use fewer or smaller struct-allocs and map keys inside or "
+                             "around the loop, or fewer variables used in its body")
+                deepest(by_name[callee.name], depth)
+
+    deepest(main, 0)

@@ -23,14 +23,14 @@ from .base import MAX_MACRO_DEPTH, L, Macro, Scope, call_macro, error, is_type
 # Common Lisp operators people reach for, with what to do instead.
 CL_HINTS = {
     "FORMAT": "format runs only inside macros; programs cannot build strings",
-    "LOOP": "there is no loop; use dotimes with a literal count",
+    "LOOP": "there is no loop; use dotimes, with :max for a run-time count",
     "DOLIST": "there are no lists at run time; generate the code with a macro",
     "DEFUN": "defun is only allowed at top level, and only for compile-time helpers",
     "MAPCAR": "mapcar runs only inside macros; generate the code with a macro",
     "FUNCALL": "there are no function values in BPF; use a macro",
     "APPLY": "there are no function values in BPF; use a macro",
     "PRINT": "programs cannot print; use a map or a ring buffer",
-    "WHILE": "there is no while; use dotimes with a literal count",
+    "WHILE": "there is no while; use dotimes with :max and return, or a when in its body",
     "1+": "use (+ x 1)",
     "1-": "use (- x 1)",
 }

@@ -1,14 +1,17 @@
 """Control forms: ``progn if when unless cond case and or not return dotimes`` -> core forms.
 
 In: the form and the ``BodyExpander``. Out: core ``progn``, three-armed ``if``, ``and``/``or``/
-``not``, ``return`` and ``let``. ``cond`` and ``case`` become chains of ``if`` (``case`` binds its
-key once); a one-armed ``if``/``when``/``unless`` yields 0 when its body does not run.
-``dotimes`` is one handler, ``_dotimes``.
+``not``, ``return``, ``let`` and ``dotimes``. ``cond`` and ``case`` become chains of ``if``
+(``case`` binds its key once); a one-armed ``if``/``when``/``unless`` yields 0 when its body
+does not run. ``dotimes`` is one handler, ``_dotimes``: it checks the counts, and ``loopplan``
+and ``lower`` decide how the loop runs.
 """
 
 from __future__ import annotations
 
-from ..forms import Form, Int, List, Symbol, is_nil
+from ..forms import Form, Int, List, Symbol, is_nil, short
+from ..ir import to_signed
+from .arith import _shown, constant_value
 from .base import L, error, progn_of
 
 
@@ -91,23 +94,52 @@ def _return(bx, form):
 
 
 def _dotimes(bx, form):
-    spec, *body = bx.args(form, 1, None, "(dotimes (VAR COUNT) BODY...)")
-    if not isinstance(spec, List) or len(spec.items) != 2:
-        raise error(form, "malformed dotimes", expected="(dotimes (VAR COUNT) BODY...)")
-    var = bx.variable(spec.items[0], form)
-    count = bx.literal(spec.items[1], form, "the dotimes count").value
-    if not 0 <= count <= MAX_UNROLL:
-        raise error(form, f"dotimes count {count} is out of range",
-                    expected=f"0 to {MAX_UNROLL} (the loop is unrolled)")
-    # Unrolled: each iteration sees VAR bound to its index, and assignments made by one
-    # iteration are visible to the next, as in a loop.
+    """``(dotimes (VAR COUNT [:max MAX]) BODY...)`` -> core ``(dotimes (VAR COUNT MAX) BODY...)``.
+
+    A constant COUNT runs exactly COUNT times. A run-time COUNT needs ``:max``, a constant: the
+    body then runs min(COUNT, MAX) times, COUNT read once, before the loop, as an unsigned 64-bit
+    value (so a "negative" count clamps to MAX). VAR is 0, 1, ... bound afresh for each iteration
+    (setting it changes that iteration's copy, never the trip count). The value is 0. ``lower``
+    decides how the loop runs (unrolled, a real loop, or bpf_loop)."""
+    shape = "(dotimes (VAR COUNT [:max MAX]) BODY...)"
+    spec, *body = bx.args(form, 1, None, shape)
+    items = spec.items if isinstance(spec, List) else ()
+    if len(items) not in (2, 4) or (len(items) == 4 and items[2] != Symbol(":MAX")):
+        raise error(form, "malformed dotimes", expected=shape,
+                    hint="a run-time count needs a constant bound: (dotimes (i n :max 64) ...)"
+                    if len(items) == 4 and isinstance(items[2], Symbol) and items[2].is_keyword else None)
+    var = bx.variable(items[0], form)
+    count = bx.expand(items[1])
+    limit = _loop_bound(form, count, items[1], "the dotimes count")
+    if len(items) == 4:
+        bound = bx.expand(items[3])
+        if constant_value(bound) is None:
+            raise error(form, f"the :max of dotimes must be a constant, not {short(items[3])}",
+                        hint="the verifier needs a bound it can see: use a literal or a defconstant")
+        maximum = _loop_bound(form, bound, items[3], "the dotimes :max")
+        limit = maximum if limit is None else min(limit, maximum)
+    elif limit is None:
+        raise error(form, f"the dotimes count {short(items[1])} is not a constant, so the loop needs a bound",
+                    expected="(dotimes (VAR COUNT :max MAX) BODY...)",
+                    hint="add :max with the most iterations the loop may run; it stops after min(COUNT, MAX)")
     loc = form.loc
-    iterations = [L(loc, "LET", List((List((var, Symbol("U64", loc), Int(i, loc)), loc),), loc),
-                    *bx.expand_all(body)) for i in range(count)]
-    return L(loc, "PROGN", *iterations, Int(0, loc))
+    spec_out = List((var, Int(limit, count.loc) if constant_value(count) is not None else count,
+                     Int(limit, loc)), spec.loc)
+    return L(loc, "DOTIMES", spec_out, *bx.expand_all(body))
 
 
-MAX_UNROLL = 64
+MAX_ITERATIONS = 1 << 23  # the most bpf_loop runs (the kernel's BPF_MAX_LOOPS); any loop's bound
+
+
+def _loop_bound(form: List, value: Form, source: Form, what: str) -> int | None:
+    """The constant iteration count ``value`` stands for (checked), or None when it is not constant."""
+    n = constant_value(value)
+    if n is None:
+        return None
+    if not 0 <= to_signed(n) <= MAX_ITERATIONS:
+        raise error(form, f"{what} {_shown(value, source)} is out of range",
+                    expected=f"0 to {MAX_ITERATIONS} (the most iterations bpf_loop runs)")
+    return n
 
 
 FORMS = {

@@ -1,20 +1,28 @@
 """IR optimisation: a fixed list of passes, repeated until none changes anything.
 
-In: a valid ``ir.Function`` from ``lower``. Out: the same function, rewritten in place and
-validated after every pass (a pass that breaks an invariant is named in the error). Each pass
-is one file with a ``run(fn) -> changed`` function and must be sound on its own.
+In: a valid ``ir.Function`` from ``lower``. Out: the same function and each of its loop
+callbacks, rewritten in place and validated after every pass (a pass that breaks an invariant
+is named in the error). Each pass is one file with a ``run(fn) -> changed`` function and must be
+sound on its own, on loops too: a vreg assigned in a loop carries its value around the back
+edge, and only a vreg with a single definition has facts (``facts``).
 """
 
 from __future__ import annotations
 
 from .. import ir
-from . import addrfold, branchthread, bswapcmp, cfg, constarm, constfold, copyprop, dce, tailmerge
+from . import addrfold, branchthread, bswapcmp, cfg, constarm, constfold, copyprop, dce, licm, tailmerge
 
-PASSES = (copyprop, constfold, bswapcmp, addrfold, dce, constarm, cfg, branchthread, tailmerge)
+PASSES = (copyprop, constfold, bswapcmp, addrfold, dce, licm, constarm, cfg, branchthread, tailmerge)
 MAX_ROUNDS = 20
 
 
 def optimize(fn: ir.Function) -> ir.Function:
+    for f in fn.functions():
+        _optimize(f)
+    return fn
+
+
+def _optimize(fn: ir.Function) -> None:
     ir.validate(fn)
     for _round in range(MAX_ROUNDS):
         changed = False
@@ -27,4 +35,3 @@ def optimize(fn: ir.Function) -> ir.Function:
                     raise ir.MalformedIR(f"after pass {p.__name__}: {err}") from err
         if not changed:
             break
-    return fn

@@ -13,15 +13,6 @@ from .. import ir
 from ..ir import Insn
 
 
-def _live_in(block: ir.Block, live_out: set) -> set:
-    live = set(live_out)
-    for insn in reversed([*block.insns, block.term]):
-        if insn.dst is not None:
-            live.discard(insn.dst)
-        live.update(insn.vreg_uses())
-    return live
-
-
 def _constant_arm(block: ir.Block, preds: dict):
     """(r, C, join) if ``block`` only does ``r = C`` and jumps on, with one predecessor."""
     if len(preds[block.label]) != 1 or len(block.insns) != 1 or block.term.op != "jump":
@@ -45,7 +36,7 @@ def run(fn: ir.Function) -> bool:
             if found is None:
                 continue
             r, value, join = found
-            if r in term.args or r in _live_in(blocks[other], out[other]):
+            if r in term.args or r in ir.live_in_of(blocks[other], out[other]):
                 continue
             block.insns.append(Insn("mov", r, [value], blocks[arm].insns[0].loc))
             term.targets = tuple(join if t == arm else t for t in term.targets)

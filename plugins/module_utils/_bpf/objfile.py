@@ -7,10 +7,12 @@ and section names must be printable. Each error names the file and the field.
 
 Pure and deterministic (no kernel access), following libbpf's conventions:
 - every global STT_FUNC in an executable section (other than ``.text``) is a program; several may share
-  a section; the section name gives the program type (``SECTION_TYPES``);
+  a section; the section name gives the program type (``SECTION_TYPES``); the ``.text`` functions a
+  program reaches (a ``bpf_loop`` callback's address, a bpf-to-bpf call) are appended to it (``subprogs``);
 - BTF-defined maps from ``.maps`` (their parameters are encoded in BTF types, see ``_map_spec``);
-- ``R_BPF_64_64`` relocations of map loads become ``(insn index, map name)``; any other relocation in
-  a program section is an error naming the section and offset; relocations elsewhere are ignored;
+- ``R_BPF_64_64`` relocations of map loads become ``(insn index, map name)``; relocations into ``.text``
+  are references to subprograms; any other relocation in a program section is an error naming the
+  section and offset; relocations elsewhere are ignored;
 - ``.BTF`` is returned with DATASEC sizes/offsets fixed up (clang leaves them 0) and ``.BTF.ext``
   func/line info is split per program with instruction offsets made program-relative;
   ``ProgramSpec.source_at(insn)`` reads the line info back as ``file:line:col`` and the source line.
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
 
 from . import btf as btfmod
+from . import subprogs
 from . import syscalls as sc
 from . import tag as tagmod
 from .errors import ObjectFileError, UnsafeNameError
@@ -42,7 +45,7 @@ except ImportError as exc:  # reported by the caller (module: missing_required_l
     HAS_PYELFTOOLS, PYELFTOOLS_IMPORT_ERROR = False, str(exc)
 
 EM_BPF = 247
-R_BPF_64_64 = 1
+R_BPF_64_64, R_BPF_64_32 = 1, 10
 INSN_SIZE = 8
 MAX_OBJECT_BYTES = 64 << 20  # far above any BPF object (the seed is 6 KiB, clang -g objects a few 100 KiB)
 
@@ -286,6 +289,9 @@ class _Reader:
             if section.name:
                 check_text(section.name, "section name")
         self.maps_index = next((i for i, s in enumerate(self.sections) if s.name == ".maps"), None)
+        self.text_index = next((i for i, s in enumerate(self.sections) if s.name == ".text"), None)
+        self.text: Optional[subprogs.Text] = None
+        self.text_refs: Dict[str, List[subprogs.Ref]] = {}  # program name -> its references into .text
 
     def fail(self, message: str):
         raise ObjectFileError(self.source, message)
@@ -304,6 +310,8 @@ class _Reader:
         programs = self._programs(license)
         if types is not None:
             self._attach_ext_info(programs, types)
+        for prog in programs:
+            subprogs.link(prog, self.text_refs.get(prog.name, []), self.text)
         btf = types.fixup_datasecs(self._section_sizes(), self._symbol_offsets()) if types else None
         return ObjectSpec(self.source, license, programs, maps, btf, types)
 
@@ -436,9 +444,7 @@ class _Reader:
             for func in funcs:
                 check_object_name(func.name, "program name")
             if section.name == ".text":
-                if funcs or section["sh_size"]:
-                    self.fail("'.text' holds functions: BPF-to-BPF calls are not supported "
-                              "(mark helpers __always_inline)")
+                self.text = self._text(index, section, funcs, map_at)
                 continue
             kind = section_type(section.name)
             if kind is None:
@@ -446,10 +452,13 @@ class _Reader:
                           f"'xdp/...', 'tc', 'classifier' or 'tc/...')")
             if not funcs:
                 self.fail(f"section {section.name!r}: no function symbol")
-            relocs = self._relocations(index, section, map_at)
+            relocs, refs = self._relocations(index, section, map_at)
             data = section.data()
             for func in funcs:
                 programs.append(self._program(func, section, data, kind, relocs, license))
+                start, end = func["st_value"], func["st_value"] + func["st_size"]
+                self.text_refs[func.name] = [subprogs.Ref((off - start) // INSN_SIZE, target)
+                                             for off, target in refs if start <= off < end]
         if not programs:
             self.fail("no programs found")
         names = [p.name for p in programs]
@@ -468,9 +477,16 @@ class _Reader:
         own = [((off - start) // INSN_SIZE, name) for off, name in relocs if start <= off < start + size]
         return ProgramSpec(func.name, section.name, insns, kind[0], kind[1], kind[2], own, license=license)
 
-    def _relocations(self, index: int, section, map_at: Dict[int, str]) -> List[Tuple[int, str]]:
-        """(byte offset in section, map name) for every relocation of section ``index``."""
-        result = []
+    def _text(self, index: int, section, funcs, map_at: Dict[int, str]) -> subprogs.Text:
+        relocs, refs = self._relocations(index, section, map_at)
+        return subprogs.Text(self.source, section.data(),
+                             [subprogs.TextFunc(f.name, f["st_value"], f["st_size"]) for f in funcs],
+                             relocs, [subprogs.Ref(off // INSN_SIZE, target) for off, target in refs])
+
+    def _relocations(self, index: int, section, map_at: Dict[int, str]):
+        """([(byte offset in section, map name)], [(byte offset in section, byte offset in .text)]): the
+        map loads and the references to .text subprograms of section ``index``."""
+        result, refs = [], []
         data = section.data()
         for rel in self.sections:
             if not isinstance(rel, RelocationSection) or rel["sh_info"] != index:
@@ -484,6 +500,9 @@ class _Reader:
                     self.fail(f"{where}: relocation names symbol {r['r_info_sym']}, the symbol table has "
                               f"{len(self.symbols)}")
                 sym = self.symbols[r["r_info_sym"]]
+                if self.text_index is not None and sym["st_shndx"] == self.text_index:
+                    refs.append((off, self._text_target(where, data, off, rtype, sym)))
+                    continue
                 if rtype != R_BPF_64_64:
                     self.fail(f"{where}: unsupported relocation type {rtype} against {sym.name!r} "
                               "(only map loads, R_BPF_64_64, are supported)")
@@ -501,7 +520,19 @@ class _Reader:
                     self.fail(f"{where}: reference to {sym.name or what!r} in {what!r} is not a map "
                               "(global variables in .data/.rodata/.bss are not supported)")
                 result.append((off, name))
-        return result
+        return result, refs
+
+    def _text_target(self, where: str, data: bytes, off: int, rtype: int, sym) -> int:
+        """The byte offset in .text a subprogram reference points at (libbpf's arithmetic)."""
+        if off % INSN_SIZE or off + INSN_SIZE > len(data):
+            self.fail(f"{where}: relocation against '.text' does not point at an instruction")
+        imm = struct.unpack_from("<i", data, off + 4)[0]
+        if rtype == R_BPF_64_64 and data[off] == tagmod.LD_IMM64:
+            return sym["st_value"] + imm
+        if rtype == R_BPF_64_32 and data[off] == subprogs.CALL:
+            return sym["st_value"] + (imm + 1) * INSN_SIZE
+        self.fail(f"{where}: relocation type {rtype} against '.text' is neither a subprogram address "
+                  "(ld_imm64) nor a call")
 
     # -- .BTF.ext -------------------------------------------------------------------------------
 
@@ -510,6 +541,8 @@ class _Reader:
         if not data:
             return
         funcs, lines = btfmod.parse_ext(data, types)
+        if self.text is not None:
+            self.text.func_info, self.text.line_info = funcs.get(".text"), lines.get(".text")
         by_section: Dict[str, List[ProgramSpec]] = {}
         for p in programs:
             by_section.setdefault(p.section, []).append(p)

@@ -22,6 +22,8 @@ PAIRS = [
      {"jt": {6: "tcp_handler", 17: "udp_handler"}}),
     ("bench/whistler/count-xdp.lisp", "bench/c/count_xdp.c", {}),
     ("bench/whistler/drop-port.lisp", "bench/c/drop_port.c", {}),
+    ("bench/whistler/sum-counters.lisp", "bench/c/sum_counters.c", {}),
+    ("bench/whistler/score-bytes.lisp", "bench/c/score_bytes.c", {}),
 ]
 FRAMES = [
     f.tcp_frame(dport=9999), f.tcp_frame(dport=80), f.tcp_frame(dport=9999)[:53], f.udp_frame(dport=9999),

@@ -1,13 +1,16 @@
 """Shared helpers for the back-end unit tests: core-form text in, IR / allocation / code out.
 
-In: a program body written as core forms (``decls`` vocabulary) and optionally maps. Out:
-``lowered``, ``optimized``, ``allocated``, ``compiled`` (the back-end stages run in pipeline
-order) and ``listing`` (instructions in bpftool notation, jump offsets resolved).
+In: a program body written as core forms (``decls`` vocabulary), optionally maps and a loop
+strategy forced on every loop. Out: ``lowered``, ``optimized``, ``allocated``, ``compiled`` (the
+back-end stages run in pipeline order) and ``listing`` (instructions in bpftool notation, jump
+offsets resolved).
 """
 
 from __future__ import annotations
 
-from compiler import emit, ir, isa, lower, opt, reader, regalloc
+from dataclasses import replace
+
+from compiler import emit, ir, isa, loopplan, lower, opt, reader, regalloc
 from compiler.code import ProgramCode
 from compiler.decls import MAP_TYPES, MapDef, ProgDef, Unit
 from compiler.errors import Loc
@@ -32,16 +35,26 @@ def unit(maps=DEFAULT_MAPS) -> Unit:
     return Unit(tuple(maps), (), FILE)
 
 
-def lowered(body: str, maps=DEFAULT_MAPS) -> ir.Function:
-    return lower.lower_program(prog(body), unit(maps))
+def forced(program: ProgDef, the_unit: Unit, strategy: str) -> loopplan.LoopPlan:
+    """The program's loop plan with every loop run as ``strategy`` ("open", "callback", or
+    "unroll", which applies to constant counts only)."""
+    plan = loopplan.plan(program, the_unit)
+    loops = {key: replace(lp, strategy=strategy) if lp.trip > 1 and (strategy != "unroll" or lp.constant) else lp
+             for key, lp in plan.loops.items()}
+    return replace(plan, loops=loops)
 
 
-def optimized(body: str, maps=DEFAULT_MAPS) -> ir.Function:
-    return opt.optimize(lowered(body, maps))
+def lowered(body: str, maps=DEFAULT_MAPS, strategy: str | None = None) -> ir.Function:
+    program, the_unit = prog(body), unit(maps)
+    return lower.lower_program(program, the_unit, forced(program, the_unit, strategy) if strategy else None)
 
 
-def allocated(body: str, maps=DEFAULT_MAPS) -> regalloc.Allocation:
-    return regalloc.allocate(optimized(body, maps))
+def optimized(body: str, maps=DEFAULT_MAPS, strategy: str | None = None) -> ir.Function:
+    return opt.optimize(lowered(body, maps, strategy))
+
+
+def allocated(body: str, maps=DEFAULT_MAPS, strategy: str | None = None) -> regalloc.Allocation:
+    return regalloc.allocate(optimized(body, maps, strategy))
 
 
 def compiled(body: str, maps=DEFAULT_MAPS) -> ProgramCode:

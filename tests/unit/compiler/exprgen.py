@@ -4,7 +4,9 @@ In: a hypothesis ``draw`` (via the ``expressions`` strategy). Out: ``Expr`` tree
 run-time operands a, b, c that render either as core forms (``core``, for the IR-level tests)
 or as Whistler source (``source``, for the kernel tests), and ``evaluate`` giving the 64-bit
 value the language defines (reference §2: wrap mod 2**64, unsigned / and mod with x/0 = 0 and
-x mod 0 = x, >>> arithmetic, comparisons 1/0, and/or values, one-armed if = 0, cast truncates).
+x mod 0 = x, >>> arithmetic, comparisons 1/0, and/or values, one-armed if = 0, cast truncates),
+and loops: ``(let ((s INIT)) (dotimes (i COUNT [:max MAX]) (setf s BODY)) s)``, where BODY sees the
+running value of s and the index i, and a run-time COUNT runs min(COUNT, MAX) times (§2.15).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ VARS = ("a", "b", "c")
 
 @dataclass(frozen=True)
 class Expr:
-    op: str  # "int", "var", a BINARY/SHIFTS/COMPARES op, "if", "and", "or", "not", "cast", "swap", "let"
-    args: tuple = ()  # sub-expressions, or the literal / variable name / (type, expr) / (size, expr)
+    op: str  # "int", "var", a BINARY/SHIFTS/COMPARES op, "if", "and", "or", "not", "cast", "swap", "let", "loop"
+    args: tuple = ()  # sub-expressions, or the literal / variable name / (type, expr) / (size, expr);
+    # a loop: (accumulator name, init, count (an int, or an Expr with a max), max or None, index name, body)
 
 
 def _signed(x: int) -> int:
@@ -41,6 +44,13 @@ def evaluate(e: Expr, env: dict) -> int:
     if op == "let":
         name, init, body = args
         return evaluate(body, {**env, name: evaluate(init, env)})
+    if op == "loop":
+        acc, init, count, maximum, index, body = args
+        value = evaluate(init, env)
+        n = count if maximum is None else min(evaluate(count, env), maximum)
+        for i in range(n):
+            value = evaluate(body, {**env, acc: value, index: i})
+        return value
     if op == "if":
         test = evaluate(args[0], env)
         return evaluate(args[1], env) if test else (evaluate(args[2], env) if len(args) > 2 else 0)
@@ -82,6 +92,17 @@ def render(e: Expr, dialect: str) -> str:
         name, init, body = args
         binding = f"({name} nil {render(init, dialect)})" if dialect == "core" else f"({name} {render(init, dialect)})"
         return f"(let ({binding}) {render(body, dialect)})"
+    if op == "loop":
+        acc, init, count, maximum, index, body = args
+        core = dialect == "core"
+        if maximum is None:
+            spec = f"({index} {count} {count})" if core else f"({index} {count})"
+        else:
+            spec = f"({index} {render(count, dialect)} {maximum})" if core else \
+                f"({index} {render(count, dialect)} :max {maximum})"
+        binding = f"({acc} nil {render(init, dialect)})" if core else f"({acc} {render(init, dialect)})"
+        return (f"(let ({binding}) (dotimes {spec} ({'setq' if core else 'setf'} {acc} {render(body, dialect)})) "
+                f"{acc})")
     if op == "if" and len(args) == 2 and dialect == "core":
         return f"(if {render(args[0], dialect)} {render(args[1], dialect)} 0)"
     if op == "cast":
@@ -103,7 +124,8 @@ def expressions(draw, depth: int = 3, names: tuple = VARS) -> Expr:
             return Expr("var", (draw(st.sampled_from(names)),))
         return Expr("int", (draw(LITERALS),))
     sub = expressions(depth - 1, names)
-    kind = draw(st.sampled_from(("binary", "shift", "compare", "if", "andor", "not", "cast", "swap", "let")))
+    kind = draw(st.sampled_from(("binary", "shift", "compare", "if", "andor", "not", "cast", "swap", "let",
+                                 "loop")))
     if kind == "binary":
         op = draw(st.sampled_from(BINARY))
         right = draw(sub)
@@ -125,8 +147,23 @@ def expressions(draw, depth: int = 3, names: tuple = VARS) -> Expr:
         return Expr("cast", (draw(st.sampled_from(sorted(CASTS))), draw(sub)))
     if kind == "swap":
         return Expr("swap", (draw(st.sampled_from(sorted(SWAPS))), draw(sub)))
+    if kind == "loop":
+        return draw(loops(depth, names))
     name = draw(st.sampled_from(("x", "y")))
     return Expr("let", (name, draw(sub), draw(expressions(depth - 1, (*names, name)))))
+
+
+@st.composite
+def loops(draw, depth: int = 3, names: tuple = VARS) -> Expr:
+    """A loop whose body is an expression over ``names``, the running value and the index."""
+    sub = expressions(depth - 1, names)
+    acc, index = draw(st.sampled_from((("s", "i"), ("u", "j"))))
+    if draw(st.booleans()):
+        count, maximum = draw(st.integers(0, 4)), None
+    else:
+        count, maximum = draw(sub), draw(st.integers(0, 5))
+    body = draw(expressions(depth - 1, (*names, acc, index)))
+    return Expr("loop", (acc, draw(sub), count, maximum, index, body))
 
 
 OPERANDS = st.sampled_from([0, 1, 2, 5, 0xFF, 0x1234, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 40,

@@ -48,7 +48,7 @@ CORE_ARITY = {
     "LOAD": (3,), "STORE": (4,), "ATOMIC-ADD": (4,), "CTX-LOAD": (2,), "CTX-STORE": (3,),
     "MAP-LOOKUP": (2,), "MAP-UPDATE": (4,), "MAP-DELETE": (2,), "MAP-LOOKUP-PTR": (2,),
     "MAP-UPDATE-PTR": (4,), "MAP-DELETE-PTR": (2,), "CALL": None, "CTX-PTR": (0,), "TAIL-CALL": (2,),
-    "STRUCT-ALLOC": (1,), "ASM": (5,),
+    "STRUCT-ALLOC": (1,), "ASM": (5,), "DOTIMES": None,
     **{op: (2,) for op in ("+", "-", "*", "/", "MOD", "LOGAND", "LOGIOR", "LOGXOR", "<<", ">>", ">>>",
                            "=", "/=", "<", "<=", ">", ">=", "S<", "S<=", "S>", "S>=")},
 }
@@ -80,6 +80,12 @@ def assert_core(form, maps) -> None:
         args = args[1:]
     elif head.name == "SETQ":
         assert isinstance(args[0], Symbol), form
+        args = args[1:]
+    elif head.name == "DOTIMES":
+        var, count, bound = args[0].items
+        assert isinstance(var, Symbol) and isinstance(bound, Int) and 0 <= bound.value <= 1 << 23, form
+        assert not isinstance(count, Int) or count.value == bound.value, form
+        assert_core(count, maps)
         args = args[1:]
     elif head.name == "CALL":
         assert isinstance(args[0], Int) and len(args) <= 6, form
@@ -195,8 +201,12 @@ def core(text: str):
     ("(when-let (p u64 (ktime-get-ns)) p 1)", "(let ((p u64 (call 5))) (if p (progn p 1) 0))"),
     ("(if-let (p (get-prandom-u32)) p 9)", "(let ((p nil (call 7))) (if p p 9))"),
     ("(if-let ((p 1) (q 2)) p)", "(let ((p nil 1) (q nil 2)) (if (and p q) p 0))"),
-    ("(dotimes (i 2) (incf x i))",
-     "(progn (let ((i u64 0)) (setq x (+ x i))) (let ((i u64 1)) (setq x (+ x i))) 0)"),
+    ("(dotimes (i 2) (incf x i))", "(dotimes (i 2 2) (setq x (+ x i)))"),
+    ("(dotimes (i (* +k+ 2)) 1)", "(dotimes (i 14 14) 1)"),
+    ("(dotimes (i n :max 8) (incf x i))", "(dotimes (i n 8) (setq x (+ x i)))"),
+    ("(dotimes (i (+ n 1) :max +k+) 1)", "(dotimes (i (+ n 1) 7) 1)"),
+    ("(dotimes (i 100 :max 10) 1)", "(dotimes (i 10 10) 1)"),
+    ("(dotimes (i 8388608) 1)", "(dotimes (i 8388608 8388608) 1)"),
     # memory
     ("(load u8 p)", "(load u8 p 0)"), ("(load u16 p +k+)", "(load u16 p 7)"),
     ("(load u32 p off)", "(load u32 (+ p off) 0)"), ("(store u32 p 4 v)", "(store u32 p 4 v)"),
@@ -614,7 +624,15 @@ def top_error(text: str) -> CompileError:
     ("(cond 1)", "malformed cond clause"),
     ("(case a (t 1) (2 3))", ("must be the last one", "(t 1)")),
     ("(case a (x 1))", ("a case key must be a literal integer or constant", "(x 1)")),
-    ("(dotimes (i n) 1)", "the dotimes count must be a literal"),
+    ("(dotimes (i n) 1)", "the dotimes count n is not a constant, so the loop needs a bound"),
+    ("(dotimes (i -1) 1)", "the dotimes count -1 is out of range"),
+    ("(dotimes (i (- 0 3)) 1)", "the dotimes count (- 0 3) = -3 is out of range"),
+    ("(dotimes (i 8388609) 1)", "the dotimes count 8388609 is out of range"),
+    ("(dotimes (i n :max m) 1)", "the :max of dotimes must be a constant, not m"),
+    ("(dotimes (i n :max -2) 1)", "the dotimes :max -2 is out of range"),
+    ("(dotimes (i n :limit 3) 1)", "malformed dotimes"),
+    ("(dotimes (i) 1)", "malformed dotimes"),
+    ("(dotimes (3 4) 1)", "3 is not a variable name"),
     ("\"hello\"", "a string cannot be used inside a program"),
     ("(+ jt 1)", ("map jt used as a value", "jt")),
     ("(+ :k 1)", ("keyword :k cannot be used as a value", ":k")),

@@ -14,23 +14,33 @@ from tests.unit.compiler.exprgen import expressions, render
 
 
 def live_values(fn: ir.Function):
-    """(insn, vregs live right after it) for every instruction, by plain backward dataflow."""
-    blocks = fn.block_map()
-    live_in: dict = {}
-    result = []
-    for block in reversed(ir.reverse_postorder(fn)):
-        live = set().union(*(live_in[t] for t in block.successors))
-        for insn in reversed([*block.insns, block.term]):
-            result.append((insn, set(live)))
-            if insn.dst is not None:
-                live.discard(insn.dst)
-            live.update(a for a in insn.args if isinstance(a, VReg))
-        live_in[block.label] = live
-    assert blocks
-    return result
+    """(insn, vregs live right after it) for every instruction, by plain backward dataflow repeated
+    over all blocks until nothing changes (loops carry values around their back edges)."""
+    assert fn.blocks
+    live_in: dict = {b.label: set() for b in fn.blocks}
+    while True:
+        result = []
+        changed = False
+        for block in reversed(fn.blocks):
+            live = set().union(*(live_in[t] for t in block.successors))
+            for insn in reversed([*block.insns, block.term]):
+                result.append((insn, set(live)))
+                if insn.dst is not None:
+                    live.discard(insn.dst)
+                live.update(a for a in insn.args if isinstance(a, VReg))
+            if live != live_in[block.label]:
+                live_in[block.label], changed = live, True
+        if not changed:
+            return result
 
 
 def check(alloc) -> None:
+    """Checks ``alloc`` and the allocations of its loop callbacks."""
+    for each in (alloc, *alloc.callbacks):
+        _check(each)
+
+
+def _check(alloc) -> None:
     regs = alloc.regs
     assert all(0 <= r <= 9 for r in regs.values())
     for insn, live in live_values(alloc.fn):

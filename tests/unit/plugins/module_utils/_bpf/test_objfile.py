@@ -81,7 +81,6 @@ def test_bytes_and_path_give_the_same_spec(objects):
 @pytest.mark.parametrize("case, message", [
     ("CASE_LEGACY_MAPS", "legacy 'maps' section"),
     ("CASE_GLOBAL_VAR", r"section 'xdp' offset 0x[0-9a-f]+: reference to 'hits' in '.bss' is not a map"),
-    ("CASE_SUBPROG", "BPF-to-BPF calls are not supported"),
     ("CASE_BAD_SECTION", "section 'socket': unknown program type"),
 ])
 def test_unsupported_objects(objects, case, message):
