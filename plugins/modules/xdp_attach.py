@@ -181,15 +181,18 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._diff import Diff  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._imports import check_requirements  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._module_base import (  # noqa: E402
+    CHECK_OVERLAY_SPEC,
     loader_errors,
     plan_and_apply,
 )
 
 try:
+    from ansible_collections.whistler.xdp.plugins.module_utils._overlay import Overlay, program_words, public
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.attach import (
         apply_attach_replanning,
         plan_attach,
     )
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.netns import netns_inode
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.pins import check_path
 except ImportError:
     LOADER_IMPORT_ERROR = traceback.format_exc()
@@ -197,6 +200,7 @@ else:
     LOADER_IMPORT_ERROR = None
 
 ARGUMENT_SPEC = dict(
+    CHECK_OVERLAY_SPEC,
     interface=dict(type="str", required=True),
     netns=dict(type="str"),
     program=dict(type="path"),
@@ -207,9 +211,12 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def hook_state(prog_id, mode):
+def hook_words(prog_id, mode):
     """The hook as the diff shows it: which program, in which mode (None: nothing attached)."""
-    return dict(prog_id=prog_id, mode=mode) if prog_id else None
+    if not prog_id:
+        return None
+    mode_words = "the mode the kernel chooses" if mode == "auto" else f"{mode} mode"
+    return f"{program_words(prog_id)} in {mode_words}"
 
 
 def pin_dir(plan):
@@ -217,12 +224,14 @@ def pin_dir(plan):
     return [os.path.dirname(plan.program_pin)] if plan.program_pin else []
 
 
-def run(module):
+def run(module, overlay):
     params = module.params
+    reader = overlay.reader()
 
     def planned():
         return plan_attach(params["interface"], params["netns"], params["program"], mode=params["mode"],
-                           force=params["force"], state=params["state"], via_link=params["via_link"])
+                           force=params["force"], state=params["state"], via_link=params["via_link"],
+                           reader=reader)
 
     with loader_errors(module):
         if params["program"] is not None:
@@ -232,13 +241,15 @@ def run(module):
         if applied is None:
             prog_id, mode, link_id = (0, None, 0) if plan.action == "detach" else (plan.prog_id, plan.mode,
                                                                                    plan.link_id)
+            if plan.changed:
+                overlay.record_attach(plan, netns_inode(plan.netns))
         else:
             plan, result = applied
             prog_id, mode, link_id = result.prog_id, result.mode, result.link_id
-    if not prog_id:
-        mode, link_id = None, 0
-    diff = Diff()
-    diff.record(plan.interface, hook_state(plan.previous_prog_id, plan.current.mode), hook_state(prog_id, mode))
+        if not prog_id:
+            mode, link_id = None, 0
+        diff = Diff()
+        diff.record(plan.interface, hook_words(plan.previous_prog_id, plan.current.mode), hook_words(prog_id, mode))
     outcome = dict(changed=plan.changed, prog_id=prog_id, mode=mode, previous_prog_id=plan.previous_prog_id,
                    ifindex=plan.ifindex, link_id=link_id)
     if plan.reason:
@@ -255,7 +266,8 @@ def main():
         supports_check_mode=True,
     )
     check_requirements(module, LOADER_IMPORT_ERROR)
-    module.exit_json(**run(module))
+    overlay = Overlay.from_module(module)
+    module.exit_json(**public(run(module, overlay)), **overlay.exit_fields())
 
 
 if __name__ == "__main__":

@@ -117,11 +117,13 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._diff import Diff  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._imports import check_requirements  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._module_base import (  # noqa: E402
+    CHECK_OVERLAY_SPEC,
     loader_errors,
     plan_and_apply,
 )
 
 try:
+    from ansible_collections.whistler.xdp.plugins.module_utils._overlay import Overlay, program_words, public
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.pins import check_path
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.progarray import (
         apply_prog_array,
@@ -134,6 +136,7 @@ else:
     LOADER_IMPORT_ERROR = None
 
 ARGUMENT_SPEC = dict(
+    CHECK_OVERLAY_SPEC,
     map=dict(type="path", required=True),
     entries=dict(type="dict", default={}),
     exclusive=dict(type="bool", default=False),
@@ -162,17 +165,24 @@ def check_paths(map_pin, entries):
             check_path(program, f"entries: slot {slot}: program")
 
 
-def run(module):
+def slot_words(entries):
+    """{slot: the program in it, in words} for the diff (``"6": "tcp_handler (tag ..., id 812)"``)."""
+    return {str(slot): program_words(program) for slot, program in sorted(entries.items())}
+
+
+def run(module, overlay):
     params = module.params
     with loader_errors(module):
         entries = slot_entries(params["entries"])
         check_paths(params["map"], entries)
         plan, result = plan_and_apply(
-            module, lambda: plan_prog_array(params["map"], entries, exclusive=params["exclusive"], state=params["state"]),
+            module, lambda: plan_prog_array(params["map"], entries, exclusive=params["exclusive"],
+                                            state=params["state"], reader=overlay.reader()),
             apply_prog_array, lambda plan: [os.path.dirname(plan.map_pin)])
         after = plan.after if result is None else result.after
-    diff = Diff()
-    diff.record("entries", plan.before, after)
+        overlay.record_prog_array(plan)
+        diff = Diff()
+        diff.record("slots", slot_words(plan.before), slot_words(after))
     outcome = dict(changed=plan.changed, entries=after, map_id=plan.map_id, max_entries=plan.max_entries)
     if module._diff:
         outcome["diff"] = diff.result()
@@ -182,7 +192,8 @@ def run(module):
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     check_requirements(module, LOADER_IMPORT_ERROR)
-    module.exit_json(**run(module))
+    overlay = Overlay.from_module(module)
+    module.exit_json(**public(run(module, overlay)), **overlay.exit_fields())
 
 
 if __name__ == "__main__":
