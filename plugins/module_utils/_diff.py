@@ -34,9 +34,13 @@ class Diff:
 
 def program_text(name, tag, prog_id=None):
     """``"tcp_handler (tag a1b2c3d4e5f6a7b8, id 812)"``; ``"... (tag ..., new)"`` without an id (not loaded yet)."""
-    return f"{name} (tag {tag}, {'id %s' % prog_id if prog_id else 'new'})"
+    return f"{name} (tag {tag}, {_id_text(prog_id)})"
 
 
 def map_text(name, type_name, map_id=None):
     """``"jt (prog_array, id 77)"``; ``"jt (prog_array, new)"`` without an id (not created yet)."""
-    return f"{name} ({type_name}, {'id %s' % map_id if map_id else 'new'})"
+    return f"{name} ({type_name}, {_id_text(map_id)})"
+
+
+def _id_text(object_id):
+    return f"id {object_id}" if object_id else "new"

@@ -187,13 +187,13 @@ from ansible_collections.whistler.xdp.plugins.module_utils._module_base import (
 )
 
 try:
-    from ansible_collections.whistler.xdp.plugins.module_utils._overlay import Overlay, program_words, public
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.attach import (
         apply_attach_replanning,
         plan_attach,
     )
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.netns import netns_inode
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.pins import check_path
+    from ansible_collections.whistler.xdp.plugins.module_utils._overlay import Overlay, program_words, public
 except ImportError:
     LOADER_IMPORT_ERROR = traceback.format_exc()
 else:

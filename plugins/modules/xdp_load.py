@@ -199,13 +199,6 @@ from ansible_collections.whistler.xdp.plugins.module_utils._module_base import (
 )
 
 try:
-    from ansible_collections.whistler.xdp.plugins.module_utils._overlay import (
-        Overlay,
-        Planned,
-        map_words,
-        program_words,
-        public,
-    )
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.attach import recorded_attachments
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.errors import ObjectFileError
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.load import (
@@ -217,6 +210,13 @@ try:
     )
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.objfile import read_object
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.tag import program_tag
+    from ansible_collections.whistler.xdp.plugins.module_utils._overlay import (
+        Overlay,
+        Planned,
+        map_words,
+        program_words,
+        public,
+    )
 except ImportError:
     LOADER_IMPORT_ERROR = traceback.format_exc()
 else:

@@ -123,13 +123,13 @@ from ansible_collections.whistler.xdp.plugins.module_utils._module_base import (
 )
 
 try:
-    from ansible_collections.whistler.xdp.plugins.module_utils._overlay import Overlay, program_words, public
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.pins import check_path
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.progarray import (
         apply_prog_array,
         parse_slot,
         plan_prog_array,
     )
+    from ansible_collections.whistler.xdp.plugins.module_utils._overlay import Overlay, program_words, public
 except ImportError:
     LOADER_IMPORT_ERROR = traceback.format_exc()
 else:
