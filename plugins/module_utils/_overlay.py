@@ -213,6 +213,11 @@ class Overlay:
     slots: Dict[str, Dict[int, object]] = field(default_factory=dict)
     hooks: Dict[str, Optional[PlannedHook]] = field(default_factory=dict)
     planned: dict = field(default_factory=lambda: {"pins": {}, "slots": {}, "hooks": {}})
+    kernel: object = field(default=None, repr=False, compare=False)  # what is overlaid: KernelView()
+
+    def __post_init__(self):
+        if self.kernel is None:
+            self.kernel = KernelView()
 
     @classmethod
     def from_module(cls, module) -> Overlay:
@@ -261,7 +266,7 @@ class Overlay:
         if path in self.pins:
             pin = self.pins[path]
             return None if pin is None else pin.pinned(path)
-        return _attach.KernelReader().pinned(path)
+        return self.kernel.pinned(path)
 
     def records(self, pin_dir: str, records):
         """``_bpf.attach.recorded_attachments(pin_dir)`` as the planned tasks would leave them: records
@@ -375,18 +380,53 @@ class _LinkView:
         self.id = link_id
 
 
+class KernelView:
+    """The kernel as the plans read it (``_bpf.load.read_pins``, ``progarray.KernelReader``,
+    ``attach.KernelReader``), read-only: what the overlay is laid over (unit tests substitute a fake)."""
+
+    def __init__(self):
+        self._attach = _attach.KernelReader()
+        self._progarray = _progarray.KernelReader()
+
+    def pins(self, spec, prog_dir: str, map_dir: str, with_users: bool = False):
+        return read_pins(spec, prog_dir, map_dir, with_users)
+
+    def pinned(self, path: str):
+        return self._attach.pinned(path)
+
+    def prog_array(self, map_pin: str):
+        return self._progarray.prog_array(map_pin)
+
+    def hook(self, interface, netns):
+        return self._attach.hook(interface, netns)
+
+    def netns_id(self, netns):
+        return self._attach.netns_id(netns)
+
+    def xdp_link(self, ifindex: int, prog_id: int):
+        return self._attach.xdp_link(ifindex, prog_id)
+
+    def pinned_programs(self, directory: str) -> Dict[str, int]:
+        """{pin path: program id} of every program pinned under ``directory`` (directly or behind a link)."""
+        found = {}
+        if os.path.isdir(directory):
+            for prog_id, paths in pins_by_prog_id(directory).items():
+                found.update({os.path.normpath(path): prog_id for path in paths})
+        return found
+
+
 class OverlayReader:
-    """The loader's kernel readers (``_bpf.load.read_pins``, ``progarray.KernelReader``,
-    ``attach.KernelReader``) with the overlay applied: one reader, since every plan reads pins, slots and
-    hooks the same way."""
+    """The readers the loader's plans take (``plan_load``'s, ``plan_prog_array``'s, ``plan_attach``'s),
+    reading the kernel with the overlay applied: one reader, since every plan reads pins, slots and hooks
+    the same way."""
 
     def __init__(self, overlay: Overlay):
         self.overlay = overlay
-        self._kernel = _attach.KernelReader()
+        self.kernel = overlay.kernel
 
     # load: what is pinned where an object's programs and maps go
     def pins(self, spec, prog_dir: str, map_dir: str, with_users: bool = False):
-        state = read_pins(spec, prog_dir, map_dir, with_users)
+        state = self.kernel.pins(spec, prog_dir, map_dir, with_users)
         for kind, names, directory, found in (("map", [m.name for m in spec.maps], map_dir, state.maps),
                                               ("prog", [p.name for p in spec.programs], prog_dir, state.programs)):
             for name in names:
@@ -421,7 +461,7 @@ class OverlayReader:
                 raise _progarray.ProgArrayError(f"map {map_pin}: a {_KIND_WORDS[pin.kind]} is pinned there, not a map")
             view = _progarray.ProgArrayView(pin.id, pin.map_type, pin.max_entries, {})
         else:
-            view = _progarray.KernelReader().prog_array(map_pin)
+            view = self.kernel.prog_array(map_pin)
             if view is None:
                 return None
         entries = dict(view.entries)
@@ -433,7 +473,7 @@ class OverlayReader:
         return replace(view, entries=entries)
 
     def hook(self, interface, netns):
-        view = self._kernel.hook(interface, netns)
+        view = self.kernel.hook(interface, netns)
         key = hook_key(view.ifindex, self.netns_id(netns))
         if key not in self.overlay.hooks:
             return view
@@ -441,14 +481,11 @@ class OverlayReader:
         return replace(view, state=XdpState(view.ifindex, None, 0) if hook is None else hook.state())
 
     def netns_id(self, netns):
-        return self._kernel.netns_id(netns)
+        return self.kernel.netns_id(netns)
 
     def owned_prog_ids(self, directory: str):
         directory = os.path.normpath(directory)
-        at = {}
-        if os.path.isdir(directory):
-            for prog_id, paths in pins_by_prog_id(directory).items():
-                at.update({os.path.normpath(path): prog_id for path in paths})
+        at = self.kernel.pinned_programs(directory)
         for path, pin in self.overlay.pins.items():
             if path.startswith(directory + os.sep):
                 at[path] = pin.prog_id if pin is not None else 0
@@ -458,7 +495,7 @@ class OverlayReader:
         for hook in self.overlay.hooks.values():
             if hook is not None and hook.ifindex == ifindex and hook.program == prog_id:
                 return _LinkView(hook.link) if hook.link else None
-        return self._kernel.xdp_link(ifindex, prog_id) if isinstance(prog_id, int) else None
+        return self.kernel.xdp_link(ifindex, prog_id) if isinstance(prog_id, int) else None
 
 
 def map_words(name: str, map_type: int, identity) -> Optional[str]:
