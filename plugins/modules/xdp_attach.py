@@ -84,20 +84,35 @@ options:
   state:
     description:
       - V(present) attaches O(program) (or replaces the attached program with it).
-      - V(absent) detaches the attached program.
+      - V(absent) detaches the attached program. When O(interface) or O(netns) does not exist, its hook is gone
+        with it, so the task changes nothing, succeeds and warns.
     type: str
     choices: [present, absent]
     default: present
 extends_documentation_fragment:
   - whistler.xdp._attributes
+  - whistler.xdp._attributes.CHECK_OVERLAY
   - whistler.xdp._attributes.PLATFORM
   - whistler.xdp._attributes.REQUIREMENTS
   - whistler.xdp._attributes.ACTIONGROUP_XDP
 attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+    details:
+      - The action plugin gives the module, in check mode, what earlier check-mode tasks of the run planned (see O(_check_overlay)).
   check_mode:
     support: full
+    details:
+      - The hook is planned on the host as the earlier check-mode tasks of the same run would leave it, so a
+        dispatcher that an earlier M(whistler.xdp.xdp_load) would re-pin replaces the attached one, and a detach
+        planned earlier counts as done.
   diff_mode:
     support: full
+    details:
+      - The diff names the program on the interface's hook with its tag and id, and the mode
+        (C(veth0 -> xdp_dispatch (tag 3b185187f1855c4c, id 812) in generic mode)), or C(new) for a program not
+        loaded yet.
   idempotent:
     support: partial
     details:
@@ -141,7 +156,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 prog_id:
-  description: Id of the program attached after the task (predicted in check mode); 0 when none is.
+  description:
+    - Id of the program attached after the task (predicted in check mode); 0 when none is.
+    - In check mode, null for a program not loaded yet (that an earlier task of the run would load).
   returned: success
   type: int
   sample: 812

@@ -78,6 +78,8 @@ options:
         removed by the next run with either state.
       - V(absent) fails, naming the interfaces, while a program recorded there is still attached to an
         interface, unless O(force=true). Detach it first with M(whistler.xdp.xdp_attach).
+      - V(absent) when nothing is pinned any more changes nothing and succeeds, also when O(object) no longer
+        exists (a teardown run again after the object was deleted).
     type: str
     choices: [present, absent]
     default: present
@@ -90,16 +92,29 @@ options:
     default: false
 extends_documentation_fragment:
   - whistler.xdp._attributes
+  - whistler.xdp._attributes.CHECK_OVERLAY
   - whistler.xdp._attributes.PLATFORM
   - whistler.xdp._attributes.REQUIREMENTS
   - whistler.xdp._attributes.ACTIONGROUP_XDP
 attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+    details:
+      - The action plugin gives the module, in check mode, what earlier check-mode tasks of the run planned (see O(_check_overlay)).
   check_mode:
     support: full
     details:
       - In check mode nothing is loaded; RV(programs[].id) and RV(maps[].id) are null for objects that would be new.
+      - The plan is made on the host as the earlier check-mode tasks of the same run would leave it. The object an
+        earlier M(whistler.xdp.xdp_compile) would deliver to O(object) is shipped to Ansible's remote temp dir and
+        read from there, so a playbook that compiles and loads can be checked on a host that has neither; pins,
+        slots and attachments planned earlier count as done (an unload after a planned detach is not refused).
   diff_mode:
     support: full
+    details:
+      - The diff names each pin's program with its tag and id (C(tcp_handler (tag a1b2c3d4e5f6a7b8, id 812))), or
+        C(new) for a program or map not loaded yet.
   idempotent:
     support: full
 seealso:
@@ -140,7 +155,7 @@ programs:
                             "reused": true, "action": "unchanged"}}
   contains:
     id:
-      description: Program id; null in check mode for a program that would be loaded.
+      description: Program id; null in check mode for a program that would be loaded (by this task or an earlier one of the run).
       type: int
     tag:
       description: Kernel tag of the pinned program (predicted offline in check mode).
@@ -161,7 +176,7 @@ maps:
   sample: {"proto_stats": {"id": 78, "pin": "/sys/fs/bpf/xdp/maps/proto_stats", "reused": true, "action": "reuse"}}
   contains:
     id:
-      description: Map id; null in check mode for a map that would be created.
+      description: Map id; null in check mode for a map that would be created (by this task or an earlier one of the run).
       type: int
     pin:
       description: Pin path.

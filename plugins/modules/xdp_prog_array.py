@@ -52,20 +52,34 @@ options:
   state:
     description:
       - V(present) makes the slots in O(entries) hold the given programs.
-      - V(absent) empties them.
+      - V(absent) empties them. With nothing pinned at O(map), or nothing pinned at a program path named in
+        O(entries), there is nothing to empty, so the task changes nothing and succeeds.
     type: str
     choices: [present, absent]
     default: present
 extends_documentation_fragment:
   - whistler.xdp._attributes
+  - whistler.xdp._attributes.CHECK_OVERLAY
   - whistler.xdp._attributes.PLATFORM
   - whistler.xdp._attributes.REQUIREMENTS
   - whistler.xdp._attributes.ACTIONGROUP_XDP
 attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+    details:
+      - The action plugin gives the module, in check mode, what earlier check-mode tasks of the run planned (see O(_check_overlay)).
   check_mode:
     support: full
+    details:
+      - The slots are planned on the host as the earlier check-mode tasks of the same run would leave it, so a
+        handler that an earlier M(whistler.xdp.xdp_load) would re-pin changes its slot, and a jump table it would
+        create is wired from empty.
   diff_mode:
     support: full
+    details:
+      - The diff names the program in each slot with its tag and id (C(6 -> tcp_handler (tag a1b2c3d4e5f6a7b8, id 812))),
+        or C(new) for a program not loaded yet.
   idempotent:
     support: full
 seealso:
@@ -95,16 +109,19 @@ RETURN = r"""
 entries:
   description:
     - The filled slots after the task (predicted in check mode), as slot number to program id.
+    - In check mode, null for a program not loaded yet (that an earlier task of the run would load).
   returned: success
   type: dict
   sample: {"0": 812, "1": 813}
 map_id:
-  description: Id of the prog-array map.
+  description:
+    - Id of the prog-array map; null with O(state=absent) when nothing is pinned at O(map), and in check mode for
+      a map not created yet.
   returned: success
   type: int
   sample: 77
 max_entries:
-  description: Number of slots of the prog-array.
+  description: Number of slots of the prog-array; null with O(state=absent) when nothing is pinned at O(map).
   returned: success
   type: int
   sample: 3
