@@ -25,12 +25,13 @@ that has no id yet, ``{"planned": kind, "pin", "name", "tag"}`` (``Planned``). A
 ``PlannedPin`` (kind prog / map / link, with what later plans compare: tag, map shape, program), a
 planned hook a ``PlannedHook`` (interface, mode, program, link).
 
-Out: ``Overlay``: ``file(path)`` (where to read a host file's planned content), ``reader()`` (the
-loader's kernel readers with the overlay applied, for ``plan_load``, ``plan_prog_array`` and
-``plan_attach``), ``records`` / ``unload`` (the same for xdp_load state=absent), the ``record_*``
-methods collecting what this task plans, and ``exit_fields()``, the planned changes to return to
-the action plugin (under ``PLANNED_KEY``). ``public`` turns planned ids into null for a module's
-documented return values; ``program_words`` says which program an id is, for diffs.
+Out: ``Overlay``: ``file(path)`` (where to read a host file's planned content), ``reader()`` (an
+``OverlayReader``: the reader ``plan_load``, ``plan_prog_array`` and ``plan_attach`` take, reading the
+kernel (``KernelView``) with the overlay applied), ``records`` / ``unload`` (the same for xdp_load
+state=absent), the ``record_*`` methods collecting what this task plans, and ``exit_fields()``, the
+planned changes to return to the action plugin (under ``PLANNED_KEY``). ``public`` turns planned ids
+into null for a module's documented return values; ``program_words`` says which program an id is,
+for diffs. The plans themselves know nothing of check mode: a ``Planned`` id compares like a kernel id.
 """
 
 from __future__ import annotations

@@ -351,8 +351,8 @@ def unload_plan(spec, params, overlay):
     stale = [record.record for record in records if not record.live]
     plan = plan_unload(pin_path, params["map_pin_path"], spec, also=stale)
     if spec is not None:
-        ours = {os.path.join(pin_path, p.name) for p in spec.programs} | {os.path.join(map_dir, m.name)
-                                                                           for m in spec.maps}
+        ours = {os.path.join(pin_path, p.name) for p in spec.programs}
+        ours |= {os.path.join(map_dir, m.name) for m in spec.maps}
         return overlay.unload(plan, lambda path: path in ours or path in stale)
     return overlay.unload(plan, lambda path: os.path.dirname(path) in (pin_path, map_dir) or path in stale)
 

@@ -125,8 +125,8 @@ def test_pins_and_hooks_round_trip():
 
 def test_public_hides_planned_ids_and_words_name_programs():
     planned = Planned("prog", TCP, "tcp_handler", "c3d4e5f6a7b8c9d0")
-    assert public({"entries": {6: planned, 17: 813}, "ids": [planned, 1]}) == {"entries": {6: None, 17: 813},
-                                                                              "ids": [None, 1]}
+    assert public({"entries": {6: planned, 17: 813}, "ids": [planned, 1]}) == {
+        "entries": {6: None, 17: 813}, "ids": [None, 1]}
     assert program_words(planned) == "tcp_handler (tag c3d4e5f6a7b8c9d0, new)"
     assert program_words(812, "tcp_handler", "a1b2c3d4e5f6a7b8") == "tcp_handler (tag a1b2c3d4e5f6a7b8, id 812)"
     assert program_words(0) is None
@@ -161,7 +161,7 @@ def test_a_load_planned_earlier_is_what_the_next_load_sees():
 
 def test_a_slot_follows_a_handler_the_run_would_re_pin():
     kernel = FakeKernel(at={TCP: Pinned(TCP, "prog", 812, 812)},
-                     arrays={JT: ProgArrayView(77, sc.MAP_TYPE_PROG_ARRAY, 8, {6: 812})})
+                        arrays={JT: ProgArrayView(77, sc.MAP_TYPE_PROG_ARRAY, 8, {6: 812})})
     assert not plan_prog_array(JT, {6: TCP}, reader=_overlay({}, kernel).reader()).changed
 
     new_tcp = Planned("prog", TCP, "tcp", "t2")
@@ -193,7 +193,7 @@ def test_a_table_the_run_would_create_or_remove():
 
 def test_the_dispatcher_the_run_would_re_pin_is_swapped_in_on_the_hook():
     kernel = FakeKernel(at={DISPATCH: Pinned(DISPATCH, "prog", 900, 900), RECORD: Pinned(RECORD, "prog", 900, 900)},
-                     hook_state=XdpState(IFINDEX, "generic", 900, skb_id=900))
+                        hook_state=XdpState(IFINDEX, "generic", 900, skb_id=900))
     new = Planned("prog", DISPATCH, "dispatch", "d2")
     overlay = _overlay({"pins": {DISPATCH: PlannedPin("prog", new, "dispatch", "d2", 6).encode()}}, kernel)
     plan = plan_attach("veth0", "blue", DISPATCH, mode="generic", reader=overlay.reader())
@@ -212,7 +212,7 @@ def test_the_dispatcher_the_run_would_re_pin_is_swapped_in_on_the_hook():
 
 def test_a_detach_planned_earlier_lets_the_unload_go_ahead():
     kernel = FakeKernel(at={RECORD: Pinned(RECORD, "prog", 900, 900)},
-                     hook_state=XdpState(IFINDEX, "generic", 900, skb_id=900))
+                        hook_state=XdpState(IFINDEX, "generic", 900, skb_id=900))
     live = RecordedAttachment(RECORD, 900, "interface 'veth0'", True)
     detach = _overlay({}, kernel)
     plan = plan_attach("veth0", "blue", DISPATCH, state="absent", reader=detach.reader(), force=True)

@@ -66,8 +66,8 @@ def test_pin_directories(tmp_path):
     assert xdp_info.pin_directories([str(tmp_path)], ["/sys/fs/bpf/m"]) == [str(tmp_path), "/sys/fs/bpf/m"]
     other = tmp_path / "other"
     other.mkdir()
-    assert xdp_info.pin_directories([str(tmp_path), str(other)], None) == [str(tmp_path), str(tmp_path / "maps"),
-                                                                          str(other)]
+    assert xdp_info.pin_directories([str(tmp_path), str(other)], None) == [
+        str(tmp_path), str(tmp_path / "maps"), str(other)]
 
 
 def test_xdp_compile_module_says_it_needs_its_action_plugin(capsys):
