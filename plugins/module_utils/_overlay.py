@@ -303,19 +303,27 @@ class Overlay:
         return replace(plan, pins=paths)
 
     # -- recording what this task plans ----------------------------------------------------------
+    # What a task records it also reads from then on, so a module that plans several steps (load, then
+    # wire, then attach) plans each on the ones before. The rules are the store's (``_overlay_store.merge``).
 
     def record_pin(self, path: str, pin: Optional[PlannedPin]) -> None:
         if self.active:
-            self.planned["pins"][os.path.normpath(path)] = None if pin is None else pin.encode()
+            path = os.path.normpath(path)
+            self.planned["pins"][path] = None if pin is None else pin.encode()
+            self.pins[path] = pin
+            self.slots.pop(path, None)  # slots planned for what was pinned there before
 
     def record_slots(self, map_pin: str, slots: Dict[int, object]) -> None:
         if self.active and slots:
-            self.planned["slots"].setdefault(os.path.normpath(map_pin), {}).update(
+            map_pin = os.path.normpath(map_pin)
+            self.planned["slots"].setdefault(map_pin, {}).update(
                 {str(key): encode_id(value) for key, value in slots.items()})
+            self.slots.setdefault(map_pin, {}).update(slots)
 
     def record_hook(self, key: str, hook: Optional[PlannedHook]) -> None:
         if self.active:
             self.planned["hooks"][key] = None if hook is None else hook.encode()
+            self.hooks[key] = hook
 
     def record_load(self, plan, tags: Dict[str, str]) -> None:
         """What an xdp_load plan (``_bpf.load.LoadPlan``) leaves pinned; ``tags``: the tag each program

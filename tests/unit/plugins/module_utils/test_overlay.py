@@ -242,3 +242,23 @@ def test_a_mode_change_is_still_refused_on_a_planned_hook():
                         "pins": {DISPATCH: PlannedPin("prog", 901, "dispatch").encode()}})
     with pytest.raises(AttachRefused, match="native mode, not generic"):
         plan_attach("veth0", "blue", DISPATCH, mode="generic", reader=overlay.reader())
+
+
+def test_a_task_that_plans_several_steps_reads_its_own_plans():
+    """Load, wire and attach planned in one task: each step plans on the steps before it."""
+    overlay = _overlay({})
+    plan = _load_plan(overlay, _spec())
+    overlay.record_load(plan, {"dispatch": "d1", "tcp": "t1"})
+    wire = plan_prog_array(JT, {6: TCP}, reader=overlay.reader())
+    new_tcp = Planned("prog", TCP, "tcp", "t1")
+    assert wire.after == {6: new_tcp} and wire.map_id == Planned("map", JT, "jt")
+    overlay.record_prog_array(wire)
+    assert not plan_prog_array(JT, {6: TCP}, reader=overlay.reader()).changed
+    attach = plan_attach("veth0", "blue", DISPATCH, mode="generic", reader=overlay.reader())
+    assert (attach.action, attach.prog_id) == ("attach", Planned("prog", DISPATCH, "dispatch", "d1"))
+    overlay.record_attach(attach, NETNS_INO)
+    assert plan_attach("veth0", "blue", DISPATCH, mode="generic", reader=overlay.reader()).action == "noop"
+    # Re-pinning the table drops the slots planned for the old one.
+    overlay.record_pin(JT, PlannedPin("map", Planned("map", JT, "jt2"), "jt", map_type=sc.MAP_TYPE_PROG_ARRAY,
+                                      max_entries=8))
+    assert plan_prog_array(JT, {6: TCP}, reader=overlay.reader()).before == {}
