@@ -49,6 +49,7 @@ from ._bpf.load import PinnedMap, PinnedProgram, read_pins
 from ._bpf.names import map_type_name
 from ._bpf.netlink import XdpState, describe
 from ._bpf.pinned import Pinned, pins_by_prog_id
+from ._bpf.pins import emptied_dirs
 from ._bpf.program import Program
 from ._diff import map_text, program_text
 from ._module_base import CHECK_OVERLAY_OPTION as OPTION
@@ -295,12 +296,17 @@ class Overlay:
 
     def unload(self, plan, in_scope):
         """``_bpf.load.plan_unload``'s plan with the pins planned tasks add or remove: real pins they
-        remove are not removed again, and planned pins ``in_scope(path)`` would be removed too."""
+        remove are not removed again, planned pins ``in_scope(path)`` would be removed too, and the
+        directories it leaves empty are those emptied once both are gone, but not those the planned tasks
+        emptied already (a detach removes its empty record directory, an unload the directories it empties)."""
         if not self.active:
             return plan
         paths = [path for path in plan.pins if os.path.normpath(path) not in self.pins]
         paths += [path for path, pin in sorted(self.pins.items()) if pin is not None and in_scope(path)]
-        return replace(plan, pins=paths)
+        gone_before = [path for path, pin in self.pins.items() if pin is None]
+        already = set(emptied_dirs(plan.dirs, gone_before))
+        return replace(plan, pins=paths, empty_dirs=[directory for directory in emptied_dirs(plan.dirs, paths + gone_before)
+                                                     if directory not in already])
 
     # -- recording what this task plans ----------------------------------------------------------
     # What a task records it also reads from then on, so a module that plans several steps (load, then
@@ -340,6 +346,8 @@ class Overlay:
                                                  key_size=m.key_size, value_size=m.value_size,
                                                  max_entries=m.max_entries, flags=m.flags,
                                                  owner_prog_type=owners[0] if owners else None))
+        for path in plan.stale:
+            self.record_pin(path, None)  # staged by an interrupted run: applying the plan sweeps them
         for step in plan.programs:
             if step.action in ("load", "replace"):
                 identity = Planned("prog", step.pin, step.name, tags[step.name])

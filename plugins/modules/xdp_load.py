@@ -374,8 +374,10 @@ def absent(module, overlay):
     params = module.params
     with loader_errors(module):
         spec = unload_spec(params, overlay)
+        # Lock only the directories that exist: locking creates a missing one, and the plan made under
+        # the lock would then count it among the directories the unload leaves empty.
         plan, removed = plan_and_apply(module, lambda: unload_plan(spec, params, overlay), apply_unload,
-                                       lambda plan: plan.dirs)
+                                       lambda plan: [d for d in plan.dirs if os.path.isdir(d)])
         removed = list(plan.pins) if removed is None else removed
         overlay.record_unload(removed)
         pin_path = pin_dirs(params["pin_path"])[0]

@@ -200,7 +200,9 @@ def run(module, overlay):
         overlay.record_prog_array(plan)
         diff = Diff()
         diff.record("slots", slot_words(plan.before), slot_words(after))
-    outcome = dict(changed=plan.changed, entries=after, map_id=plan.map_id, max_entries=plan.max_entries)
+    pinned = bool(plan.map_id)  # an absent plan on a table that is gone has no map
+    outcome = dict(changed=plan.changed, entries=after, map_id=plan.map_id if pinned else None,
+                   max_entries=plan.max_entries if pinned else None)
     if module._diff:
         outcome["diff"] = diff.result()
     return outcome

@@ -232,6 +232,11 @@ def test_rollout_and_teardown_are_predicted_by_check_mode(xdp_hosts, add_interfa
             {ifname: f"xdp_dispatch (tag {t2['xdp_dispatch']}, id {dispatcher[1]}) in generic mode"}
             for ifname in ("veth0", "veth2")]
         assert [d["after"] for d in detach] == [{"veth0": None}, {"veth2": None}]
+        # The unload's diff (pins, and the directories it leaves empty) is the real run's.
+        unload = diff_of(check, host, UNLOAD)[0]
+        assert unload == diff_of(real, host, UNLOAD)[0]
+        assert f"{host.pin_path}/xdp_dispatch" in unload["before"]["pins"] and unload["after"]["pins"] == []
+        assert unload["before"]["directories"] == sorted([host.pin_path, f"{host.pin_path}/maps"])
         empty = diff_of(check, host, EMPTY)[0]
         assert empty["after"] == {"slots": {}}
         assert re.fullmatch(r"tcp_handler \(tag [0-9a-f]{16}, id \d+\)", empty["before"]["slots"]["6"])

@@ -186,7 +186,7 @@ def test_a_table_the_run_would_create_or_remove():
     assert (plan.map_id, plan.max_entries, plan.before, plan.after) == (jt, 8, {}, {6: 812})
     removed = _overlay({"pins": {JT: None}}, FakeKernel(arrays={JT: ProgArrayView(77, 3, 8, {6: 812})}))
     gone = plan_prog_array(JT, {}, exclusive=True, state="absent", reader=removed.reader())
-    assert not gone.changed and gone.map_id is None
+    assert not gone.changed and not gone.map_id
     with pytest.raises(ValueError, match="nothing is pinned there"):
         plan_prog_array(JT, {6: TCP}, reader=removed.reader())
 
@@ -228,7 +228,7 @@ def test_a_detach_planned_earlier_lets_the_unload_go_ahead():
 
 
 def test_unload_sees_pins_the_run_would_add_or_remove():
-    plan = load.UnloadPlan([TCP, JT], [MAPS, APP])
+    plan = load.UnloadPlan([TCP, JT], [MAPS, APP])  # (the directories do not exist here: none is emptied)
     overlay = _overlay({"pins": {TCP: None, DISPATCH: PlannedPin("prog", 1, "dispatch").encode(),
                                  "/sys/fs/bpf/other/x": PlannedPin("prog", 2, "x").encode()}})
     adjusted = overlay.unload(plan, lambda path: path.startswith(APP + "/"))
