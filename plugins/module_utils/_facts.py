@@ -75,9 +75,11 @@ def map_facts(bpf_map, contents, directories=()):
     return facts
 
 
-def interface_facts(netns, names, required=True):
+def interface_facts(netns, names, required=None):
     """{name: XDP hook facts} of ``names`` in ``netns``; every interface with a program attached when
-    ``names`` is None. A name that is not there fails, unless not ``required`` (then it is left out)."""
+    ``names`` is None. A name that is not there fails, unless not ``required`` (then it is left out; by
+    default names are required, while listed interfaces that go away meanwhile are just not reported)."""
+    required = names is not None if required is None else required
     wanted = names if names is not None else list_interfaces(netns)
     result = {}
     for name in wanted:
