@@ -305,8 +305,8 @@ class Overlay:
         paths += [path for path, pin in sorted(self.pins.items()) if pin is not None and in_scope(path)]
         gone_before = [path for path, pin in self.pins.items() if pin is None]
         already = set(emptied_dirs(plan.dirs, gone_before))
-        return replace(plan, pins=paths, empty_dirs=[directory for directory in emptied_dirs(plan.dirs, paths + gone_before)
-                                                     if directory not in already])
+        emptied = [directory for directory in emptied_dirs(plan.dirs, paths + gone_before) if directory not in already]
+        return replace(plan, pins=paths, empty_dirs=emptied)
 
     # -- recording what this task plans ----------------------------------------------------------
     # What a task records it also reads from then on, so a module that plans several steps (load, then
@@ -318,6 +318,7 @@ class Overlay:
             self.planned["pins"][path] = None if pin is None else pin.encode()
             self.pins[path] = pin
             self.slots.pop(path, None)  # slots planned for what was pinned there before
+            self.planned["slots"].pop(path, None)
 
     def record_slots(self, map_pin: str, slots: Dict[int, object]) -> None:
         if self.active and slots:
@@ -379,8 +380,7 @@ class Overlay:
             link = Planned("link", plan.link_pin)
             self.record_pin(plan.link_pin, PlannedPin("link", link, prog=plan.prog_id))
         elif not plan.via_link and plan.record_pin:
-            program = self.pinned(plan.program_pin)
-            self.record_pin(plan.record_pin, PlannedPin("prog", program.id if program else plan.prog_id))
+            self.record_pin(plan.record_pin, PlannedPin("prog", plan.prog_id))  # the attached program, pinned again
         self.record_hook(key, PlannedHook(plan.interface, plan.netns, plan.ifindex, plan.mode, plan.prog_id, link))
 
     def exit_fields(self) -> dict:
