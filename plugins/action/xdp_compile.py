@@ -8,7 +8,8 @@ In: the task's ``src`` (a controller path, searched like ``template`` searches) 
 ``dest`` and the file options. Compiles with the collection's ``compiler`` package, at most once per
 distinct source per run (``plugin_utils._compile``), writes the object to a local
 temporary file and hands it to ``ansible.builtin.copy``, which gives checksum idempotency, check
-mode, diff and mode/owner/group. Out: copy's result (without its internal ``src``, ``path`` and
+mode, diff and mode/owner/group. In check mode the object it would deliver is kept in the run's
+check-mode overlay (``_overlay_action``), so that a later xdp_load of the same run plans with it. Out: copy's result (without its internal ``src``, ``path`` and
 ``md5sum``; ``dest`` always) plus ``programs``, ``maps``, ``sha256`` and ``cached``. A compile
 error fails the task with the compiler's ``file:line:col`` message and hint.
 """
@@ -32,6 +33,7 @@ from ansible_collections.whistler.xdp.plugins.modules.xdp_compile import (
     REQUIRED_ONE_OF,
 )
 from ansible_collections.whistler.xdp.plugins.plugin_utils._compile import compile_once
+from ansible_collections.whistler.xdp.plugins.plugin_utils._overlay_action import overlay_host, overlay_store
 
 CONTENT_FILENAME = "<content>"
 COPY_INTERNAL_KEYS = ("src", "path", "md5sum")
@@ -58,6 +60,7 @@ class ActionModule(ActionBase):
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         if not result.get("failed"):
+            self._plan_or_forget(args["dest"], elf, result, task_vars)
             checksum = hashlib.sha1(elf).hexdigest()
             # copy reports the host's temporary upload as src (deleted by now), path instead of dest
             # when nothing changed, and no dest at all in check mode: report the documented keys only.
@@ -71,6 +74,20 @@ class ActionModule(ActionBase):
                                   "after": {"path": args["dest"], "checksum": checksum,
                                             "programs": {p["name"]: p["tag"] for p in data["programs"]}}}
         return result
+
+    def _plan_or_forget(self, dest, elf, result, task_vars):
+        """Check mode: against what an earlier check-mode task of the run would have written to ``dest``, if
+        any, and keep the object as ``dest``'s planned content for later tasks (xdp_load reads it). A real
+        run: the host really changed, so the run's check-mode overlay of it is forgotten."""
+        store, host = overlay_store(), overlay_host(self._task, task_vars)
+        if not self._task.check_mode:
+            store.clear(host)
+            return
+        planned = store.read(host)["files"].get(os.path.normpath(dest))
+        if planned is not None:
+            result["changed"] = planned["sha256"] != hashlib.sha256(elf).hexdigest()
+        if result.get("changed"):
+            store.keep_file(host, dest, elf)
 
     def _remote_checksum(self, dest, task_vars):
         """SHA-1 of the file at ``dest`` on the host, None when there is none."""

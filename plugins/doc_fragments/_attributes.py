@@ -74,3 +74,15 @@ attributes:
     membership:
       - whistler.xdp.xdp
 """
+
+    # The internal option of the modules whose action plugin plans check mode on earlier tasks' plans.
+    CHECK_OVERLAY = r"""
+options:
+  _check_overlay:
+    description:
+      - Internal to the collection; do not set it (a task that sets it fails).
+      - In check mode the module's action plugin passes here what earlier check-mode tasks of the same run
+        planned for this host (files they would write, pins, jump-table slots, XDP hooks), so that the module
+        plans on the host as those tasks would leave it. Outside check mode it is not used.
+    type: dict
+"""

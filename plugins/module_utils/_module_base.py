@@ -10,7 +10,8 @@ exceptions (``BpfError`` and the other ``OSError``s, ``ValueError`` for bad inpu
 the kernel's extack text; a plain ``OSError`` reads "path: reason", never "[Errno 2] ..."), the verifier log as ``verifier_log`` when the kernel rejected a
 program, and the traceback for ``-vvv``; ``plan_and_apply(module, plan, apply, locks)``, which plans,
 and outside check mode plans again and applies holding the pin directories' locks, so that
-concurrent forks on one host take turns and each plans on the state the previous one left.
+concurrent forks on one host take turns and each plans on the state the previous one left;
+``CHECK_OVERLAY_SPEC``, the internal option of the modules that take a check-mode overlay (``_overlay``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ import traceback
 from contextlib import contextmanager
 
 from ._bpf.pins import locked
+
+# The internal option through which the action plugin gives a module, in check mode, what earlier
+# check-mode tasks of the run planned for the host (``_overlay``; documented by the ``_check_overlay``
+# doc fragment). Here rather than in ``_overlay`` so that the argument spec never depends on the loader.
+CHECK_OVERLAY_OPTION = "_check_overlay"
+CHECK_OVERLAY_SPEC = {CHECK_OVERLAY_OPTION: dict(type="dict")}
 
 
 def describe(exc):

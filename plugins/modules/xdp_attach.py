@@ -84,20 +84,35 @@ options:
   state:
     description:
       - V(present) attaches O(program) (or replaces the attached program with it).
-      - V(absent) detaches the attached program.
+      - V(absent) detaches the attached program. When O(interface) or O(netns) does not exist, its hook is gone
+        with it, so the task changes nothing, succeeds and warns.
     type: str
     choices: [present, absent]
     default: present
 extends_documentation_fragment:
   - whistler.xdp._attributes
+  - whistler.xdp._attributes.CHECK_OVERLAY
   - whistler.xdp._attributes.PLATFORM
   - whistler.xdp._attributes.REQUIREMENTS
   - whistler.xdp._attributes.ACTIONGROUP_XDP
 attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+    details:
+      - The action plugin gives the module, in check mode, what earlier check-mode tasks of the run planned (see O(_check_overlay)).
   check_mode:
     support: full
+    details:
+      - The hook is planned on the host as the earlier check-mode tasks of the same run would leave it, so a
+        dispatcher that an earlier M(whistler.xdp.xdp_load) would re-pin replaces the attached one, and a detach
+        planned earlier counts as done.
   diff_mode:
     support: full
+    details:
+      - The diff names the program on the interface's hook with its tag and id, and the mode
+        (C(veth0 -> xdp_dispatch (tag 3b185187f1855c4c, id 812) in generic mode)), or C(new) for a program not
+        loaded yet.
   idempotent:
     support: partial
     details:
@@ -141,7 +156,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 prog_id:
-  description: Id of the program attached after the task (predicted in check mode); 0 when none is.
+  description:
+    - Id of the program attached after the task (predicted in check mode); 0 when none is.
+    - In check mode, null for a program not loaded yet (that an earlier task of the run would load).
   returned: success
   type: int
   sample: 812
@@ -181,6 +198,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._diff import Diff  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._imports import check_requirements  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._module_base import (  # noqa: E402
+    CHECK_OVERLAY_SPEC,
     loader_errors,
     plan_and_apply,
 )
@@ -190,13 +208,16 @@ try:
         apply_attach_replanning,
         plan_attach,
     )
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.netns import netns_inode
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.pins import check_path
+    from ansible_collections.whistler.xdp.plugins.module_utils._overlay import Overlay, program_words, public
 except ImportError:
     LOADER_IMPORT_ERROR = traceback.format_exc()
 else:
     LOADER_IMPORT_ERROR = None
 
 ARGUMENT_SPEC = dict(
+    CHECK_OVERLAY_SPEC,
     interface=dict(type="str", required=True),
     netns=dict(type="str"),
     program=dict(type="path"),
@@ -207,9 +228,12 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def hook_state(prog_id, mode):
+def hook_words(prog_id, mode):
     """The hook as the diff shows it: which program, in which mode (None: nothing attached)."""
-    return dict(prog_id=prog_id, mode=mode) if prog_id else None
+    if not prog_id:
+        return None
+    mode_words = "the mode the kernel chooses" if mode == "auto" else f"{mode} mode"
+    return f"{program_words(prog_id)} in {mode_words}"
 
 
 def pin_dir(plan):
@@ -217,12 +241,14 @@ def pin_dir(plan):
     return [os.path.dirname(plan.program_pin)] if plan.program_pin else []
 
 
-def run(module):
+def run(module, overlay):
     params = module.params
+    reader = overlay.reader()
 
     def planned():
         return plan_attach(params["interface"], params["netns"], params["program"], mode=params["mode"],
-                           force=params["force"], state=params["state"], via_link=params["via_link"])
+                           force=params["force"], state=params["state"], via_link=params["via_link"],
+                           reader=reader)
 
     with loader_errors(module):
         if params["program"] is not None:
@@ -232,13 +258,15 @@ def run(module):
         if applied is None:
             prog_id, mode, link_id = (0, None, 0) if plan.action == "detach" else (plan.prog_id, plan.mode,
                                                                                    plan.link_id)
+            if plan.changed:
+                overlay.record_attach(plan, netns_inode(plan.netns))
         else:
             plan, result = applied
             prog_id, mode, link_id = result.prog_id, result.mode, result.link_id
-    if not prog_id:
-        mode, link_id = None, 0
-    diff = Diff()
-    diff.record(plan.interface, hook_state(plan.previous_prog_id, plan.current.mode), hook_state(prog_id, mode))
+        if not prog_id:
+            mode, link_id = None, 0
+        diff = Diff()
+        diff.record(plan.interface, hook_words(plan.previous_prog_id, plan.current.mode), hook_words(prog_id, mode))
     outcome = dict(changed=plan.changed, prog_id=prog_id, mode=mode, previous_prog_id=plan.previous_prog_id,
                    ifindex=plan.ifindex, link_id=link_id)
     if plan.reason:
@@ -255,7 +283,8 @@ def main():
         supports_check_mode=True,
     )
     check_requirements(module, LOADER_IMPORT_ERROR)
-    module.exit_json(**run(module))
+    overlay = Overlay.from_module(module)
+    module.exit_json(**public(run(module, overlay)), **overlay.exit_fields())
 
 
 if __name__ == "__main__":

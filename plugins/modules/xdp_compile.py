@@ -56,6 +56,9 @@ attributes:
     support: full
     details:
       - The source is compiled in check mode too (compiling changes nothing), so compile errors show up.
+      - In check mode the object that would be delivered is kept on the controller for the rest of the run, and
+        later check-mode tasks of the run that read O(dest) (M(whistler.xdp.xdp_load)) plan with it, as if it had
+        been delivered.
   diff_mode:
     support: full
     details:

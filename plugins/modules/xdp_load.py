@@ -78,6 +78,8 @@ options:
         removed by the next run with either state.
       - V(absent) fails, naming the interfaces, while a program recorded there is still attached to an
         interface, unless O(force=true). Detach it first with M(whistler.xdp.xdp_attach).
+      - V(absent) when nothing is pinned any more changes nothing and succeeds, also when O(object) no longer
+        exists (a teardown run again after the object was deleted).
     type: str
     choices: [present, absent]
     default: present
@@ -90,16 +92,29 @@ options:
     default: false
 extends_documentation_fragment:
   - whistler.xdp._attributes
+  - whistler.xdp._attributes.CHECK_OVERLAY
   - whistler.xdp._attributes.PLATFORM
   - whistler.xdp._attributes.REQUIREMENTS
   - whistler.xdp._attributes.ACTIONGROUP_XDP
 attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+    details:
+      - The action plugin gives the module, in check mode, what earlier check-mode tasks of the run planned (see O(_check_overlay)).
   check_mode:
     support: full
     details:
       - In check mode nothing is loaded; RV(programs[].id) and RV(maps[].id) are null for objects that would be new.
+      - The plan is made on the host as the earlier check-mode tasks of the same run would leave it. The object an
+        earlier M(whistler.xdp.xdp_compile) would deliver to O(object) is shipped to Ansible's remote temp dir and
+        read from there, so a playbook that compiles and loads can be checked on a host that has neither; pins,
+        slots and attachments planned earlier count as done (an unload after a planned detach is not refused).
   diff_mode:
     support: full
+    details:
+      - The diff names each pin's program with its tag and id (C(tcp_handler (tag a1b2c3d4e5f6a7b8, id 812))), or
+        C(new) for a program or map not loaded yet.
   idempotent:
     support: full
 seealso:
@@ -140,7 +155,7 @@ programs:
                             "reused": true, "action": "unchanged"}}
   contains:
     id:
-      description: Program id; null in check mode for a program that would be loaded.
+      description: Program id; null in check mode for a program that would be loaded (by this task or an earlier one of the run).
       type: int
     tag:
       description: Kernel tag of the pinned program (predicted offline in check mode).
@@ -161,7 +176,7 @@ maps:
   sample: {"proto_stats": {"id": 78, "pin": "/sys/fs/bpf/xdp/maps/proto_stats", "reused": true, "action": "reuse"}}
   contains:
     id:
-      description: Map id; null in check mode for a map that would be created.
+      description: Map id; null in check mode for a map that would be created (by this task or an earlier one of the run).
       type: int
     pin:
       description: Pin path.
@@ -185,13 +200,15 @@ verifier_log:
   elements: str
 """
 
-import platform  # noqa: E402  (Ansible modules import after the docs)
+import os  # noqa: E402  (Ansible modules import after the docs)
+import platform  # noqa: E402
 import traceback  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._diff import Diff  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._imports import check_requirements  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._module_base import (  # noqa: E402
+    CHECK_OVERLAY_SPEC,
     loader_errors,
     plan_and_apply,
 )
@@ -208,12 +225,20 @@ try:
     )
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.objfile import read_object
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.tag import program_tag
+    from ansible_collections.whistler.xdp.plugins.module_utils._overlay import (
+        Overlay,
+        Planned,
+        map_words,
+        program_words,
+        public,
+    )
 except ImportError:
     LOADER_IMPORT_ERROR = traceback.format_exc()
 else:
     LOADER_IMPORT_ERROR = None
 
 ARGUMENT_SPEC = dict(
+    CHECK_OVERLAY_SPEC,
     object=dict(type="path"),
     pin_path=dict(type="path", required=True),
     map_pin_path=dict(type="path"),
@@ -233,7 +258,8 @@ def kernel_tag_algorithm(release):
 
 
 def predicted(plan):
-    """``(programs, maps)`` as check mode reports them: what the plan keeps, and nulls for new objects."""
+    """``(programs, maps)`` as check mode reports them: what the plan keeps, and the predicted tags of
+    programs it loads (their ids are not known before they are loaded)."""
     algorithm = kernel_tag_algorithm(platform.release())
     programs = {}
     for step in plan.programs:
@@ -255,72 +281,107 @@ def applied(result):
 
 
 def load_diff(plan, programs, maps):
-    """Per pin: the program's tag / the map's id before, and after."""
+    """Per pin, in words: the program there (name, tag, id) or the map (name, type, id), before and after."""
     diff = Diff()
     for step in plan.programs:
-        diff.record(step.pin, step.current_tag and dict(tag=step.current_tag), dict(tag=programs[step.name]["tag"]))
+        after = programs[step.name]
+        diff.record(step.pin, program_words(step.current_id, step.name, step.current_tag),
+                    program_words(after["id"] or Planned("prog", step.pin, step.name, after["tag"]),
+                                  step.name, after["tag"]))
     for step in plan.maps:
-        after_id = maps[step.name]["id"] if step.action != "reuse" else step.current_id
-        before = dict(id=step.current_id) if step.current_id else None
-        diff.record(step.pin, before, dict(id=after_id))
+        after_id = maps[step.name]["id"] or Planned("map", step.pin, step.name)
+        diff.record(step.pin, map_words(step.name, step.spec.type, step.current_id),
+                    map_words(step.name, step.spec.type, after_id))
     for path in plan.stale:
         diff.record(path, "staged by an interrupted run", None)
     return diff
 
 
-def object_spec(path):
-    """The BPF object at ``path`` (option ``object``); a ValueError naming the option and the file when
-    it cannot be read or is not a BPF object this loader supports."""
+def object_spec(path, overlay):
+    """The BPF object at ``path`` (option ``object``), or its planned content when an earlier check-mode
+    task of this run would have written it; a ValueError naming the option and the file when it cannot
+    be read or is not a BPF object this loader supports."""
     try:
-        return read_object(path)
+        spec = read_object(overlay.file(path))
     except ObjectFileError as exc:
         raise ValueError(f"object {exc}") from exc
+    spec.source = path
+    return spec
 
 
-def checked_plan(spec, params):
-    plan = plan_load(spec, params["pin_path"], params["map_pin_path"], params["replace_incompatible_maps"])
+def checked_plan(spec, params, overlay):
+    plan = plan_load(spec, params["pin_path"], params["map_pin_path"], params["replace_incompatible_maps"],
+                     reader=overlay.reader())
     plan.check()
     return plan
 
 
-def present(module):
+def present(module, overlay):
     params = module.params
     with loader_errors(module):
-        spec = object_spec(params["object"])
-        plan, result = plan_and_apply(module, lambda: checked_plan(spec, params), apply_load,
+        spec = object_spec(params["object"], overlay)
+        plan, result = plan_and_apply(module, lambda: checked_plan(spec, params, overlay), apply_load,
                                       lambda plan: [plan.pin_path, plan.map_pin_path])
         programs, maps = predicted(plan) if result is None else applied(result)
+        overlay.record_load(plan, {name: program["tag"] for name, program in programs.items()})
     return dict(changed=plan.changed, programs=programs, maps=maps), load_diff(plan, programs, maps)
 
 
 def still_attached(pin_path, live):
     """What of ``pin_path`` still runs: the recorded attachments ``live``, with where they are."""
-    where = "; ".join(f"program {a.prog_id} on {a.where} (recorded at {a.record})" for a in live)
+    where = "; ".join(f"program {program_words(a.prog_id) or a.prog_id} on {a.where} (recorded at {a.record})"
+                      for a in live)
     return f"pin_path {pin_path}: still attached: {where}"
 
 
-def unload_plan(spec, params):
+def live_attachments(pin_path, overlay):
+    """The attachments recorded under ``pin_path`` that still run (as planned tasks would leave them)."""
+    return [record for record in overlay.records(pin_path, recorded_attachments(pin_path)) if record.live]
+
+
+def unload_plan(spec, params, overlay):
     """The unload plan: ``spec``'s pins (or all under the pin paths) and the records of attachments
     that are gone; refused while a recorded attachment is live, unless forced (the records are kept)."""
-    pin_path = pin_dirs(params["pin_path"])[0]
-    records = recorded_attachments(pin_path)
+    pin_path, map_dir = pin_dirs(params["pin_path"], params["map_pin_path"])
+    records = overlay.records(pin_path, recorded_attachments(pin_path))
     live = [record for record in records if record.live]
     if live and not params["force"]:
         raise ValueError(still_attached(pin_path, live) + ". Detach first (whistler.xdp.xdp_attach state=absent), "
                                                           "or set force=true to remove the pins anyway")
     stale = [record.record for record in records if not record.live]
-    return plan_unload(pin_path, params["map_pin_path"], spec, also=stale)
+    plan = plan_unload(pin_path, params["map_pin_path"], spec, also=stale)
+    if spec is not None:
+        ours = {os.path.join(pin_path, p.name) for p in spec.programs}
+        ours |= {os.path.join(map_dir, m.name) for m in spec.maps}
+        return overlay.unload(plan, lambda path: path in ours or path in stale)
+    return overlay.unload(plan, lambda path: os.path.dirname(path) in (pin_path, map_dir) or path in stale)
 
 
-def absent(module):
+def unload_spec(params, overlay):
+    """The object whose pins to remove; None for every pin. A missing object is no error while nothing
+    is pinned any more (a teardown that already ran, the object deleted after it)."""
+    if not params["object"]:
+        return None
+    try:
+        return object_spec(params["object"], overlay)
+    except ValueError:
+        if os.path.lexists(overlay.file(params["object"])) or unload_plan(None, params, overlay).pins:
+            raise
+        return None
+
+
+def absent(module, overlay):
     params = module.params
     with loader_errors(module):
-        spec = object_spec(params["object"]) if params["object"] else None
-        plan, removed = plan_and_apply(module, lambda: unload_plan(spec, params), apply_unload,
-                                       lambda plan: plan.dirs)
+        spec = unload_spec(params, overlay)
+        # Lock only the directories that exist: locking creates a missing one, and the plan made under
+        # the lock would then count it among the directories the unload leaves empty.
+        plan, removed = plan_and_apply(module, lambda: unload_plan(spec, params, overlay), apply_unload,
+                                       lambda plan: [d for d in plan.dirs if os.path.isdir(d)])
         removed = list(plan.pins) if removed is None else removed
+        overlay.record_unload(removed)
         pin_path = pin_dirs(params["pin_path"])[0]
-        live = [record for record in recorded_attachments(pin_path) if record.live]
+        live = live_attachments(pin_path, overlay)
     if live:
         module.warn(still_attached(pin_path, live) + "; the records are kept (force=true)")
     diff = Diff()
@@ -337,10 +398,11 @@ def main():
         supports_check_mode=True,
     )
     check_requirements(module, LOADER_IMPORT_ERROR)
-    outcome, diff = present(module) if module.params["state"] == "present" else absent(module)
+    overlay = Overlay.from_module(module)
+    outcome, diff = (present if module.params["state"] == "present" else absent)(module, overlay)
     if module._diff:
         outcome["diff"] = diff.result()
-    module.exit_json(**outcome)
+    module.exit_json(**public(outcome), **overlay.exit_fields())
 
 
 if __name__ == "__main__":

@@ -52,20 +52,34 @@ options:
   state:
     description:
       - V(present) makes the slots in O(entries) hold the given programs.
-      - V(absent) empties them.
+      - V(absent) empties them. With nothing pinned at O(map), or nothing pinned at a program path named in
+        O(entries), there is nothing to empty, so the task changes nothing and succeeds.
     type: str
     choices: [present, absent]
     default: present
 extends_documentation_fragment:
   - whistler.xdp._attributes
+  - whistler.xdp._attributes.CHECK_OVERLAY
   - whistler.xdp._attributes.PLATFORM
   - whistler.xdp._attributes.REQUIREMENTS
   - whistler.xdp._attributes.ACTIONGROUP_XDP
 attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+    details:
+      - The action plugin gives the module, in check mode, what earlier check-mode tasks of the run planned (see O(_check_overlay)).
   check_mode:
     support: full
+    details:
+      - The slots are planned on the host as the earlier check-mode tasks of the same run would leave it, so a
+        handler that an earlier M(whistler.xdp.xdp_load) would re-pin changes its slot, and a jump table it would
+        create is wired from empty.
   diff_mode:
     support: full
+    details:
+      - The diff names the program in each slot with its tag and id (C(6 -> tcp_handler (tag a1b2c3d4e5f6a7b8, id 812))),
+        or C(new) for a program not loaded yet.
   idempotent:
     support: full
 seealso:
@@ -95,16 +109,19 @@ RETURN = r"""
 entries:
   description:
     - The filled slots after the task (predicted in check mode), as slot number to program id.
+    - In check mode, null for a program not loaded yet (that an earlier task of the run would load).
   returned: success
   type: dict
   sample: {"0": 812, "1": 813}
 map_id:
-  description: Id of the prog-array map.
+  description:
+    - Id of the prog-array map; null with O(state=absent) when nothing is pinned at O(map), and in check mode for
+      a map not created yet.
   returned: success
   type: int
   sample: 77
 max_entries:
-  description: Number of slots of the prog-array.
+  description: Number of slots of the prog-array; null with O(state=absent) when nothing is pinned at O(map).
   returned: success
   type: int
   sample: 3
@@ -117,6 +134,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._diff import Diff  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._imports import check_requirements  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._module_base import (  # noqa: E402
+    CHECK_OVERLAY_SPEC,
     loader_errors,
     plan_and_apply,
 )
@@ -128,12 +146,14 @@ try:
         parse_slot,
         plan_prog_array,
     )
+    from ansible_collections.whistler.xdp.plugins.module_utils._overlay import Overlay, program_words, public
 except ImportError:
     LOADER_IMPORT_ERROR = traceback.format_exc()
 else:
     LOADER_IMPORT_ERROR = None
 
 ARGUMENT_SPEC = dict(
+    CHECK_OVERLAY_SPEC,
     map=dict(type="path", required=True),
     entries=dict(type="dict", default={}),
     exclusive=dict(type="bool", default=False),
@@ -162,18 +182,27 @@ def check_paths(map_pin, entries):
             check_path(program, f"entries: slot {slot}: program")
 
 
-def run(module):
+def slot_words(entries):
+    """{slot: the program in it, in words} for the diff (``"6": "tcp_handler (tag ..., id 812)"``)."""
+    return {str(slot): program_words(program) for slot, program in sorted(entries.items())}
+
+
+def run(module, overlay):
     params = module.params
     with loader_errors(module):
         entries = slot_entries(params["entries"])
         check_paths(params["map"], entries)
         plan, result = plan_and_apply(
-            module, lambda: plan_prog_array(params["map"], entries, exclusive=params["exclusive"], state=params["state"]),
+            module, lambda: plan_prog_array(params["map"], entries, exclusive=params["exclusive"],
+                                            state=params["state"], reader=overlay.reader()),
             apply_prog_array, lambda plan: [os.path.dirname(plan.map_pin)])
         after = plan.after if result is None else result.after
-    diff = Diff()
-    diff.record("entries", plan.before, after)
-    outcome = dict(changed=plan.changed, entries=after, map_id=plan.map_id, max_entries=plan.max_entries)
+        overlay.record_prog_array(plan)
+        diff = Diff()
+        diff.record("slots", slot_words(plan.before), slot_words(after))
+    pinned = bool(plan.map_id)  # an absent plan on a table that is gone has no map
+    outcome = dict(changed=plan.changed, entries=after, map_id=plan.map_id if pinned else None,
+                   max_entries=plan.max_entries if pinned else None)
     if module._diff:
         outcome["diff"] = diff.result()
     return outcome
@@ -182,7 +211,8 @@ def run(module):
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     check_requirements(module, LOADER_IMPORT_ERROR)
-    module.exit_json(**run(module))
+    overlay = Overlay.from_module(module)
+    module.exit_json(**public(run(module, overlay)), **overlay.exit_fields())
 
 
 if __name__ == "__main__":

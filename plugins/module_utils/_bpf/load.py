@@ -186,10 +186,12 @@ def pin_dirs(pin_path: str, map_pin_path: Optional[str] = None) -> Tuple[str, st
 
 
 def plan_load(spec: ObjectSpec, pin_path: str, map_pin_path: Optional[str] = None,
-              replace_incompatible_maps: bool = False) -> LoadPlan:
-    """What loading ``spec`` under ``pin_path`` would do; reads pins, loads nothing."""
+              replace_incompatible_maps: bool = False, reader=None) -> LoadPlan:
+    """What loading ``spec`` under ``pin_path`` would do; reads pins, loads nothing. ``reader.pins`` stands
+    in for ``read_pins`` when given (check mode reads the host as earlier planned tasks would leave it)."""
     pin_path, map_dir = pin_dirs(pin_path, map_pin_path)
-    state = read_pins(spec, pin_path, map_dir, with_users=replace_incompatible_maps)
+    read = reader.pins if reader is not None else read_pins
+    state = read(spec, pin_path, map_dir, with_users=replace_incompatible_maps)
     return decide(spec, state, pin_path, map_dir, replace_incompatible_maps)
 
 

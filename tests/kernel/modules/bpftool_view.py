@@ -1,7 +1,8 @@
 """bpftool's view of the kernel: an oracle independent of the collection's loader.
 
 In: pin paths and objects. Out: ids, prog-array slots, XDP hooks as bpftool/iproute2 report them,
-and ``bpftool_loadall`` to load an object with libbpf instead of our loader.
+a pinned program in the words the modules' diffs use (``program_words``), and ``bpftool_loadall`` to
+load an object with libbpf instead of our loader.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ def pinned_id(path: Path) -> int:
     """Id of the program or map pinned at ``path``, as bpftool reports it."""
     kind = "map" if "maps" in path.parts else "prog"
     return bpftool(kind, "show", "pinned", str(path))["id"]
+
+
+def program_words(path: Path) -> str:
+    """The program pinned at ``path`` as the modules' diffs name it, from bpftool's name, tag and id."""
+    shown = bpftool("prog", "show", "pinned", str(path))
+    return f"{shown['name']} (tag {shown['tag']}, id {shown['id']})"
 
 
 def prog_array_entries(path: Path) -> dict:

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 from ansible_collections.whistler.xdp.plugins.modules import xdp_attach
 
-from tests.kernel.modules.bpftool_view import bpftool, bpftool_loadall, pinned_id, xdp_hook
+from tests.kernel.modules.bpftool_view import bpftool, bpftool_loadall, pinned_id, program_words, xdp_hook
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_attach_changed_then_unchanged_then_detach(netns_pair, loaded, run_modul
     assert (first["prog_id"], first["mode"], first["previous_prog_id"]) == (dispatcher_id, "generic", 0)
     assert xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": dispatcher_id}
     assert first["diff"] == {"before": {netns_pair.if_a: None},
-                             "after": {netns_pair.if_a: {"prog_id": dispatcher_id, "mode": "generic"}}}
+                             "after": {netns_pair.if_a: f"{program_words(dispatcher)} in generic mode"}}
 
     second = run_module("xdp_attach", attach_args(netns_pair, dispatcher, mode="auto"), diff=True)
     assert second["changed"] is False
@@ -136,6 +136,26 @@ def test_program_outside_bpffs_names_the_option(netns_pair, loaded, run_module, 
     assert xdp_hook(netns_pair.a, netns_pair.if_a) == {}
 
 
+@pytest.mark.parametrize("gone", ["interface", "netns"])
+def test_detach_where_the_interface_is_gone_is_ok(netns_pair, loaded, run_module, gone):
+    dispatcher = loaded / "progs" / "xdp_dispatch"
+    args = attach_args(netns_pair, dispatcher, state="absent")
+    if gone == "interface":
+        args["interface"] = "nosuch0"
+    else:
+        args["netns"] = f"{netns_pair.a}-gone"
+    for check in (True, False, False):
+        result = run_module("xdp_attach", args, check=check, diff=True)
+        assert not result.get("failed"), result
+        assert (result["changed"], result["prog_id"], result["previous_prog_id"]) == (False, 0, 0)
+        assert result["diff"]["before"] == result["diff"]["after"]
+        assert any("nothing to detach" in str(w) for w in result.get("warnings", [])), result
+    # Attaching there still fails clearly: only a detach treats "gone" as done.
+    attached = run_module("xdp_attach", dict(args, state="present"))
+    assert attached.get("failed") is True
+    assert ("nosuch0" if gone == "interface" else f"{netns_pair.a}-gone") in attached["msg"]
+
+
 def test_check_mode_detach_reports_no_mode_like_the_real_run(netns_pair, loaded, run_module):
     dispatcher = loaded / "progs" / "xdp_dispatch"
     run_module("xdp_attach", attach_args(netns_pair, dispatcher))
@@ -145,7 +165,8 @@ def test_check_mode_detach_reports_no_mode_like_the_real_run(netns_pair, loaded,
     assert xdp_hook(netns_pair.a, netns_pair.if_a) == {"generic": pinned_id(dispatcher)}
     real = run_module("xdp_attach", detach, diff=True)
     assert (real["diff"], real["prog_id"], real["mode"]) == (check["diff"], 0, None)
-    assert real["diff"]["before"] == {netns_pair.if_a: {"prog_id": pinned_id(dispatcher), "mode": "generic"}}
+    assert real["diff"] == {"before": {netns_pair.if_a: f"{program_words(dispatcher)} in generic mode"},
+                            "after": {netns_pair.if_a: None}}
 
 
 def link_pinned_at(path):

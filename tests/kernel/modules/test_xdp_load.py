@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.kernel.modules.bpftool_view import REPO, bpftool
+from tests.kernel.modules.bpftool_view import REPO, bpftool, program_words
 
 PROGRAMS = ("xdp_dispatch", "tcp_handler", "udp_handler")
 MAPS = ("jt", "proto_stats")
@@ -129,10 +129,10 @@ def test_bad_input_fails_clearly_and_changes_nothing(pin_dir, clang_object, run_
     assert list(pin_dir.iterdir()) == []
 
 
-@pytest.mark.parametrize("state", ["present", "absent"])
-@pytest.mark.parametrize("name, reason", [
-    ("missing.bpf.o", "No such file or directory"),
-    ("", "is a directory, not a regular file: an object must be a regular file"),
+@pytest.mark.parametrize("state, name, reason", [
+    ("present", "missing.bpf.o", "No such file or directory"),
+    ("present", "", "is a directory, not a regular file: an object must be a regular file"),
+    ("absent", "", "is a directory, not a regular file: an object must be a regular file"),
 ])
 def test_unreadable_object_names_the_option_and_file(pin_dir, run_module, tmp_path, state, name, reason):
     path = str(tmp_path / name) if name else str(tmp_path)
@@ -141,6 +141,24 @@ def test_unreadable_object_names_the_option_and_file(pin_dir, run_module, tmp_pa
     assert result["msg"].startswith(f"object {path}: ")
     assert result["msg"].endswith(reason)
     assert "Errno" not in result["msg"]
+    assert list(pin_dir.iterdir()) == []
+
+
+def test_absent_with_the_object_gone_is_ok_once_nothing_is_pinned(pin_dir, clang_object, run_module, tmp_path):
+    obj = tmp_path / "gone.bpf.o"
+    obj.write_bytes(clang_object.read_bytes())
+    run_module("xdp_load", load_args(pin_dir, obj))
+    obj.unlink()
+    refused = run_module("xdp_load", load_args(pin_dir, obj, state="absent"))
+    assert refused.get("failed") is True, refused
+    assert refused["msg"].startswith(f"object {obj}: ") and refused["msg"].endswith("No such file or directory")
+    assert pins_under(pin_dir / "xdp")
+
+    run_module("xdp_load", {"pin_path": str(pin_dir / "xdp"), "state": "absent"})
+    for check in (True, False):
+        again = run_module("xdp_load", load_args(pin_dir, obj, state="absent"), check=check, diff=True)
+        assert not again.get("failed"), again
+        assert (again["changed"], again["removed"]) == (False, [])
     assert list(pin_dir.iterdir()) == []
 
 
@@ -175,7 +193,8 @@ def test_absent_refuses_while_the_dispatcher_is_attached(pin_dir, clang_object, 
     for check in (True, False):
         refused = run_module("xdp_load", load_args(pin_dir, clang_object, state="absent"), check=check)
         assert refused.get("failed") is True, refused
-        assert f"program {prog_id} on interface {netns_pair.if_a!r} in network namespace {netns_pair.a!r}" \
+        dispatcher = program_words(pin_dir / "xdp" / "xdp_dispatch")
+        assert f"program {dispatcher} on interface {netns_pair.if_a!r} in network namespace {netns_pair.a!r}" \
             in refused["msg"]
         assert "force=true" in refused["msg"]
         assert pins_under(pin_dir) == pinned_before

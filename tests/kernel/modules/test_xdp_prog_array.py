@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kernel.modules.bpftool_view import bpftool_loadall, pinned_id, prog_array_entries
+from tests.kernel.modules.bpftool_view import bpftool_loadall, pinned_id, prog_array_entries, program_words
 
 TCP, UDP = 6, 17  # the C twin's jump table is indexed by IP protocol number
 
@@ -35,8 +35,9 @@ def test_wires_slots_changed_then_unchanged(loaded, run_module):
     assert prog_array_entries(jt) == expected
     assert {int(k): v for k, v in first["entries"].items()} == expected
     assert first["max_entries"] == 256
-    assert first["diff"]["before"] == {"entries": {}}
-    assert {int(k): v for k, v in first["diff"]["after"]["entries"].items()} == expected
+    assert first["diff"] == {"before": {"slots": {}}, "after": {"slots": {
+        str(TCP): program_words(loaded / "progs" / "tcp_handler"),
+        str(UDP): program_words(loaded / "progs" / "udp_handler")}}}
 
     second = run_module("xdp_prog_array", wire(loaded), diff=True)
     assert second["changed"] is False
@@ -74,6 +75,34 @@ def test_absent_empties_named_slots(loaded, run_module):
     assert prog_array_entries(jt) == {TCP: tcp_id}
     again = run_module("xdp_prog_array", {"map": str(jt), "entries": {str(UDP): None}, "state": "absent"})
     assert again["changed"] is False
+
+
+@pytest.mark.parametrize("args", [
+    {"map": "maps/no_such_map", "exclusive": True},
+    {"map": "maps/no_such_map", "entries": {str(TCP): "progs/tcp_handler"}},
+    {"map": "maps/jt", "entries": {str(TCP): "progs/no_such_program"}},
+])
+def test_absent_of_what_is_gone_is_ok(loaded, run_module, args):
+    run_module("xdp_prog_array", wire(loaded))
+    filled = prog_array_entries(loaded / "maps" / "jt")
+    args = dict(args, state="absent", map=str(loaded / args["map"]),
+                entries={k: str(loaded / v) for k, v in args.get("entries", {}).items()})
+    for check in (True, False, False):
+        result = run_module("xdp_prog_array", args, check=check, diff=True)
+        assert not result.get("failed"), result
+        assert result["changed"] is False
+        assert result["diff"]["before"] == result["diff"]["after"]
+    assert prog_array_entries(loaded / "maps" / "jt") == filled
+
+
+def test_absent_twice_once_the_table_is_unpinned(loaded, run_module):
+    run_module("xdp_prog_array", wire(loaded))
+    args = {"map": str(loaded / "maps" / "jt"), "exclusive": True, "state": "absent"}
+    assert run_module("xdp_prog_array", args)["changed"] is True
+    (loaded / "maps" / "jt").unlink()
+    gone = run_module("xdp_prog_array", args)
+    assert not gone.get("failed"), gone
+    assert (gone["changed"], gone["entries"], gone["map_id"], gone["max_entries"]) == (False, {}, None, None)
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -48,17 +48,26 @@ def test_kernel_tag_algorithm(release, algorithm):
     assert xdp_load.kernel_tag_algorithm(release) == algorithm
 
 
-def test_hook_state_is_none_for_an_empty_hook():
-    assert xdp_attach.hook_state(0, "generic") is None
-    assert xdp_attach.hook_state(12, "native") == {"prog_id": 12, "mode": "native"}
+def test_hook_words_name_the_program_and_mode():
+    from ansible_collections.whistler.xdp.plugins.module_utils._overlay import Planned
+
+    assert xdp_attach.hook_words(0, "generic") is None
+    planned = Planned("prog", "/sys/fs/bpf/x/xdp_dispatch", "xdp_dispatch", "3b185187f1855c4c")
+    assert xdp_attach.hook_words(planned, "native") == "xdp_dispatch (tag 3b185187f1855c4c, new) in native mode"
+    assert xdp_attach.hook_words(planned, "auto") == ("xdp_dispatch (tag 3b185187f1855c4c, new) "
+                                                      "in the mode the kernel chooses")
 
 
 def test_pin_directories(tmp_path):
     assert xdp_info.pin_directories(None, None) == []
-    assert xdp_info.pin_directories(str(tmp_path), None) == [str(tmp_path)]
+    assert xdp_info.pin_directories([str(tmp_path)], None) == [str(tmp_path)]
     (tmp_path / "maps").mkdir()
-    assert xdp_info.pin_directories(str(tmp_path), None) == [str(tmp_path), str(tmp_path / "maps")]
-    assert xdp_info.pin_directories(str(tmp_path), "/sys/fs/bpf/m") == [str(tmp_path), "/sys/fs/bpf/m"]
+    assert xdp_info.pin_directories([str(tmp_path)], None) == [str(tmp_path), str(tmp_path / "maps")]
+    assert xdp_info.pin_directories([str(tmp_path)], ["/sys/fs/bpf/m"]) == [str(tmp_path), "/sys/fs/bpf/m"]
+    other = tmp_path / "other"
+    other.mkdir()
+    assert xdp_info.pin_directories([str(tmp_path), str(other)], None) == [
+        str(tmp_path), str(tmp_path / "maps"), str(other)]
 
 
 def test_xdp_compile_module_says_it_needs_its_action_plugin(capsys):
