@@ -114,6 +114,7 @@ def apply_plan(plan: Plan, checks: Sequence[PostSwitchCheck] = ()) -> Outcome:
     outcome = Outcome(warnings=list(plan.warnings))
     with pins.locked(layout.root):
         _sweep(plan)
+        existed = [d for d in _layout_dirs(layout) if os.path.isdir(d)]
         adopted = _adopt(plan) if plan.adopt else None
         built = None
         try:
@@ -125,6 +126,9 @@ def apply_plan(plan: Plan, checks: Sequence[PostSwitchCheck] = ()) -> Outcome:
                 built.discard()
             if adopted is not None:
                 remove_generation(layout, adopted)
+            for directory in _layout_dirs(layout):
+                if directory not in existed:
+                    pins.remove_dir_if_empty(directory)
             raise
         finally:
             if built is not None:
@@ -141,6 +145,11 @@ def apply_plan(plan: Plan, checks: Sequence[PostSwitchCheck] = ()) -> Outcome:
             _write_object(plan.desired.spec.source, plan.desired.object_dest)
         outcome.generation = read_generations(layout).get(plan.target)
     return outcome
+
+
+def _layout_dirs(layout: Layout) -> List[str]:
+    """The directories of the layout that hold generations, shared maps and records."""
+    return [layout.generations, layout.shared_maps] + [os.path.join(layout.root, d) for d in ("attached", "links")]
 
 
 def _sweep(plan: Plan) -> None:

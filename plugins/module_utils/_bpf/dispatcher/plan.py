@@ -310,9 +310,9 @@ def _matches(gen: Generation, desired: Desired, shared: Dict[str, int]) -> bool:
         pinned = gen.programs[p.name]
         if pinned.tag not in p.tags() or pinned.prog_type != p.prog_type:
             return False
-        flags = recorded.get(p.name)
-        if flags is not None and (flags.get("attach_type"), flags.get("flags")) != (p.expected_attach_type, p.prog_flags):
-            return False
+        flags = recorded.get(p.name, {})
+        if "attach_type" in flags and (flags["attach_type"], flags.get("flags")) != (p.expected_attach_type, p.prog_flags):
+            return False  # an adopted version 1 generation recorded neither (xdp_load used the same sections)
         expected = set()
         for map_name in p.map_names:
             if map_name in desired.arrays:
@@ -388,7 +388,7 @@ def _plan_pointers_and_prune(plan: Plan) -> None:
     complete = sorted(set(n for n, g in host.generations.items() if g.complete)
                       | {plan.target} | ({0} if plan.adopt else set()), reverse=True)
     keep = [plan.target]
-    if plan.previous_after is not None and desired.keep_generations >= 2:
+    if plan.previous_after not in (None, plan.target) and desired.keep_generations >= 2:
         keep.append(plan.previous_after)
     keep += [n for n in complete if n not in keep][:max(0, desired.keep_generations - len(keep))]
     plan.prune = sorted(n for n in complete if n not in keep)
