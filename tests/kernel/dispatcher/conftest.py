@@ -85,7 +85,7 @@ def bump_counters(host, values) -> None:
             stats.update(key, struct.pack("<Q", value))
 
 
-def version_1_rollout(run_module, host, obj, via_link=False):
+def version_1_rollout(run, host, obj, via_link=False):
     """Roll ``obj`` out the way version 1 of the collection did: xdp_load, xdp_prog_array, xdp_attach."""
     pin = host.pin_path
     steps = [("xdp_load", {"object": str(obj), "pin_path": pin}),
@@ -94,5 +94,5 @@ def version_1_rollout(run_module, host, obj, via_link=False):
     steps += [("xdp_attach", {"interface": name, "netns": host.netns, "program": f"{pin}/xdp_dispatch", "mode": "generic",
                               "via_link": via_link}) for name in host.interfaces]
     for module, args in steps:
-        result = run_module(module, args)
+        result = run(module, args)
         assert not result.get("failed"), (module, result.get("msg"))

@@ -258,8 +258,10 @@ def _pointed_record(plan: Plan, number: Optional[int]) -> Optional[str]:
 
 
 def _set_pointers(layout: Layout, current: Optional[str], previous: Optional[str]) -> None:
-    set_pointer(layout.current, current)
+    # previous first: killed in between, gen/current still names the generation that was live, and the
+    # next run (which finds the new one complete and switched to) moves it to previous again.
     set_pointer(layout.previous, previous)
+    set_pointer(layout.current, current)
 
 
 def _pin_of(layout: Layout, prog_id: int) -> str:
