@@ -453,9 +453,9 @@ def run(module):
     params = module.params
     with loader_errors(module):
         desired = desired_state(params)
-        layout = Layout(params["pin_path"])
+        layout = Layout.checked(params["pin_path"])
         tests = parse_tests(params["tests"], desired.spec) if desired.state == "present" else []
-        plan = make_plan(desired, read_host(layout))
+        plan = make_plan(desired, read_host(layout, desired))
         results = []
         if tests:
             wiring = Wiring(desired.dispatcher, desired.jump_table, desired.handlers)
@@ -467,7 +467,7 @@ def run(module):
         outcome = None
         if plan.changed and not module.check_mode:
             with locked(layout.root):
-                plan = make_plan(desired, read_host(layout))
+                plan = make_plan(desired, read_host(layout, desired))
                 try:
                     outcome = apply_absent(plan) if desired.state == "absent" else apply_plan(plan)
                 except RolloutError as exc:

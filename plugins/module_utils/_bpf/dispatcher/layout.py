@@ -46,14 +46,19 @@ def generation_number(entry: str) -> Optional[int]:
 
 
 class Layout:
-    """The paths of one rollout under ``pin_path`` (checked: on bpffs, no '.', below the mount itself)."""
+    """The paths of one rollout under ``root`` (``Layout.checked`` checks a pin path first)."""
 
-    def __init__(self, pin_path: str):
+    def __init__(self, root: str):
+        self.root = root
+
+    @classmethod
+    def checked(cls, pin_path: str) -> Layout:
+        """The layout under ``pin_path``: on bpffs, no '.', a directory below the mount (not the mount)."""
         root = pins.check_dir(pin_path, "pin_path")
         if os.path.ismount(root):
             raise BpfError(errno.EINVAL, "pin_path", root, "is the bpffs mount itself; give the rollout a "
                            "directory of its own below it (state=absent removes everything the rollout pinned)")
-        self.root = root
+        return cls(root)
 
     @property
     def shared_maps(self) -> str:

@@ -18,6 +18,7 @@ compatible, an incompatible one an error unless ``replace_incompatible_maps``).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -29,7 +30,7 @@ from .. import pins
 from .. import syscalls as sc
 from ..attach import AttachPlan, AttachRefused, RecordedAttachment, plan_attach, recorded_attachments
 from ..errors import BpfError
-from ..load import LoadPlan, plan_load
+from ..load import LoadPlan, PinState, decide, read_pins
 from ..netns import NetnsError
 from ..objfile import ObjectSpec
 from .generations import Generation, read_generations, read_legacy, read_pointer, stray_pins
@@ -136,6 +137,7 @@ class HostState:
     previous_id: int
     strays: List[str]
     records: List[RecordedAttachment]
+    shared: PinState = field(default_factory=PinState)   # the object's maps as pinned in maps/
 
     def by_record(self, record_id: int) -> Optional[int]:
         return next((n for n, g in self.generations.items() if record_id and g.record_id == record_id), None)
@@ -154,10 +156,17 @@ class HostState:
         return self.generations.get(number)
 
 
-def read_host(layout: Layout) -> HostState:
-    """What the rollout under ``layout`` holds now (reads the kernel and bpffs, changes nothing)."""
+def read_host(layout: Layout, desired: Optional[Desired] = None) -> HostState:
+    """What the rollout under ``layout`` holds now, and for ``desired``'s object the shared maps pinned
+    (reads the kernel and bpffs, changes nothing)."""
+    shared = PinState()
+    if desired is not None and desired.spec is not None:
+        # Only the shared maps: programs and prog-arrays always go into a new generation's own directory.
+        maps = [m for m in desired.spec.maps if m.name not in desired.arrays]
+        shared = read_pins(dataclasses.replace(desired.spec, maps=maps, programs=[]), layout.root, layout.shared_maps,
+                           desired.replace_incompatible_maps)
     return HostState(layout, read_generations(layout), read_legacy(layout), read_pointer(layout.current),
-                     read_pointer(layout.previous), stray_pins(layout), recorded_attachments(layout.root))
+                     read_pointer(layout.previous), stray_pins(layout), recorded_attachments(layout.root), shared)
 
 
 # -- the plan -------------------------------------------------------------------------------------
@@ -288,8 +297,8 @@ def _choose_present(plan: Plan) -> None:
         plan.adopt = True
     numbers = list(host.generations) + ([0] if plan.adopt else [])
     number = max(numbers) + 1 if numbers else 1
-    load = plan_load(desired.spec, layout.programs(number), layout.shared_maps, desired.replace_incompatible_maps,
-                     {a: layout.arrays(number) for a in desired.arrays})
+    load = decide(desired.spec, host.shared, layout.programs(number), layout.shared_maps,
+                  desired.replace_incompatible_maps, {a: layout.arrays(number) for a in desired.arrays})
     shared = {s.name: s.current_id for s in load.maps if s.action == "reuse" and s.name not in desired.arrays}
     matching = [n for n, g in candidates.items() if _matches(g, desired, shared)]
     if host.current in matching:
