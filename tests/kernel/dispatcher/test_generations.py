@@ -38,7 +38,7 @@ def test_fresh_host_check_predicts_then_generation_1_then_rerun_is_ok(xdp_hosts,
         == real["diff"]["after"]
     state = pinned_state(host)
     assert {f"gen/1/progs/{n}" for n in PROGRAMS} | {"gen/1/maps/jt", "gen/1/record"} <= gen_pins(state, 1)
-    assert state["pins"]["gen/current"][1] == state["pins"]["gen/1/record"][1]
+    assert state["pins"]["gen/current"] == ("symlink", "1")
     assert "gen/previous" not in state["pins"]
     assert state["pins"]["maps/proto_stats"][0] == "map"
     dispatcher = state["pins"]["gen/1/progs/xdp_dispatch"][1]
@@ -75,7 +75,7 @@ def test_a_changed_handler_goes_live_in_a_new_generation_and_counters_survive(xd
     state = pinned_state(host)
     assert gen_pins(state, 1) == gen_pins(gen1, 1), "the previous generation stays pinned as it was"
     assert state["hooks"]["veth0"] == {"generic": state["pins"]["gen/2/progs/xdp_dispatch"][1]}
-    assert state["pins"]["gen/previous"][1] == state["pins"]["gen/1/record"][1]
+    assert state["pins"]["gen/previous"] == ("symlink", "1")
     assert state["pins"]["maps/proto_stats"] == gen1["pins"]["maps/proto_stats"]
     assert counters(host) == {0: 100, 1: 40, 2: 60}
     assert f"-program tcp_handler: tag {tcp['previous_tag']}" in _unified(real["diff"])
@@ -137,7 +137,7 @@ def test_previous_switches_back_and_a_second_run_is_ok(xdp_hosts, objects, run_m
     assert back["generation"]["live"] == 1 and back["generation"]["new"] is False
     state = pinned_state(host)
     assert state["hooks"]["veth0"] == {"generic": gen1_dispatcher}
-    assert state["pins"]["gen/current"][1] == state["pins"]["gen/1/record"][1]
+    assert state["pins"]["gen/current"] == ("symlink", "1")
     assert gen_pins(state, 2) == gen_pins(before, 2), "the generation rolled back from stays pinned"
     assert counters(host)[2] == 7
     assert "generation 2" in back["diff"]["before"] and "generation 1" in back["diff"]["after"]

@@ -3,7 +3,7 @@ the interface never loses its dispatcher on the way.
 
 The killed run is a real module run in a forked child that SIGKILLs itself just before its K-th change to
 the kernel, for every K: a "change" is every call that alters bpffs, a map, a link or an XDP hook (pin,
-rename, unlink, mkdir, rmdir, map update/delete/freeze, link create/update/detach, netlink XDP requests),
+rename, unlink, mkdir, rmdir, symlink, map update/delete/freeze, link create/update/detach, netlink XDP requests),
 so killing before change K+1 is killing right after change K, and K = 1..N+1 covers every instant between
 two changes: while the new generation is made, wired and recorded, while the hook switches, while the
 pointers move and while the oldest generation is pruned. After each kill the hook still runs one of the
@@ -24,7 +24,7 @@ from tests.kernel.dispatcher.conftest import bump_counters, counters, dispatcher
 
 CHANGES = [(syscalls, name) for name in ("obj_pin", "map_update_elem", "map_delete_elem", "map_freeze",
                                          "link_create", "link_update", "link_detach")]
-CHANGES += [(os, name) for name in ("rename", "unlink", "mkdir", "rmdir")] + [(netlink.XdpHook, "_set")]
+CHANGES += [(os, name) for name in ("rename", "unlink", "mkdir", "rmdir", "symlink")] + [(netlink.XdpHook, "_set")]
 
 
 def killed_run(args, kill_at):

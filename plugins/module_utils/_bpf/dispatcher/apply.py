@@ -225,10 +225,9 @@ def _go_live(plan: Plan, checks: Sequence[PostSwitchCheck], outcome: Outcome) ->
                 result = apply_attach(step)
                 outcome.attached.append((step, result))
                 undo.push(f"{_where(step)} back to {_was(step)}", lambda s=step, r=result: _restore_hook(layout, s, r))
-        saved = (_pointed_record(plan, plan.host.current), _pointed_record(plan, plan.host.previous))
+        saved = (plan.host.current, plan.host.previous)
         undo.push("the generation pointers", lambda: _set_pointers(layout, *saved))
-        _set_pointers(layout, layout.record(plan.target),
-                      layout.record(plan.previous_after) if plan.previous_after is not None else None)
+        _set_pointers(layout, plan.target, plan.previous_after)
         for planned in plan.detach:
             step = plan_attach(planned.ifindex, planned.netns, None, "auto", state="absent", pin_dir=root)
             if step.changed:
@@ -253,11 +252,7 @@ def _was(step: AttachPlan) -> str:
     return f"program {step.previous_prog_id}" if step.previous_prog_id else "no program (detached)"
 
 
-def _pointed_record(plan: Plan, number: Optional[int]) -> Optional[str]:
-    return plan.layout.record(number) if number is not None else None
-
-
-def _set_pointers(layout: Layout, current: Optional[str], previous: Optional[str]) -> None:
+def _set_pointers(layout: Layout, current: Optional[int], previous: Optional[int]) -> None:
     # previous first: killed in between, gen/current still names the generation that was live, and the
     # next run (which finds the new one complete and switched to) moves it to previous again.
     set_pointer(layout.previous, previous)

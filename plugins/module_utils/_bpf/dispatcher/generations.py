@@ -9,8 +9,9 @@ slots, the record or None when the generation is incomplete); ``read_pointer``/`
 
 A generation's record is a frozen one-entry ARRAY map holding JSON (object sha256, program tags and
 flags, slots, created), pinned after everything else of the generation: a generation without one was
-cut short (killed) or is being removed, and is swept. The pointers are further pins of a record map,
-swapped by an atomic rename. Reading changes nothing.
+cut short (killed) or is being removed, and is swept. The pointers are symlinks to a generation's
+directory (``gen/current -> 2``), swapped by an atomic rename, so ``<pin_path>/gen/current/maps/<jump
+table>`` is always the live jump table for bpftool and xdp_info. Reading changes nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import datetime
 import errno
 import json
 import os
+import uuid
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -27,7 +29,6 @@ from .. import syscalls as sc
 from ..errors import BpfError
 from ..maps import Map, ProgArray
 from ..objfile import MapSpec
-from ..pinned import pinned
 from ..program import Program
 from .layout import Layout, generation_number
 
@@ -102,7 +103,7 @@ def read_generations(layout: Layout) -> Dict[int, Generation]:
 
 
 def _read_generation(layout: Layout, number: int) -> Generation:
-    gen = Generation(number, layout.generation(number), all_pins=_files_under(layout.generation(number)))
+    gen = Generation(number, layout.generation(number), all_pins=files_under(layout.generation(number)))
     for name, kind in pins.list_pins(layout.programs(number)).items():
         if kind == "program":
             gen.programs[name] = read_program(name, os.path.join(layout.programs(number), name))
@@ -130,10 +131,12 @@ def read_array(name: str, path: str) -> Optional[GenArray]:
         return GenArray(name, path, array.id, array.info.max_entries, array.entries())
 
 
-def _files_under(directory: str) -> List[str]:
+def files_under(directory: str) -> List[str]:
+    """Every pin and symlink under ``directory`` (symlinks to directories are listed, not followed)."""
     found = []
-    for root, _dirs, files in os.walk(directory):
-        found += [os.path.join(root, name) for name in sorted(files)]
+    for root, dirs, files in os.walk(directory):
+        links = [name for name in dirs if os.path.islink(os.path.join(root, name))]
+        found += [os.path.join(root, name) for name in sorted(files + links)]
     return found
 
 
@@ -152,10 +155,13 @@ def read_record(path: str) -> Tuple[int, dict]:
     return info.id, content
 
 
-def read_pointer(path: str) -> int:
-    """Id of the record map pinned at ``path`` (0 when nothing, or something else, is pinned there)."""
-    found = pinned(path)
-    return found.id if found is not None and found.kind == "map" else 0
+def read_pointer(path: str) -> Optional[int]:
+    """The generation the pointer symlink at ``path`` names (None: no pointer, or not one of ours)."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return None
+    return generation_number(target)
 
 
 def read_legacy(layout: Layout) -> Optional[Generation]:
@@ -178,7 +184,7 @@ def read_legacy(layout: Layout) -> Optional[Generation]:
 
 def stray_pins(layout: Layout) -> List[str]:
     """Pins staged under a temporary name (``pins.stage``) that a killed run never renamed into place."""
-    return [path for path in _files_under(layout.root) if pins.TMP_MARK in os.path.basename(path)]
+    return [path for path in files_under(layout.root) if pins.TMP_MARK in os.path.basename(path)]
 
 
 # -- writing --------------------------------------------------------------------------------------
@@ -205,14 +211,20 @@ def write_record(path: str, content: dict) -> int:
         return record.id
 
 
-def set_pointer(path: str, record_pin: Optional[str]) -> None:
-    """Make ``path`` (gen/current or gen/previous) a pin of the record at ``record_pin``, atomically
-    replacing what it pinned; None removes the pointer."""
-    if record_pin is None:
+def set_pointer(path: str, number: Optional[int]) -> None:
+    """Point ``path`` (gen/current or gen/previous) at generation ``number``: a symlink made under a
+    temporary name and renamed over the old one (readers see the old or the new target, never none);
+    None removes the pointer."""
+    if number is None:
         pins.unpin(path)
         return
-    with Map.from_pin(record_pin) as record:
-        pins.replace(record.fd, path)
+    temporary = f"{path}{pins.TMP_MARK}{uuid.uuid4().hex[:8]}"
+    os.symlink(str(int(number)), temporary)
+    try:
+        os.rename(temporary, path)
+    except BaseException:
+        pins.unpin(temporary)
+        raise
 
 
 def adopt(layout: Layout, legacy: Generation, content: dict) -> Generation:
@@ -256,7 +268,7 @@ def remove_generation(layout: Layout, gen: Generation) -> List[str]:
         return unpin_all(gen.all_pins)
     record = layout.record(gen.number)
     removed = unpin_all([record])
-    removed += unpin_all(p for p in _files_under(gen.directory) if p != record)
+    removed += unpin_all(p for p in files_under(gen.directory) if p != record)
     for directory in (layout.programs(gen.number), layout.arrays(gen.number), gen.directory):
         pins.remove_dir_if_empty(directory)
     return removed

@@ -6,8 +6,9 @@
     <pin_path>/gen/<N>/progs/<program>    generation N's programs
     <pin_path>/gen/<N>/maps/<prog-array>  generation N's jump table(s), filled with generation N's handlers
     <pin_path>/gen/<N>/record             generation N's record, pinned last: without it N is incomplete
-    <pin_path>/gen/current                the record of the live generation (a second pin of it)
-    <pin_path>/gen/previous               the record of the generation ``state=previous`` returns to
+    <pin_path>/gen/current -> <N>         symlink to the live generation (so gen/current/maps/<jump table>
+                                          is always the live jump table, for bpftool and xdp_info)
+    <pin_path>/gen/previous -> <M>        symlink to the generation ``state=previous`` returns to
     <pin_path>/attached/if<i>_ns<n>       what ``attach`` pinned for each hook it changed (links/ for bpf_links)
     <pin_path>/<program>                  version 1 (xdp_load) layout: adopted as generation 0
 

@@ -33,7 +33,7 @@ from ..errors import BpfError
 from ..load import LoadPlan, PinState, decide, read_pins
 from ..netns import NetnsError
 from ..objfile import ObjectSpec
-from .generations import Generation, read_generations, read_legacy, read_pointer, stray_pins
+from .generations import Generation, files_under, read_generations, read_legacy, read_pointer, stray_pins
 from .layout import RECORD, Layout, name
 
 STATES = ("present", "absent", "previous")
@@ -133,22 +133,22 @@ class HostState:
     layout: Layout
     generations: Dict[int, Generation]
     legacy: Optional[Generation]
-    current_id: int                  # record map id gen/current pins (0: none)
-    previous_id: int
+    current_pointer: Optional[int]   # the generation gen/current names (None: no pointer)
+    previous_pointer: Optional[int]
     strays: List[str]
     records: List[RecordedAttachment]
     shared: PinState = field(default_factory=PinState)   # the object's maps as pinned in maps/
 
-    def by_record(self, record_id: int) -> Optional[int]:
-        return next((n for n, g in self.generations.items() if record_id and g.record_id == record_id), None)
+    def _complete(self, number: Optional[int]) -> Optional[int]:
+        return number if number in self.generations and self.generations[number].complete else None
 
     @property
     def current(self) -> Optional[int]:
-        return self.by_record(self.current_id)
+        return self._complete(self.current_pointer)
 
     @property
     def previous(self) -> Optional[int]:
-        return self.by_record(self.previous_id)
+        return self._complete(self.previous_pointer)
 
     def generation(self, number: Optional[int]) -> Optional[Generation]:
         if number == 0 and 0 not in self.generations:
@@ -199,10 +199,7 @@ class Plan:
     def pointers_change(self) -> bool:
         if self.desired.state == "absent":
             return False
-        ids = {n: g.record_id for n, g in self.host.generations.items()}
-        return (ids.get(self.current_after, -1) != self.host.current_id
-                or (self.previous_after is not None and ids.get(self.previous_after, -1) != self.host.previous_id)
-                or (self.previous_after is None and self.host.previous_id != 0))
+        return (self.current_after, self.previous_after) != (self.host.current, self.host.previous)
 
     @property
     def changed(self) -> bool:
@@ -285,8 +282,10 @@ def _legacy_leftovers(host: HostState) -> List[str]:
 
 
 def _dangling_pointers(host: HostState) -> List[str]:
-    return [path for path, record_id in ((host.layout.current, host.current_id), (host.layout.previous, host.previous_id))
-            if record_id and host.by_record(record_id) is None]
+    """Pointers naming a generation that is gone or incomplete (removed; set again when needed)."""
+    return [path for path, pointer, valid in ((host.layout.current, host.current_pointer, host.current),
+                                              (host.layout.previous, host.previous_pointer, host.previous))
+            if pointer is not None and valid is None]
 
 
 def _choose_present(plan: Plan) -> None:
@@ -442,10 +441,9 @@ def rollout_pins(layout: Layout):
         return ours, unknown
     for entry in sorted(os.listdir(layout.root)):
         path = os.path.join(layout.root, entry)
-        if os.path.isdir(path):
+        if os.path.isdir(path) and not os.path.islink(path):
             if entry in ("gen", "maps", "attached", "links"):
-                for directory, _dirs, files in os.walk(path):
-                    ours += [os.path.join(directory, f) for f in sorted(files)]
+                ours += files_under(path)
             else:
                 unknown.append(path)
         elif pins.TMP_MARK in entry or pins.kind(path) == "program":

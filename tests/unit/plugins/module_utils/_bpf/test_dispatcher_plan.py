@@ -79,9 +79,7 @@ def shared(stats_id=STATS_ID):
 
 def host(*generations, current=None, previous=None, legacy=None, records=(), stats_id=STATS_ID, strays=()):
     gens = {g.number: g for g in generations}
-    ids = {n: g.record_id for n, g in gens.items()}
-    return HostState(LAYOUT, gens, legacy, ids.get(current, 0), ids.get(previous, 0), list(strays), list(records),
-                     shared(stats_id))
+    return HostState(LAYOUT, gens, legacy, current, previous, list(strays), list(records), shared(stats_id))
 
 
 @dataclass
