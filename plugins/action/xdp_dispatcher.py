@@ -40,4 +40,7 @@ class ActionModule(ActionBase):
         if compiled is not None:
             result["compiled"] = dict(src=src, sha256=compiled.sha256, programs=compiled.programs, maps=compiled.maps,
                                       cached=compiled.cached)
+            if isinstance(result.get("msg"), str):
+                # The shipped copy is gone after the task: name the object by the source it came from.
+                result["msg"] = result["msg"].replace(args["object"], f"{src} (compiled)")
         return result

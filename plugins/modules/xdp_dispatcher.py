@@ -233,7 +233,7 @@ pin_path:
   type: str
   sample: /sys/fs/bpf/dispatch
 actions:
-  description: What the run does (check mode) or did, in words.
+  description: What the run does (check mode) or did, in words; on failure, what it was going to do.
   returned: always
   type: list
   elements: str
@@ -463,7 +463,8 @@ def run(module):
                                                                if m.name not in desired.arrays})
         failures = describe_failures(results)
         if failures:
-            module.fail_json(msg=f"packet tests failed, nothing went live: {failures}", **result(plan, None, results))
+            module.fail_json(msg=f"packet tests failed, nothing went live: {failures}",
+                             **dict(result(plan, None, results), changed=False))
         outcome = None
         if plan.changed and not module.check_mode:
             with locked(layout.root):
@@ -471,9 +472,11 @@ def run(module):
                 try:
                     outcome = apply_absent(plan) if desired.state == "absent" else apply_plan(plan)
                 except RolloutError as exc:
+                    # Put back completely, nothing changed; only what could not be undone is a change.
                     module.fail_json(msg=f"the rollout failed and the host was rolled back: {exc}",
                                      rolled_back=exc.undone, rollback_errors=exc.undo_errors,
-                                     exception=traceback.format_exc(), **result(plan, None, results))
+                                     exception=traceback.format_exc(),
+                                     **dict(result(plan, None, results), changed=bool(exc.undo_errors)))
     for warning in (outcome.warnings if outcome is not None else plan.warnings):
         module.warn(warning)
     return result(plan, outcome, results), diff(plan, outcome)
