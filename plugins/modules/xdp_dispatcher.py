@@ -459,8 +459,8 @@ def run(module):
         results = []
         if tests:
             wiring = Wiring(desired.dispatcher, desired.jump_table, desired.handlers)
-            results = run_tests(desired.spec, wiring, tests, {m.name: layout.shared_map(m.name) for m in desired.spec.maps
-                                                               if m.name not in desired.arrays})
+            shared = {m.name: layout.shared_map(m.name) for m in desired.spec.maps if m.name not in desired.arrays}
+            results = run_tests(desired.spec, wiring, tests, shared)
         failures = describe_failures(results)
         if failures:
             module.fail_json(msg=f"packet tests failed, nothing went live: {failures}",

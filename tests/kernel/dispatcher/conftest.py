@@ -1,6 +1,6 @@
 """Fixtures for whistler.xdp.xdp_dispatcher against the kernel.
 
-- ``run_module`` (from tests/kernel/modules) runs the module's ``main()`` in this process;
+- ``run_module`` (imported from tests/kernel/modules, so a fixture here too) runs the module's ``main()`` in this process;
 - ``xdp_hosts`` / ``add_interface`` (from tests/kernel/playbooks) make namespaced hosts with veth pairs;
 - ``objects``: ``objects(variant) -> Path``, the role's bundled dispatcher compiled with our compiler, as it
   is (``"v1"``), with the TCP handler counting twice (``"v2"``: one handler changed), with the UDP handler
@@ -17,9 +17,12 @@ from pathlib import Path
 import pytest
 
 from tests.kernel import traffic
-from tests.kernel.modules.conftest import run_module  # noqa: F401  (a fixture)
+from tests.kernel.modules.conftest import run_module  # noqa: F401  # pylint: disable=unused-import
 from tests.kernel.playbooks.checkreal import host_state
-from tests.kernel.playbooks.conftest import add_interface, xdp_hosts  # noqa: F401  (fixtures)
+from tests.kernel.playbooks.conftest import (  # noqa: F401  # pylint: disable=unused-import
+    add_interface,
+    xdp_hosts,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 SOURCE = REPO / "roles" / "tail_call_dispatch" / "files" / "tail-call-dispatch.lisp"

@@ -43,8 +43,8 @@ def test_fresh_host_check_predicts_then_generation_1_then_rerun_is_ok(xdp_hosts,
     assert state["pins"]["maps/proto_stats"][0] == "map"
     dispatcher = state["pins"]["gen/1/progs/xdp_dispatch"][1]
     assert state["hooks"]["veth0"] == {"generic": dispatcher}
-    assert state["pins"]["gen/1/maps/jt"][4] == {6: state["pins"]["gen/1/progs/tcp_handler"][1],
-                                                  17: state["pins"]["gen/1/progs/udp_handler"][1]}
+    handlers = {slot: state["pins"][f"gen/1/progs/{name}"][1] for slot, name in ((6, "tcp_handler"), (17, "udp_handler"))}
+    assert state["pins"]["gen/1/maps/jt"][4] == handlers
     assert real["jump_table"]["slots"] == {"6": "tcp_handler", "17": "udp_handler"}
     for line in ("program tcp_handler: tag ", "jump table jt slot 6 -> tcp_handler",
                  f"interface veth0 (netns {host.netns}): xdp_dispatch (generation 1), generic mode"):

@@ -136,8 +136,8 @@ def actions(plan: Plan) -> List[str]:
     for p in plan.detach:
         done.append(f"detach {_label(p.interface, p.netns)} ({_program_at(plan, p.previous_prog_id)})")
     if plan.pointers_change:
-        done.append(f"mark generation {plan.target} live" + (f", {plan.previous_after} previous"
-                                                              if plan.previous_after is not None else ""))
+        previous = f", {plan.previous_after} previous" if plan.previous_after is not None else ""
+        done.append(f"mark generation {plan.target} live{previous}")
     if plan.prune:
         done.append("prune generation(s) " + ", ".join(str(n) for n in plan.prune))
     if plan.drop_records:
