@@ -393,13 +393,13 @@ try:
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.report import diff, result
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.testrun import (
         Wiring,
-        integer,
         parse_tests,
         run_tests,
     )
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.errors import ObjectFileError
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.objfile import read_object
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.pins import locked
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.progarray import parse_slot
 except ImportError:
     LOADER_IMPORT_ERROR = traceback.format_exc()
 else:
@@ -438,7 +438,7 @@ def desired_state(params):
             raise ValueError(f"object {exc}") from exc
         with open(params["object"], "rb") as f:
             sha256 = hashlib.sha256(f.read()).hexdigest()
-    handlers = {integer(key, f"handlers key {key!r}"): str(value) for key, value in params["handlers"].items()}
+    handlers = {parse_slot(key, "handlers"): str(value) for key, value in params["handlers"].items()}
     interfaces = [Interface(i["name"], i["netns"], i["mode"]) for i in params["interfaces"]]
     return Desired(params["state"], params["pin_path"], params["dispatcher"], params["jump_table"], handlers, interfaces,
                    spec, sha256, params["keep_generations"], params["replace_incompatible_maps"], params["object_dest"])

@@ -29,6 +29,7 @@ from .. import syscalls as sc
 from ..errors import BpfError
 from ..maps import Map, ProgArray
 from ..objfile import MapSpec
+from ..pinnames import STAGED_NAME
 from ..program import Program
 from .layout import Layout, generation_number
 
@@ -106,10 +107,10 @@ def _read_generation(layout: Layout, number: int) -> Generation:
     gen = Generation(number, layout.generation(number), all_pins=files_under(layout.generation(number)))
     for name, kind in pins.list_pins(layout.programs(number)).items():
         if kind == "program":
-            gen.programs[name] = read_program(name, os.path.join(layout.programs(number), name))
+            gen.programs[name] = read_program(name, pins.join(layout.programs(number), name, "program name"))
     for name, kind in pins.list_pins(layout.arrays(number)).items():
         if kind == "map":
-            array = read_array(name, os.path.join(layout.arrays(number), name))
+            array = read_array(name, pins.join(layout.arrays(number), name, "map name"))
             if array is not None:
                 gen.arrays[name] = array
     if pins.exists(layout.record(number)):
@@ -170,12 +171,12 @@ def read_legacy(layout: Layout) -> Optional[Generation]:
     gen = Generation(0, layout.root, legacy=True)
     for name, kind in pins.list_pins(layout.root).items():
         if kind == "program":
-            gen.programs[name] = read_program(name, os.path.join(layout.root, name))
+            gen.programs[name] = read_program(name, pins.join(layout.root, name, "program name"))
     if not gen.programs:
         return None
     for name, kind in pins.list_pins(layout.shared_maps).items():
         if kind == "map":
-            array = read_array(name, os.path.join(layout.shared_maps, name))
+            array = read_array(name, pins.join(layout.shared_maps, name, "map name"))
             if array is not None:
                 gen.arrays[name] = array
     gen.all_pins = [p.path for p in gen.programs.values()] + [a.path for a in gen.arrays.values()]
@@ -184,7 +185,7 @@ def read_legacy(layout: Layout) -> Optional[Generation]:
 
 def stray_pins(layout: Layout) -> List[str]:
     """Pins staged under a temporary name (``pins.stage``) that a killed run never renamed into place."""
-    return [path for path in files_under(layout.root) if pins.TMP_MARK in os.path.basename(path)]
+    return [path for path in files_under(layout.root) if STAGED_NAME.fullmatch(os.path.basename(path))]
 
 
 # -- writing --------------------------------------------------------------------------------------

@@ -13,8 +13,10 @@
     <pin_path>/<program>                  version 1 (xdp_load) layout: adopted as generation 0
 
 Programs and prog-arrays sit in their own subdirectories of a generation, so no program name (``maps``,
-``record``) can collide with the generation's own entries. Every name is checked before a path is built
-from it (``name``): a name from an object or an option never leaves its directory.
+``record``) can collide with the generation's own entries. Every path built from a name goes through
+``pins.join`` (the name checked by ``pinnames``, the result proven to be an entry directly inside its
+directory), so a name from an object or an option never leaves its directory. The pointers are the
+only symlinks, made here with fixed names and a number as target; nothing follows them to build a path.
 """
 
 from __future__ import annotations
@@ -26,19 +28,16 @@ from typing import Optional
 
 from .. import pins
 from ..errors import BpfError
+from ..pinnames import check_object_name
 
-NAME = re.compile(r"[A-Za-z0-9_]{1,128}", re.ASCII)
 GENERATION = re.compile(r"(0|[1-9][0-9]{0,8})", re.ASCII)
-SHARED_MAPS, GENERATIONS, PROGRAMS, ARRAYS, RECORD = "maps", "gen", "progs", "maps", "record"
+SHARED_MAPS, GENERATIONS, PROGRAMS, ARRAYS, RECORD = pins.MAP_DIR, "gen", "progs", "maps", "record"
 CURRENT, PREVIOUS = "current", "previous"
 
 
 def name(value: str, what: str) -> str:
-    """``value`` if it can be a pin name (letters, digits, '_'; at most 128), else BpfError naming ``what``."""
-    if not isinstance(value, str) or not NAME.fullmatch(value):
-        raise BpfError(errno.EINVAL, what, repr(value), "names are 1 to 128 letters, digits or '_' (no '/', "
-                       "'.', spaces or control characters), because they become pin names in bpffs")
-    return value
+    """``value`` if it can name a program or map and be a pin name (``pinnames.check_object_name``)."""
+    return check_object_name(value, what)
 
 
 def generation_number(entry: str) -> Optional[int]:
@@ -66,26 +65,26 @@ class Layout:
         return os.path.join(self.root, SHARED_MAPS)
 
     def shared_map(self, map_name: str) -> str:
-        return os.path.join(self.shared_maps, name(map_name, "map name"))
+        return pins.join(self.shared_maps, name(map_name, "map name"), "map name")
 
     @property
     def generations(self) -> str:
         return os.path.join(self.root, GENERATIONS)
 
     def generation(self, number: int) -> str:
-        return os.path.join(self.generations, str(int(number)))
+        return pins.join(self.generations, str(int(number)), "generation")
 
     def programs(self, number: int) -> str:
         return os.path.join(self.generation(number), PROGRAMS)
 
     def program(self, number: int, program_name: str) -> str:
-        return os.path.join(self.programs(number), name(program_name, "program name"))
+        return pins.join(self.programs(number), name(program_name, "program name"), "program name")
 
     def arrays(self, number: int) -> str:
         return os.path.join(self.generation(number), ARRAYS)
 
     def array(self, number: int, map_name: str) -> str:
-        return os.path.join(self.arrays(number), name(map_name, "map name"))
+        return pins.join(self.arrays(number), name(map_name, "map name"), "map name")
 
     def record(self, number: int) -> str:
         return os.path.join(self.generation(number), RECORD)
@@ -97,7 +96,3 @@ class Layout:
     @property
     def previous(self) -> str:
         return os.path.join(self.generations, PREVIOUS)
-
-    def legacy_program(self, program_name: str) -> str:
-        """Where version 1 (``xdp_load``) pinned a program."""
-        return os.path.join(self.root, name(program_name, "program name"))

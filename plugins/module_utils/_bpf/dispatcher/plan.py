@@ -19,26 +19,22 @@ compatible, an incompatible one an error unless ``replace_incompatible_maps``).
 from __future__ import annotations
 
 import dataclasses
-import errno
 import hashlib
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from .. import pins
 from .. import syscalls as sc
 from ..attach import AttachPlan, AttachRefused, RecordedAttachment, plan_attach, recorded_attachments
-from ..errors import BpfError
 from ..load import LoadPlan, PinState, decide, read_pins
-from ..netns import NetnsError
+from ..netlink import check_interface
 from ..objfile import ObjectSpec
 from .generations import Generation, files_under, read_generations, read_legacy, read_pointer, stray_pins
 from .layout import RECORD, Layout, name
 
 STATES = ("present", "absent", "previous")
 MODES = ("auto", "native", "generic")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class PlanError(ValueError):
@@ -83,12 +79,10 @@ class Desired:
             name(handler, f"handlers[{slot}]")
         seen = set()
         for i, iface in enumerate(self.interfaces):
-            if not iface.name or len(iface.name) > 15 or _CONTROL.search(iface.name) or "/" in iface.name \
-                    or iface.name in (".", ".."):
-                raise PlanError(f"interfaces[{i}].name {iface.name!r}: not an interface name (1 to 15 "
-                                "characters, no '/', NUL or control characters)")
-            if iface.netns is not None and (not iface.netns or _CONTROL.search(iface.netns)):
-                raise PlanError(f"interfaces[{i}].netns {iface.netns!r}: not a network namespace name or path")
+            try:
+                check_interface(iface.name)
+            except ValueError as exc:
+                raise PlanError(f"interfaces[{i}]: {exc}") from None
             if iface.mode not in MODES:
                 raise PlanError(f"interfaces[{i}].mode {iface.mode!r}: expected one of {', '.join(MODES)}")
             if (iface.name, iface.netns) in seen:
@@ -412,18 +406,13 @@ def _plan_absent(plan: Plan, reader) -> None:
     for iface in plan.desired.interfaces:
         try:
             # Any mode: whatever of ours runs there goes, or the pins removed below would leave it
-            # running on an emptied jump table.
+            # running on an emptied jump table. A hook that is gone plans a noop without a record.
             planned = plan_attach(iface.name, iface.netns, None, "auto", state="absent", reader=reader, pin_dir=root)
         except AttachRefused as exc:
             plan.warnings.append(f"interface {iface.label}: left as it is: {exc.detail}")
             continue
-        except NetnsError:
-            continue  # the namespace is gone, and its interfaces with it
-        except BpfError as exc:
-            if exc.errno != errno.ENODEV:
-                raise
-            continue  # the interface is gone, and what ran on it with it
-        keys.add(os.path.basename(planned.record_pin))
+        if planned.record_pin:
+            keys.add(os.path.basename(planned.record_pin))
         if planned.changed:
             plan.detach.append(planned)
     _plan_left_behind(plan, keys, reader)
