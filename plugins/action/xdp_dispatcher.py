@@ -40,7 +40,9 @@ class ActionModule(ActionBase):
         if compiled is not None:
             result["compiled"] = dict(src=src, sha256=compiled.sha256, programs=compiled.programs, maps=compiled.maps,
                                       cached=compiled.cached)
-            if isinstance(result.get("msg"), str):
-                # The shipped copy is gone after the task: name the object by the source it came from.
+            if isinstance(result.get("msg"), str) and args["object"] in result["msg"]:
+                # The shipped copy is gone after the task: name the object by the source it came from. The
+                # error summary captured from the module repeats the old text; without it, the new one shows.
                 result["msg"] = result["msg"].replace(args["object"], f"{src} (compiled)")
+                result.pop("exception", None)
         return result
