@@ -58,8 +58,8 @@ cd "$WORK"
 export ANSIBLE_COLLECTIONS_PATH=$WORK/installed
 ansible-galaxy collection install --offline -p "$WORK/installed" "$WORK"/dist/whistler-xdp-*.tar.gz
 step "ansible-doc"
-modules=$(cd "$COLL/plugins/modules" && ls xdp_*.py | sed 's/\.py$//')
-for module in $modules; do
+for path in "$COLL"/plugins/modules/xdp_*.py; do
+    module=$(basename "$path" .py)
     ansible-doc "whistler.xdp.$module" > "$WORK/doc.txt"
     grep -q "whistler.xdp.$module" "$WORK/doc.txt" || { echo "ansible-doc whistler.xdp.$module rendered nothing" >&2; exit 1; }
     echo "ansible-doc whistler.xdp.$module: ok"

@@ -405,8 +405,8 @@ class KernelView:
         self._attach = _attach.KernelReader()
         self._progarray = _progarray.KernelReader()
 
-    def pins(self, spec, prog_dir: str, map_dir: str, with_users: bool = False):
-        return read_pins(spec, prog_dir, map_dir, with_users)
+    def pins(self, spec, prog_dir: str, map_dir: str, with_users: bool = False, map_dirs=None):
+        return read_pins(spec, prog_dir, map_dir, with_users, map_dirs)
 
     def pinned(self, path: str):
         return self._attach.pinned(path)
@@ -442,12 +442,14 @@ class OverlayReader:
         self.kernel = overlay.kernel
 
     # load: what is pinned where an object's programs and maps go
-    def pins(self, spec, prog_dir: str, map_dir: str, with_users: bool = False):
-        state = self.kernel.pins(spec, prog_dir, map_dir, with_users)
+    def pins(self, spec, prog_dir: str, map_dir: str, with_users: bool = False, map_dirs=None):
+        state = self.kernel.pins(spec, prog_dir, map_dir, with_users, map_dirs)
+        map_dirs = map_dirs or {}
         for kind, names, directory, found in (("map", [m.name for m in spec.maps], map_dir, state.maps),
                                               ("prog", [p.name for p in spec.programs], prog_dir, state.programs)):
             for name in names:
-                path = os.path.normpath(os.path.join(directory, name))
+                path = os.path.normpath(os.path.join(map_dirs.get(name, directory) if kind == "map" else directory,
+                                                     name))
                 if path not in self.overlay.pins:
                     continue
                 pin = self.overlay.pins[path]

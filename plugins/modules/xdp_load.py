@@ -224,6 +224,9 @@ try:
         plan_unload,
     )
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.objfile import read_object
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.tag import (
+        kernel_algorithm as kernel_tag_algorithm,
+    )
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.tag import program_tag
     from ansible_collections.whistler.xdp.plugins.module_utils._overlay import (
         Overlay,
@@ -246,15 +249,6 @@ ARGUMENT_SPEC = dict(
     state=dict(type="str", default="present", choices=["present", "absent"]),
     force=dict(type="bool", default=False),
 )
-
-
-def kernel_tag_algorithm(release):
-    """The hash the running kernel tags programs with: SHA-256 since Linux 6.18, SHA-1 before."""
-    numbers = []
-    for part in release.split("-")[0].split(".")[:2]:
-        digits = "".join(c for c in part if c.isdigit()) or "0"
-        numbers.append(int(digits))
-    return "sha256" if tuple(numbers) >= (6, 18) else "sha1"
 
 
 def predicted(plan):

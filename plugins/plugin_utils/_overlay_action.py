@@ -17,7 +17,7 @@ module's result.
   for the tasks after it.
 
 For other action plugins (a module that plans several steps at once, say): subclass ``OverlayAction``
-and set ``READS_FILES``; or use ``overlay_store()``, ``overlay_host()``, ``ship()`` and
+and set ``READS_FILES``; or use ``overlay_store()``, ``overlay_host()``, ``ship_file()`` (from ``_ship``) and
 ``module_overlay()`` directly.
 """
 
@@ -29,6 +29,7 @@ from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.whistler.xdp.plugins.plugin_utils._overlay_store import OverlayStore, run_dir
+from ansible_collections.whistler.xdp.plugins.plugin_utils._ship import ship_file
 
 OPTION = "_check_overlay"
 PLANNED_KEY = "_check_overlay_planned"
@@ -44,17 +45,6 @@ def overlay_host(task, task_vars) -> str:
     return str(task.delegate_to or task_vars["inventory_hostname"])
 
 
-def ship(action: ActionBase, local_path: str, name: str) -> str:
-    """Copy ``local_path`` into the task's remote temp dir (made if needed) as ``name``; its remote path.
-    The caller removes the temp dir when the task is done (``action._remove_tmp_path``)."""
-    if action._connection._shell.tmpdir is None:
-        action._make_tmp_path()
-    remote = action._connection._shell.join_path(action._connection._shell.tmpdir, name)
-    action._transfer_file(local_path, remote)
-    action._fixup_perms2((action._connection._shell.tmpdir, remote))
-    return remote
-
-
 def module_overlay(action: ActionBase, overlay: dict, args: dict, reads_files=()) -> dict:
     """The value of ``_check_overlay`` for a module run with ``args``: the host's planned pins, slots and
     hooks, and for each option in ``reads_files`` that names a file a planned task would write, where
@@ -64,7 +54,7 @@ def module_overlay(action: ActionBase, overlay: dict, args: dict, reads_files=()
         path = args.get(option)
         planned = overlay["files"].get(os.path.normpath(path)) if isinstance(path, str) and path else None
         if planned is not None:
-            files[path] = ship(action, planned["content"], f"planned-{option}-{planned['sha256'][:16]}")
+            files[path] = ship_file(action, planned["content"], f"planned-{option}-{planned['sha256'][:16]}")
     return dict(pins=overlay["pins"], slots=overlay["slots"], hooks=overlay["hooks"], files=files)
 
 

@@ -13,7 +13,9 @@ Rules:
   BPF_F_REPLACE); a first attach only succeeds onto an empty hook. Changing the mode would need a
   detach followed by an attach, so it is refused with an explanation (run state=absent first).
 - "Ours": the attached program is ours when its id is the id of a program pinned anywhere under the
-  pin directory (the directory holding ``program_pin``), directly or through a pinned bpf_link. So
+  pin directory (``pin_dir``; by default the directory holding ``program_pin``), directly or through a
+  pinned bpf_link. ``pending`` plans for a program that is not pinned yet (a dispatcher generation
+  planned before it is loaded): it is new, so never already attached. So
   that an upgrade that re-pins the program keeps the old one recognisable, every attach and replace
   pins the attached program at ``<pin dir>/attached/if<ifindex>_ns<netns inode>`` (a bpf_link
   attachment is pinned at ``<pin dir>/links/...`` instead), and a detach removes that pin (and the
@@ -103,6 +105,7 @@ class AttachPlan:
     link_pin: Optional[str] = None
     link_id: int = 0
     reason: str = ""
+    pin_dir: Optional[str] = None
 
     @property
     def changed(self) -> bool:
@@ -124,7 +127,7 @@ class AttachResult:
 
 def plan_attach(interface, netns: Optional[str], program_pin: Optional[str], mode: str = "auto",
                 force: bool = False, state: str = "present", via_link: bool = False,
-                reader=None) -> AttachPlan:
+                reader=None, pin_dir: Optional[str] = None, pending: bool = False) -> AttachPlan:
     """Compare the hook with the desired state and decide; reads only, changes nothing."""
     if mode not in MODE_FLAGS:
         raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODE_FLAGS)}")
@@ -145,14 +148,15 @@ def plan_attach(interface, netns: Optional[str], program_pin: Optional[str], mod
                           reason=f"{exc if isinstance(exc, XdpHookError) else exc.strerror}; nothing to detach")
     where = describe(hook.ifname, netns)
     key = f"if{hook.ifindex}_ns{reader.netns_id(netns)}"
-    pin_dir = os.path.dirname(program_pin) if program_pin else None
+    pin_dir = pin_dir or (os.path.dirname(program_pin) if program_pin else None)
     record_pin = record_path(pin_dir, RECORD_DIRS[0], key) if pin_dir else None
     our_link_pin = record_path(pin_dir, RECORD_DIRS[1], key) if pin_dir else None
 
     current_mode, current_id = _attached(hook.state, mode, state, where)
-    desired_id = _pinned_program(reader, program_pin) if state == "present" else 0
+    desired_id = _pinned_program(reader, program_pin) if state == "present" and not pending else 0
     base = dict(interface=hook.ifname, netns=netns, ifindex=hook.ifindex, program_pin=program_pin,
-                prog_id=desired_id, previous_prog_id=current_id, current=hook.state, record_pin=record_pin)
+                prog_id=desired_id, previous_prog_id=current_id, current=hook.state, record_pin=record_pin,
+                pin_dir=pin_dir)
 
     if not current_id:
         if state == "absent":
@@ -235,7 +239,7 @@ def apply_attach(plan: AttachPlan) -> AttachResult:
     if plan.action == "noop":
         mode = plan.mode if plan.previous_prog_id else None
         return AttachResult(plan.previous_prog_id, mode, plan.previous_prog_id, False, plan.link_id)
-    with pins.locked(os.path.dirname(plan.program_pin) if plan.program_pin else None):
+    with pins.locked(plan.pin_dir):
         return _apply_changed(plan)
 
 
@@ -320,12 +324,16 @@ def _apply_link(plan: AttachPlan, new: Optional[Program], old: Optional[Program]
 class RecordedAttachment:
     """A hook recorded under a pin directory; ``live`` while it still runs the recorded program.
 
-    ``where`` names the interface and namespace (by ifindex and namespace inode once they are gone)."""
+    ``where`` names the interface and namespace (by ifindex and namespace inode once they are gone);
+    ``ifindex`` and ``netns`` (None: this process's namespace) reach the hook while ``present``."""
 
     record: str
     prog_id: int
     where: str
     live: bool
+    ifindex: int = 0
+    netns: Optional[str] = None
+    present: bool = False
 
 
 def recorded_attachments(pin_dir: str) -> List[RecordedAttachment]:
@@ -339,24 +347,24 @@ def recorded_attachments(pin_dir: str) -> List[RecordedAttachment]:
             if recorded is None:
                 continue
             ifindex, inode = int(match.group(1)), int(match.group(2))
-            where, attached = _hook_now(ifindex, inode)
+            where, attached, netns = _hook_now(ifindex, inode)
             found.append(RecordedAttachment(recorded.path, recorded.prog_id, where,
-                                            recorded.prog_id in attached.values()))
+                                            recorded.prog_id in (attached or {}).values(), ifindex, netns, attached is not None))
     return found
 
 
 def _hook_now(ifindex: int, inode: int):
-    """``(where, {mode: prog id})`` of the hook of ``ifindex`` in the namespace with ``inode``;
-    nothing attached when the namespace or the interface is gone."""
+    """``(where, {mode: prog id} or None, netns)`` of the hook of ``ifindex`` in the namespace with
+    ``inode``; None instead of the dict when the namespace or the interface is gone."""
     gone = f"interface {ifindex} in network namespace {inode}"
     try:
         netns = netns_named(inode)
     except LookupError:
-        return gone + " (no longer found)", {}
+        return gone + " (no longer found)", None, None
     try:
         with XdpHook(ifindex, netns) as hook:
-            return hook.where, hook.state().attached
+            return hook.where, hook.state().attached, netns
     except XdpHookError as exc:
         if exc.errno != errno.ENODEV:
             raise
-        return gone + " (no longer found)", {}
+        return gone + " (no longer found)", None, netns

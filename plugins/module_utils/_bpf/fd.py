@@ -55,14 +55,15 @@ class FdOwner:
 def each_loaded(kind: str, next_id: Callable[[int], int | None], fd_by_id: Callable[[int], int],
                 read_info: Callable[[int], Info]) -> Iterator[Info]:
     """The info of every loaded ``kind`` (e.g. "program") in id order, read through a short-lived fd;
-    one unloaded while we walk is simply skipped. Reads only."""
+    one unloaded while we walk (ENOENT), or one still being set up by another process (a bpf_link has no
+    id yet: EAGAIN), is simply skipped. Reads only."""
     object_id = next_id(0)
     while object_id is not None:
         try:
             with FdOwner(fd_by_id(object_id), f"{kind} {object_id}") as owner:
                 info = read_info(owner.fd)
         except BpfError as exc:
-            if exc.errno != errno.ENOENT:
+            if exc.errno not in (errno.ENOENT, errno.EAGAIN):
                 raise
         else:
             yield info

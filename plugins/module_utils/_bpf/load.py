@@ -13,9 +13,12 @@ untouched, and the error names the object file. A compatible pinned map (the jum
 always reused, never re-created, so its entries and counters survive upgrades.
 
 Layout: programs at ``<pin_path>/<program name>``, maps at ``<map_pin_path or pin_path/maps>/<map name>``,
-each path built by ``pins.join`` (names from the object are untrusted). Programs and maps are known by
-their full ELF names; the kernel keeps only the first 15 characters of a name, which nothing here
-identifies anything by.
+each path built by ``pins.join`` (names from the object are untrusted); ``map_dirs`` places single maps
+elsewhere (a dispatcher generation keeps its own jump table beside its programs while sharing the
+counters). Programs and maps are known by their full ELF names; the kernel keeps only the first 15
+characters of a name, which nothing here identifies anything by. ``load_objects`` is the first half of
+``apply_load`` on its own: every map opened or created and every program loaded, nothing pinned (a
+private test instance of an object).
 A run killed between staging and renaming leaves ``<name>_whistler_tmp_<hex>`` pins: the next plan lists
 them as ``stale`` (a change) and applying it removes them, holding the directories' locks.
 
@@ -79,12 +82,13 @@ def map_pin(map_dir: str, name: str) -> str:
     return pins.join(map_dir, name, "map name")
 
 
-def read_pins(spec: ObjectSpec, prog_dir: str, map_dir: str, with_users: bool = False) -> PinState:
+def read_pins(spec: ObjectSpec, prog_dir: str, map_dir: str, with_users: bool = False,
+              map_dirs: Optional[Dict[str, str]] = None) -> PinState:
     """What is pinned where ``spec``'s programs and maps would go (reads the kernel, changes nothing).
     ``with_users`` also lists the programs using each pinned prog-array (walks every loaded program)."""
     state = PinState(staged=pins.staged_leftovers(prog_dir) + pins.staged_leftovers(map_dir))
     for m in spec.maps:
-        path = map_pin(map_dir, m.name)
+        path = map_pin((map_dirs or {}).get(m.name, map_dir), m.name)
         state.maps[m.name] = None
         with _open_pin(path, "map", state) as fd:
             if fd is not None:
@@ -162,6 +166,11 @@ class LoadPlan:
     stale: List[str] = field(default_factory=list)  # staged pins a killed run left: removed when applied
 
     @property
+    def directories(self) -> List[str]:
+        """Every directory the plan pins into (what ``apply_load`` locks)."""
+        return sorted({self.pin_path, self.map_pin_path} | {os.path.dirname(s.pin) for s in self.maps})
+
+    @property
     def changed(self) -> bool:
         return bool(self.stale) or any(s.action not in ("reuse", "unchanged") for s in self.maps + self.programs)
 
@@ -186,19 +195,23 @@ def pin_dirs(pin_path: str, map_pin_path: Optional[str] = None) -> Tuple[str, st
 
 
 def plan_load(spec: ObjectSpec, pin_path: str, map_pin_path: Optional[str] = None,
-              replace_incompatible_maps: bool = False, reader=None) -> LoadPlan:
-    """What loading ``spec`` under ``pin_path`` would do; reads pins, loads nothing. ``reader.pins`` stands
-    in for ``read_pins`` when given (check mode reads the host as earlier planned tasks would leave it)."""
+              replace_incompatible_maps: bool = False, map_dirs: Optional[Dict[str, str]] = None,
+              reader=None) -> LoadPlan:
+    """What loading ``spec`` under ``pin_path`` would do; reads pins, loads nothing. ``map_dirs``:
+    {map name: directory} for maps pinned elsewhere than the map pin path. ``reader.pins`` stands in for
+    ``read_pins`` when given (check mode reads the host as earlier planned tasks would leave it)."""
     pin_path, map_dir = pin_dirs(pin_path, map_pin_path)
+    map_dirs = {name: pins.check_dir(path, f"pin directory of map {name!r}") for name, path in (map_dirs or {}).items()}
     read = reader.pins if reader is not None else read_pins
-    state = read(spec, pin_path, map_dir, with_users=replace_incompatible_maps)
-    return decide(spec, state, pin_path, map_dir, replace_incompatible_maps)
+    state = read(spec, pin_path, map_dir, with_users=replace_incompatible_maps, map_dirs=map_dirs)
+    return decide(spec, state, pin_path, map_dir, replace_incompatible_maps, map_dirs)
 
 
 def decide(spec: ObjectSpec, state: PinState, pin_path: str, map_dir: str,
-           replace_incompatible_maps: bool = False) -> LoadPlan:
+           replace_incompatible_maps: bool = False, map_dirs: Optional[Dict[str, str]] = None) -> LoadPlan:
     """The plan for ``spec`` given the pinned ``state`` (pure)."""
-    map_steps = [_map_step(spec, m, state, map_dir, replace_incompatible_maps) for m in spec.maps]
+    map_steps = [_map_step(spec, m, state, (map_dirs or {}).get(m.name, map_dir), replace_incompatible_maps)
+                 for m in spec.maps]
     reused_ids = {s.name: s.current_id for s in map_steps if s.action == "reuse"}
     prog_steps = [_program_step(p, state, pin_path, reused_ids) for p in spec.programs]
     return LoadPlan(spec, pin_path, map_dir, map_steps, prog_steps, replace_incompatible_maps, list(state.staged))
@@ -280,11 +293,55 @@ class LoadResult:
     swept: List[str] = field(default_factory=list)  # staged pins of a killed run, removed
 
 
+class Loaded:
+    """The maps and programs of a plan as open fds (``maps``/``programs`` by name), nothing pinned;
+    closes them all on ``close()`` (a context manager)."""
+
+    def __init__(self, plan: LoadPlan):
+        self.maps: Dict[str, Map] = {}
+        self.programs: Dict[str, Program] = {}
+        self.btf_loaded = False
+        self._opened: List[FdOwner] = []
+        try:
+            btf = _load_btf(plan.spec)
+            if btf is not None:
+                self._opened.append(btf)
+                self.btf_loaded = True
+            try:
+                self.maps = {step.name: _open_map(step, btf, self._opened) for step in plan.maps}
+                map_fds = {name: m.fd for name, m in self.maps.items()}
+                self.programs = {step.name: _open_program(step, map_fds, btf, self._opened)
+                                 for step in plan.programs}
+            except BpfError as exc:
+                exc.obj = f"{exc.obj} in {plan.spec.source}"
+                raise
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for owner in reversed(self._opened):
+            owner.close()
+
+    def __enter__(self) -> Loaded:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def load_objects(plan: LoadPlan) -> Loaded:
+    """Open or create every map of ``plan`` and load every program; pins nothing (a plan made from an
+    empty ``PinState`` gives a private instance: fresh maps, programs loaded against them)."""
+    plan.check()
+    return Loaded(plan)
+
+
 def apply_load(plan: LoadPlan) -> LoadResult:
     """Carry out ``plan``; on any failure nothing new stays pinned and existing pins are untouched.
     Holds the pin directories' locks (``pins.locked``) meanwhile."""
     plan.check()
-    with pins.locked(plan.pin_path, plan.map_pin_path):
+    with pins.locked(*plan.directories):
         return _apply_load(plan)
 
 
@@ -296,25 +353,16 @@ def _apply_load(plan: LoadPlan) -> LoadResult:
     hook: it stops here only when a test asks it to, so that it can kill the run at that step."""
     swept = [path for directory in (plan.pin_path, plan.map_pin_path)
              for path in pins.staged_leftovers(directory) if pins.unpin(path)]
-    opened: List[FdOwner] = []
     new_pins: List[str] = []
     staged: Dict[str, str] = {}
+    loaded = Loaded(plan)
     try:
-        btf = _load_btf(plan.spec)
-        if btf is not None:
-            opened.append(btf)
-        try:
-            maps = {step.name: _open_map(step, btf, opened) for step in plan.maps}
-            map_fds = {name: m.fd for name, m in maps.items()}
-            progs = {step.name: _open_program(step, map_fds, btf, opened) for step in plan.programs}
-        except BpfError as exc:
-            exc.obj = f"{exc.obj} in {plan.spec.source}"
-            raise
+        maps, progs = loaded.maps, loaded.programs
         result = LoadResult(
             plan.changed,
             {s.name: ProgramResult(s.name, *_id_tag(progs[s.name]), s.pin, s.action) for s in plan.programs},
             {s.name: MapResult(s.name, maps[s.name].id, s.pin, s.action) for s in plan.maps},
-            btf is not None, swept)
+            loaded.btf_loaded, swept)
         for step in plan.maps:
             if step.action == "create":
                 pins.pin(maps[step.name].fd, step.pin)
@@ -336,8 +384,7 @@ def _apply_load(plan: LoadPlan) -> LoadResult:
             pins.unpin(path)
         raise
     finally:
-        for owner in reversed(opened):
-            owner.close()
+        loaded.close()
 
 
 def _id_tag(prog: Program):

@@ -54,3 +54,12 @@ def tags(insns: bytes, map_loads: Iterable[int] = ()) -> Set[str]:
     """Every tag a supported kernel could report for ``insns`` (SHA-256 and SHA-1 prefixes)."""
     loads = list(map_loads)
     return {program_tag(insns, algo, loads) for algo in ALGORITHMS}
+
+
+def kernel_algorithm(release: str) -> str:
+    """The hash a kernel of ``release`` (``platform.release()``) tags programs with: SHA-256 since 6.18."""
+    numbers = []
+    for part in release.split("-")[0].split(".")[:2]:
+        digits = "".join(c for c in part if c.isdigit()) or "0"
+        numbers.append(int(digits))
+    return "sha256" if tuple(numbers) >= (6, 18) else "sha1"

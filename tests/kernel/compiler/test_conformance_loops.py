@@ -45,7 +45,7 @@ def summed(n: int, start: int = 0) -> int:
 
 def fibonacci(n: int) -> int:
     a, b = 0, 1
-    for _ in range(n):
+    for _step in range(n):
         a, b = b, (a + b) & M
     return a
 
@@ -82,10 +82,10 @@ CASES = [
     value("inner count from the outer index", "(let ((s 0)) (dotimes (i 10) (dotimes (j i :max 10) (incf s))) s)",
           sum(range(10))),
     # run-time counts: min(COUNT, MAX) iterations, COUNT unsigned
-    *counted("run-time count", f"{A} :max 16", {0: 0, 5: summed(5), 16: summed(16), 17: summed(16),
-                                                  M: summed(16), 1 << 40: summed(16)}),
-    *counted("run-time count, bpf_loop", f"{A} :max 1000000", {0: 0, 123457: summed(123457),
-                                                                1 << 33: summed(1000000)}),
+    *counted("run-time count", f"{A} :max 16",
+             {0: 0, 5: summed(5), 16: summed(16), 17: summed(16), M: summed(16), 1 << 40: summed(16)}),
+    *counted("run-time count, bpf_loop", f"{A} :max 1000000",
+             {0: 0, 123457: summed(123457), 1 << 33: summed(1000000)}),
     *counted("run-time count bounded by 0", f"{A} :max 0", {9: 0}),
     *counted("run-time count bounded by 1", f"{A} :max 1", {0: 0, 9: 0}),
     value("the count is evaluated once", f"(let ((s 0)) (dotimes (i (progn {COUNT} {A}) :max 8) (incf s)) s)", 3,
@@ -130,8 +130,7 @@ CASES = [
     # stack memory written in a loop, read after it
     value("struct bytes filled in a loop", "(let ((p (struct-alloc 16))) (dotimes (i 16) (store u8 p i (* i 3)))"
           " (+ (load u64 p 0) (load u64 p 8)))",
-          (struct.unpack("<QQ", bytes(i * 3 for i in range(16)))[0] + struct.unpack("<QQ", bytes(i * 3 for i in
-                                                                                                  range(16)))[1]) & M),
+          sum(struct.unpack("<QQ", bytes(i * 3 for i in range(16)))) & M),
     value("struct bytes filled under bpf_loop", "(let ((p (struct-alloc 16)) (k 0)) (dotimes (i 1000000)"
           " (store u8 p 9 k) (incf k)) (load u64 p 8))", ((1000000 - 1) & 0xFF) << 8),
     # tail calls: from a loop, and into a program with loops

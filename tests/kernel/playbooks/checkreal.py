@@ -5,7 +5,8 @@ Out:
 - ``run_playbook(...) -> PlaybookRun``: every task result in order (recorded by the test-only callback
   ``callback_plugins/whistler_record.py``), the exit status and the output;
 - ``host_state(host)``: what the host holds, as bpftool and iproute2 see it (independent of the
-  collection's loader): every pin under its pin directory (kind, id, kernel tag, map type),
+  collection's loader): every pin under its pin directory (kind, id, kernel tag, map type; a symlink
+  as its target),
   every prog-array slot (-> program id), the XDP hook of each of its interfaces and the sha256
   of every file under its file directory;
 - ``assert_check_predicts(check, real)``: fails, with a table of the tasks that disagree, when the
@@ -209,11 +210,14 @@ def host_state(host: XdpHost) -> dict:
     """Pins (relative path -> kind, id, tag/type, name, slots), hooks and file digests of ``host``."""
     pins = {}
     if os.path.isdir(host.pin_path):
-        for root, _dirs, files in os.walk(host.pin_path):
+        for root, dirs, files in os.walk(host.pin_path):
             rel = os.path.relpath(root, host.pin_path)
             pins[rel + "/"] = ("dir",)
             for name in files:
                 pins[os.path.normpath(os.path.join(rel, name))] = _pin(os.path.join(root, name))
+            for name in dirs:  # a symlink to a directory (not followed): where it points
+                if os.path.islink(os.path.join(root, name)):
+                    pins[os.path.normpath(os.path.join(rel, name))] = ("symlink", os.readlink(os.path.join(root, name)))
     files = {}
     if host.file_dir.is_dir():
         for p in sorted(host.file_dir.rglob("*")):

@@ -222,7 +222,7 @@ def test_values_spilled_around_a_loop_keep_their_values():
         assert any(s.kind == "spill" for f in (alloc, *alloc.callbacks) for s in f.fn.slots)
         check(alloc)
         values = [3 + k for k in range(12)]
-        for _ in range(5):
+        for _round in range(5):
             values = [(values[k] + values[(k + 1) % 12]) & ((1 << 64) - 1) if k < 11 else values[k] for k in range(12)]
             values[11] = (values[11] + values[0]) & ((1 << 64) - 1)
         assert ir_interp.run(alloc.fn, ctx_of(3, 0)) == sum(values) & ((1 << 64) - 1), strategy
