@@ -63,7 +63,7 @@ class FakeKernel:
     arrays: dict = field(default_factory=dict)
     hook_state: XdpState = field(default_factory=lambda: XdpState(IFINDEX, None, 0))
 
-    def pins(self, spec, prog_dir, map_dir, with_users=False):
+    def pins(self, spec, prog_dir, map_dir, with_users=False, map_dirs=None):
         return load.PinState(maps={m.name: None for m in spec.maps}, programs={p.name: None for p in spec.programs})
 
     def pinned(self, path):
