@@ -34,24 +34,28 @@ collection_tree "$work"
 coll="$work/ansible_collections/whistler/xdp"
 export ANSIBLE_COLLECTIONS_PATH="$work"
 
-echo "integration: ansible-test targets (ansible-core $core, Python $py_version)"
-(cd "$coll" && ansible-test integration --local --python "$py_version" --allow-destructive --allow-root \
-    --color no "$@")
+targets() {
+    cd "$coll"
+    ansible-test integration --local --python "$py_version" --allow-destructive --allow-root --color no "$@"
+}
+stage "integration: ansible-test targets (ansible-core $core, Python $py_version)" targets "$@"
 if [ "$#" -gt 0 ] || [ "$core" != 2.19 ]; then
     exit 0
 fi
 
 # Molecule finds the scenario (and the collection) only when run from the collection's root.
-echo "integration: molecule default scenario"
-export WHISTLER_MOLECULE_ID
-WHISTLER_MOLECULE_ID=$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')
-(cd "$coll" && molecule test -s default) 2>&1 | tee "$work/molecule.log"
-# A scenario that matched no host "passes" by skipping every play: never accept that.
-sed 's/\x1b\[[0-9;]*m//g' "$work/molecule.log" > "$work/molecule.txt"
-if grep -q 'no hosts matched' "$work/molecule.txt" || ! grep -Eq 'xdp-host +: ok=[1-9]' "$work/molecule.txt"; then
-    echo "integration: the molecule scenario did not run on its host (no hosts matched)" >&2
-    exit 1
-fi
+molecule_scenario() {
+    export WHISTLER_MOLECULE_ID
+    WHISTLER_MOLECULE_ID=$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    (cd "$coll" && molecule test -s default) 2>&1 | tee "$work/molecule.log"
+    # A scenario that matched no host "passes" by skipping every play: never accept that.
+    sed 's/\x1b\[[0-9;]*m//g' "$work/molecule.log" > "$work/molecule.txt"
+    if grep -q 'no hosts matched' "$work/molecule.txt" || ! grep -Eq 'xdp-host +: ok=[1-9]' "$work/molecule.txt"; then
+        echo "integration: the molecule scenario did not run on its host (no hosts matched)" >&2
+        return 1
+    fi
+}
+stage "integration: molecule default scenario" molecule_scenario
 
 # The fleet inventory uses fixed namespace, pin and file names (the targets and molecule use random
 # ones): two fleet runs on one machine (CI and a developer, two checkouts) would tear each other's
@@ -61,15 +65,16 @@ if ! flock -n 9; then
     echo "integration: another run of the fleet playbook holds /run/lock/whistler-xdp-integration.lock; waiting"
     flock 9
 fi
-echo "integration: fleet playbook, twice"
 fleet_used=true
-export ANSIBLE_PYTHON_INTERPRETER="$repo/.venv/bin/python"
-ansible-playbook -i "$inventory" examples/playbooks/fleet-hosts.yml
-ansible-playbook -i "$inventory" examples/playbooks/fleet.yml
-ansible-playbook -i "$inventory" examples/playbooks/fleet.yml | tee "$work/fleet-second.log"
-if ! grep -E '^edge[0-9]+ +: ' "$work/fleet-second.log" | grep -qv 'changed=0 '; then
+fleet() {
+    export ANSIBLE_PYTHON_INTERPRETER="$repo/.venv/bin/python"
+    ansible-playbook -i "$inventory" examples/playbooks/fleet-hosts.yml
+    ansible-playbook -i "$inventory" examples/playbooks/fleet.yml
+    ansible-playbook -i "$inventory" examples/playbooks/fleet.yml | tee "$work/fleet-second.log"
+    if grep -E '^edge[0-9]+ +: ' "$work/fleet-second.log" | grep -qv 'changed=0 '; then
+        echo "integration: the second fleet run changed something" >&2
+        return 1
+    fi
     echo "integration: second fleet run reported zero changes"
-else
-    echo "integration: the second fleet run changed something" >&2
-    exit 1
-fi
+}
+stage "integration: fleet playbook, twice" fleet

@@ -12,7 +12,7 @@
 #   timings_report [START]   print the recorded stage times (and the total since START)
 #   pytest_count             "tests: N passed, N failed" from tests/output/pytest.xml
 #   stage NAME CMD...        run CMD (in a subshell, errexit on), print and record its wall time in
-#                            $WHISTLER_TIMINGS (if set); returns CMD's status
+#                            $WHISTLER_TIMINGS (if set; stages inside stages are nested); returns CMD's status
 
 WHISTLER_CACHE=${WHISTLER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whistler-xdp}
 
@@ -86,25 +86,32 @@ PY
 }
 
 stage() {
-    local name=$1 start rc
+    local name=$1 start rc id depth=${WHISTLER_STAGE_DEPTH:-0}
     shift
     start=$(date +%s)
+    id="$$-$RANDOM-$start"
     echo; echo "=== stage $name"
+    [ -z "${WHISTLER_TIMINGS:-}" ] || printf 'S\t%s\t%s\t%s\n' "$id" "$depth" "$name" >> "$WHISTLER_TIMINGS"
     # In a subshell with errexit on: a function run as `f || ...` would have errexit ignored throughout.
     set +e
-    (set -e; "$@")
+    (set -e; export WHISTLER_STAGE_DEPTH=$((depth + 1)); "$@")
     rc=$?
     set -e
     local took=$(( $(date +%s) - start ))
     echo "=== stage $name: ${took}s$([ "$rc" -eq 0 ] || echo " (failed, exit $rc)")"
-    [ -z "${WHISTLER_TIMINGS:-}" ] || printf '%-40s %5ss%s\n' "$name" "$took" "$([ "$rc" -eq 0 ] || echo ' FAILED')" >> "$WHISTLER_TIMINGS"
+    [ -z "${WHISTLER_TIMINGS:-}" ] || printf 'E\t%s\t%s\t%s\n' "$id" "$took" "$rc" >> "$WHISTLER_TIMINGS"
     return "$rc"
 }
 
-timings_report() {  # the recorded stage times, and the total since $1 (epoch seconds) if given
-    echo; echo "stage times:"
-    cat "$WHISTLER_TIMINGS"
-    [ -z "${1:-}" ] || printf '%-40s %5ss\n' "total" "$(( $(date +%s) - $1 ))"
+timings_report() {  # the recorded stage times (nested ones indented), and the total since $1 if given
+    echo; echo "stage times (wall):"
+    awk -F'\t' '
+        $1 == "S" { order[++n] = $2; depth[$2] = $3; name[$2] = $4 }
+        $1 == "E" { took[$2] = $3 "s"; if ($4 != 0) took[$2] = took[$2] " FAILED" }
+        END { for (i = 1; i <= n; i++) { id = order[i]
+                  printf "%-64s %s\n", sprintf("%*s%s", 2 * depth[id], "", name[id]), (id in took) ? took[id] : "unfinished" } }
+    ' "$WHISTLER_TIMINGS"
+    [ -z "${1:-}" ] || printf '%-64s %ss\n' "total" "$(( $(date +%s) - $1 ))"
 }
 
 pytest_count() {  # pytest's result as the closing line CI reads: "tests: N passed, N failed"

@@ -6,7 +6,10 @@
 #   compat          the support matrix of docs/support.md (scripts/compat.sh): every supported
 #                   managed-host Python, ansible-core 2.20 and 2.21 on the controller, the execution
 #                   environment
-# Arguments go to pytest.
+# The first three run one after the other; compat runs beside them (each side is mostly one process
+# at a time, pytest or ansible-playbook, so on two cores they share the machine instead of waiting
+# for each other). Its output is kept and printed when it ends; a failure on either side waits for
+# the other to finish (and clean up) before the run fails. Arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -17,7 +20,6 @@ own_timings=false
 if [ -z "${WHISTLER_TIMINGS:-}" ]; then
     own_timings=true
     WHISTLER_TIMINGS=$(mktemp)
-    trap 'timings_report ""; rm -f "$WHISTLER_TIMINGS"' EXIT
 fi
 export WHISTLER_TIMINGS
 
@@ -36,14 +38,31 @@ if skipped:
 PY
 }
 
+compat_log=$(mktemp)
+bash scripts/compat.sh > "$compat_log" 2>&1 &
+compat_pid=$!
+# On a failure here the matrix still runs to its end: killed, its tests would leave namespaces and pins.
+finish_compat() {
+    wait "$compat_pid" 2>/dev/null || true
+    echo; echo "=== the support matrix (scripts/compat.sh), run beside the stages above:"
+    cat "$compat_log"
+    rm -f "$compat_log"
+}
+trap 'finish_compat; if $own_timings; then timings_report ""; rm -f "$WHISTLER_TIMINGS"; fi' EXIT
+
 stage "pytest (unit + kernel)" pytest_suite "$@"
 stage "ansible-checks (ansible-core 2.19)" bash scripts/ansible-checks.sh
 stage "integration (ansible-core 2.19)" bash scripts/integration.sh
-bash scripts/compat.sh
 
-# Every stage passed (set -e): the stage times, then pytest's count as the closing line.
+compat_status=0
+wait "$compat_pid" || compat_status=$?
+trap 'if $own_timings; then timings_report ""; rm -f "$WHISTLER_TIMINGS"; fi' EXIT
+finish_compat
+[ "$compat_status" -eq 0 ] || { echo "compat: failed (exit $compat_status)" >&2; exit "$compat_status"; }
+
+# Every stage passed: the stage times, then pytest's count as the closing line.
+trap 'if $own_timings; then rm -f "$WHISTLER_TIMINGS"; fi' EXIT
 if $own_timings; then
-    trap 'rm -f "$WHISTLER_TIMINGS"' EXIT
     timings_report ""
 fi
 pytest_count
