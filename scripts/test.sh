@@ -6,10 +6,11 @@
 #   compat          the support matrix of docs/support.md (scripts/compat.sh): every supported
 #                   managed-host Python, ansible-core 2.20 and 2.21 on the controller, the execution
 #                   environment
-# The first three run one after the other; compat runs beside them (each side is mostly one process
-# at a time, pytest or ansible-playbook, so on two cores they share the machine instead of waiting
-# for each other). Its output is kept and printed when it ends; a failure on either side waits for
-# the other to finish (and clean up) before the run fails. Arguments go to pytest.
+# pytest runs first, alone (its kernel tests under traffic are timing-sensitive); then compat runs
+# beside ansible-checks and integration (each side is mostly one process at a time, ansible-test or
+# ansible-playbook, so on two cores they share the machine instead of waiting for each other). Its
+# output is kept and printed when it ends; a failure on either side waits for the other to finish
+# (and clean up) before the run fails. Arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -38,6 +39,11 @@ if skipped:
 PY
 }
 
+# pytest first, alone: its kernel tests under traffic count how many live swaps fit into a stream of
+# packets, which a second busy lane on two cores would starve.
+trap 'if $own_timings; then timings_report ""; rm -f "$WHISTLER_TIMINGS"; fi' EXIT
+stage "pytest (unit + kernel)" pytest_suite "$@"
+
 compat_log=$(mktemp)
 bash scripts/compat.sh > "$compat_log" 2>&1 &
 compat_pid=$!
@@ -50,7 +56,6 @@ finish_compat() {
 }
 trap 'finish_compat; if $own_timings; then timings_report ""; rm -f "$WHISTLER_TIMINGS"; fi' EXIT
 
-stage "pytest (unit + kernel)" pytest_suite "$@"
 stage "ansible-checks (ansible-core 2.19)" bash scripts/ansible-checks.sh
 stage "integration (ansible-core 2.19)" bash scripts/integration.sh
 

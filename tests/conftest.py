@@ -31,8 +31,8 @@ BPF_FS_MAGIC = 0xCAFE4A11
 # namespaces only, never at those of another run on the same machine (a developer's, or CI's own
 # integration targets, which use whistler-test-it-*).
 SESSION = uuid.uuid4().hex[:6]
-TEST_PIN_PREFIX = f"whistler-test-{SESSION}-"
-TEST_NETNS_PREFIX = f"wxt-{SESSION}-"
+TEST_PIN_PREFIX = f"whistler-test-{SESSION}"
+TEST_NETNS_PREFIX = f"wxt-{SESSION}"
 SEED = REPO / "examples" / "seed" / "xdp-tail-call-dispatch.lisp"
 
 
