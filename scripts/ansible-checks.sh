@@ -61,7 +61,10 @@ run_step() {
         lint)
             step "ansible-lint (production profile)"
             # The playbooks and molecule scenario use the collection by FQCN: let Ansible find this copy.
-            (cd "$COLL" && ANSIBLE_COLLECTIONS_PATH=$WORK "$TOOLS/ansible-lint" --profile production --offline) ;;
+            # --offline makes ansible-lint cache (and look up) collections under ANSIBLE_HOME, by default
+            # ~/.ansible, where a copy left by an earlier run would shadow this one: keep it in $WORK.
+            (cd "$COLL" && ANSIBLE_HOME=$WORK/ansible-home ANSIBLE_COLLECTIONS_PATH=$WORK \
+                "$TOOLS/ansible-lint" --profile production --offline) ;;
         build)
             step "ansible-galaxy collection build + install, ansible-doc"
             (cd "$COLL" && ansible-galaxy collection build --output-path "$WORK/dist" .)
