@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Prepare a fresh Debian machine for whistler.xdp: system packages, a venv with the Python
+# Prepare a fresh Debian machine for whistler.xdp: system packages (ShellCheck among them, so that
+# ansible-test sanity runs its shellcheck test instead of skipping it), a venv with the Python
 # dependencies (in .venv), and bpffs mounted at /sys/fs/bpf. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for tool in bpftool:bpftool clang:clang llvm-objdump:llvm ip:iproute2 nsenter:util-linux ping:iputils-ping /usr/include/bpf/bpf_helpers.h:libbpf-dev; do
+for tool in bpftool:bpftool clang:clang llvm-objdump:llvm ip:iproute2 nsenter:util-linux ping:iputils-ping shellcheck:shellcheck /usr/include/bpf/bpf_helpers.h:libbpf-dev; do
     probe=${tool%%:*}
     if [ "${probe#/}" != "$probe" ]; then [ -e "$probe" ] && continue; else command -v "$probe" >/dev/null 2>&1 && continue; fi
     need_apt+=("${tool##*:}")

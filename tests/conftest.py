@@ -27,8 +27,12 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 BPFFS = Path("/sys/fs/bpf")
 BPF_FS_MAGIC = 0xCAFE4A11
-TEST_PIN_PREFIX = "whistler-test-"
-TEST_NETNS_PREFIX = "wxt-"
+# Names this pytest run creates carry SESSION, so the leak check at the end looks at its own pins and
+# namespaces only, never at those of another run on the same machine (a developer's, or CI's own
+# integration targets, which use whistler-test-it-*).
+SESSION = uuid.uuid4().hex[:6]
+TEST_PIN_PREFIX = f"whistler-test-{SESSION}"
+TEST_NETNS_PREFIX = f"wxt-{SESSION}"
 SEED = REPO / "examples" / "seed" / "xdp-tail-call-dispatch.lisp"
 
 
@@ -103,7 +107,7 @@ def pytest_runtest_setup(item):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Fail loudly if a test left pins or namespaces behind."""
+    """Fail loudly if a test of this run left pins or namespaces behind."""
     if os.environ.get("CI") != "true":
         return  # developers may run several suites at once; only CI owns the whole machine
     leftovers = []

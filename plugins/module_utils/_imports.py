@@ -4,52 +4,33 @@
 
 """Third-party libraries the loader needs on the managed host; PRIVATE to whistler.xdp.
 
-In: nothing; the imports are tried once when a module starts. Out: ``check_requirements``,
-which fails the module with ``missing_required_lib`` (and the original traceback) when a
-library is missing or too old, or with the loader's own import error. Modules import the
-loader inside ``try/except ImportError`` and pass the kept traceback here, so the module can
-still be imported (documentation, argument spec) on a host without the libraries.
+In: nothing; the requirements (``_requirements``) are tried once when a module starts. Out:
+``check_requirements``, which fails the module with ``missing_required_lib`` when a library is missing,
+too old or does not import on this Python (with why), when this Python is not supported, or with the
+loader's own import error. Modules import the loader inside ``try/except ImportError`` and pass the
+kept traceback here, so the module can still be imported (documentation, argument spec) on a host
+without the libraries.
 """
 
 from __future__ import annotations
 
-import traceback
-
 from ansible.module_utils.basic import missing_required_lib
-from ansible.module_utils.compat.version import LooseVersion
 
-PYROUTE2_MIN_VERSION = "0.9.1"
+from ._requirements import OPTIONAL, REQUIREMENTS, missing, python_problems
 
-_MISSING = []  # (requirement, reason or traceback) for each library that cannot be used
-
-try:
-    import pyroute2
-except ImportError:
-    _MISSING.append(("pyroute2 >= " + PYROUTE2_MIN_VERSION, traceback.format_exc()))
-else:
-    _version = getattr(pyroute2, "__version__", "0")
-    if LooseVersion(_version) < LooseVersion(PYROUTE2_MIN_VERSION):
-        _MISSING.append(("pyroute2 >= " + PYROUTE2_MIN_VERSION, f"pyroute2 {_version} is installed"))
-
-try:
-    import elftools  # noqa: F401  # pylint: disable=unused-import
-except ImportError:
-    _MISSING.append(("pyelftools", traceback.format_exc()))
-
-# Needed only by the modules that validate map entries (xdp_map): checked when they ask for it.
-_OPTIONAL = {}
-try:
-    import jsonschema  # noqa: F401  # pylint: disable=unused-import
-except ImportError:
-    _OPTIONAL["jsonschema"] = traceback.format_exc()
+_PYTHON = python_problems(allow_untested=True)
+_MISSING = missing(REQUIREMENTS)  # [(requirement, why)]
+_OPTIONAL = {r.distribution: failure for r in OPTIONAL for failure in missing((r,))}
 
 
 def check_requirements(module, loader_import_error=None, also=()):
-    """Fail ``module`` if a required library (or one named in ``also``, e.g. ``"jsonschema"``) is
-    missing, or if the loader failed to import."""
-    missing = _MISSING + [(name, _OPTIONAL[name]) for name in also if name in _OPTIONAL]
-    if missing:
-        requirement, reason = missing[0]
-        module.fail_json(msg=missing_required_lib(requirement), exception=reason)
+    """Fail ``module`` if this Python is refused, a required library (or an optional one named in
+    ``also``, e.g. ``"jsonschema"``) is missing or unusable, or the loader failed to import."""
+    if _PYTHON:
+        module.fail_json(msg=_PYTHON[0])
+    wanted = _MISSING + [failure for name, failure in _OPTIONAL.items() if name in also]
+    if wanted:
+        requirement, reason = wanted[0]
+        module.fail_json(msg=missing_required_lib(requirement) + f" ({reason})", exception=reason)
     if loader_import_error is not None:
         module.fail_json(msg="cannot import the whistler.xdp loader", exception=loader_import_error)

@@ -28,7 +28,8 @@ from .pinnames import describe_char
 try:
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
-except ImportError as exc:  # reported by the module that needs netlink
+except Exception as exc:  # reported by the module that needs netlink (also a pyroute2 that fails to
+    # import on this Python, as 0.9.1/0.9.2 do on 3.8 with a TypeError)
     IPRoute = None
     NetlinkError = OSError
     PYROUTE2_IMPORT_ERROR: str | None = str(exc)
