@@ -53,7 +53,8 @@ options:
     description:
       - A Whistler source file or a compiled BPF object on the controller. A relative path is searched like
         M(ansible.builtin.template) searches (the role's or play's C(files) directories first).
-      - A source is compiled on the controller, once per run for all hosts and forks; the object is shipped into
+      - A source is compiled on the controller, once for all hosts, forks and later runs (the cache of
+        M(whistler.xdp.xdp_compile)); the object is shipped into
         Ansible's temporary directory on the host (in check mode too) and removed after the task.
       - Mutually exclusive with O(object). One of them is required with O(state=present).
     type: str
