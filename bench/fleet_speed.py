@@ -12,20 +12,23 @@ play's, with the ratio and the load average seen while it ran.
   alternately (A B A B ...) so that both
   see the same machine; the median of each and the median of the pairwise ratios.
 - ``--fleet``: ``--hosts`` namespaced hosts, ``--forks`` forks: the ping play, the first rollout (a fresh
-  fleet) and the rerun (nothing to change); the ping play twice, around the first rollout, averaged.
+  fleet) and the rerun (nothing to change), each next to a ping play run just before it.
 A role run that does not change every host (first rollout) or changes any (rerun) stops the benchmark.
 
 Every host is a network namespace with a veth pair (generic XDP on veth0), its own bpffs pin directory and
 object path, as in examples/playbooks/inventory/fleet.yml; connection local, this Python. Names start with
 ``--prefix`` (netns ``<prefix>-<rand>-<n>``, pins ``/sys/fs/bpf/<prefix>-<rand>-<n>``); everything is
 removed afterwards, also on failure. Needs root. Times are whole ``ansible-playbook`` processes
-(``time.perf_counter`` around each), start-up included, as an operator sees them.
+(``time.perf_counter`` around each), start-up included, as an operator sees them; CPU seconds are the
+user + system time of each run's whole process tree (``getrusage(RUSAGE_CHILDREN)``), which other load on
+the machine does not inflate.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -109,16 +112,29 @@ def _ip(*argv: str) -> None:
     subprocess.run(["ip", *argv], check=True, capture_output=True, text=True)
 
 
-def play(fleet: Fleet, what: str, forks: int, changes: bool = False) -> float:
-    """Seconds one ansible-playbook run of ``what`` ("ping" or "role") takes; a role run must change every
-    host (``changes``) or none."""
+class Took:
+    """Wall-clock seconds of one ansible-playbook run and the CPU seconds (user + system) of the whole
+    process tree it waited for: the CPU figure does not grow when other work shares the machine."""
+
+    def __init__(self, wall: float, cpu: float):
+        self.wall, self.cpu = wall, cpu
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def play(fleet: Fleet, what: str, forks: int, changes: bool = False) -> Took:
+    """One ansible-playbook run of ``what`` ("ping" or "role"); a role run must change every host
+    (``changes``) or none."""
     argv = [PLAYBOOK_BIN, "-i", str(fleet.inventory), str(fleet.work / f"{what}.yml"), "--forks", str(forks)]
-    start = time.perf_counter()
+    cpu, start = _children_cpu(), time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=str(fleet.work), check=False,
                           env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(fleet.work / "collections"),
                                    ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0",
                                    ANSIBLE_REMOTE_TMP=str(fleet.work / "remote-tmp")))
-    took = time.perf_counter() - start
+    took = Took(time.perf_counter() - start, _children_cpu() - cpu)
     recap = [line for line in proc.stdout.splitlines() if " : ok=" in line]
     unchanged = sum(" changed=0 " in line for line in recap)
     if proc.returncode != 0 or len(recap) != len(fleet.names) or (what == "role" and unchanged != (0 if changes else len(recap))):
@@ -135,36 +151,43 @@ def single(args, work: Path) -> list:
     fleet = Fleet(1, args.prefix, work)
     try:
         play(fleet, "role", 1, changes=True)  # the first rollout; what follows are reruns
-        role, ping, ratios = [], [], []
+        role, ping = [], []
         for _ in range(args.warmup):
             play(fleet, "role", 1), play(fleet, "ping", 1)
         loads = [load()]
         for _ in range(args.runs):
             role.append(play(fleet, "role", 1))
             ping.append(play(fleet, "ping", 1))
-            ratios.append(role[-1] / ping[-1])
         loads.append(load())
     finally:
         fleet.remove()
-    return [("one host: role rerun, nothing to change", statistics.median(role), statistics.median(ping),
-             statistics.median(ratios), f"{args.runs} pairs", " / ".join(loads))]
+    return [row("one host: role rerun, nothing to change", role, ping, f"median of {args.runs} pairs", loads)]
+
+
+def row(name: str, runs: list, pings: list, measured: str, loads: list) -> tuple:
+    """A table row: medians, and the medians of the pairwise ratios (wall and CPU)."""
+    def median(values):
+        return statistics.median(values)
+    return (name, median([r.wall for r in runs]), median([p.wall for p in pings]),
+            median([r.wall / p.wall for r, p in zip(runs, pings)]), median([r.cpu for r in runs]),
+            median([p.cpu for p in pings]), median([r.cpu / p.cpu for r, p in zip(runs, pings)]), measured,
+            " / ".join(loads))
 
 
 def fleet_rows(args, work: Path) -> list:
     fleet = Fleet(args.hosts, args.prefix, work)
     try:
-        before = load()
+        loads = [load()]
         ping = play(fleet, "ping", args.forks)
         first = play(fleet, "role", args.forks, changes=True)
         ping_again = play(fleet, "ping", args.forks)
         rerun = play(fleet, "role", args.forks)
-        after = load()
+        loads.append(load())
     finally:
         fleet.remove()
-    ping = statistics.mean([ping, ping_again])
     what = f"{args.hosts} hosts, forks {args.forks}"
-    return [(f"{what}: first rollout", first, ping, first / ping, "1 run", f"{before} / {after}"),
-            (f"{what}: rerun, nothing to change", rerun, ping, rerun / ping, "1 run", f"{before} / {after}")]
+    return [row(f"{what}: first rollout", [first], [ping], "1 run, ping before it", loads),
+            row(f"{what}: rerun, nothing to change", [rerun], [ping_again], "1 run, ping before it", loads)]
 
 
 def main() -> int:
@@ -193,10 +216,12 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}, ansible-playbook {PLAYBOOK_BIN}")
-    print("| run | rollout s | ping play s | ratio | measured | load average (before / after) |")
-    print("|---|---:|---:|---:|---|---|")
-    for name, took, ping, ratio, measured, loads in rows:
-        print(f"| {name} | {took:.2f} | {ping:.2f} | {ratio:.2f} | {measured} | {loads} |")
+    print("| run | role s | ping play s | ratio | role CPU s | ping CPU s | CPU ratio | measured | load average "
+          "(before / after) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---|")
+    for name, wall, ping, ratio, cpu, ping_cpu, cpu_ratio, measured, loads in rows:
+        print(f"| {name} | {wall:.2f} | {ping:.2f} | {ratio:.2f} | {cpu:.2f} | {ping_cpu:.2f} | {cpu_ratio:.2f} | "
+              f"{measured} | {loads} |")
     return 0
 
 

@@ -25,7 +25,6 @@ from ansible_collections.whistler.xdp.plugins.module_utils._bpf.names import map
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf.tag import program_tag, tags
 from ansible_collections.whistler.xdp.plugins.plugin_utils._run_cache import cached_json
 
-
 CACHE_NAME = "whistler-xdp-compile"
 
 
