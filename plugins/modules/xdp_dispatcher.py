@@ -455,7 +455,6 @@ try:
     )
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.health import (
         HealthCheck,
-        HealthCheckFailed,
         not_run,
         parse_health,
         probe,
@@ -554,13 +553,15 @@ def run(module):
         if params["health"] and health is None:
             health_result = not_run(f"state={desired.state} runs no health checks")
         elif health is not None:
-            health_result = not_run(CHECK_MODE_HEALTH if goes_live(plan) else NOTHING_LIVE_HEALTH)
+            health_result = not_run(CHECK_MODE_HEALTH if module.check_mode and goes_live(plan) else NOTHING_LIVE_HEALTH)
         results = []
         if tests:
             wiring = Wiring(desired.dispatcher, desired.jump_table, desired.handlers)
             shared = {m.name: layout.shared_map(m.name) for m in desired.spec.maps if m.name not in desired.arrays}
             results = run_tests(desired.spec, wiring, tests, shared)
         failures = describe_failures(results)
+        if failures and health is not None:
+            health_result = not_run("the packet tests failed, so nothing went live")
         if failures:
             module.fail_json(msg=f"packet tests failed, nothing went live: {failures}",
                              **dict(result(plan, None, results), changed=False, **_health(health_result)))
@@ -569,13 +570,12 @@ def run(module):
             with locked(layout.root):
                 plan = make_plan(desired, read_host(layout, desired))
                 check = HealthCheck(health) if health is not None and goes_live(plan) else None
-                if health is not None and check is None:
-                    health_result = not_run(NOTHING_LIVE_HEALTH)
                 try:
                     outcome = apply_absent(plan) if desired.state == "absent" else apply_plan(plan, [check] if check else [])
                 except RolloutError as exc:
-                    if isinstance(exc.cause, HealthCheckFailed):
-                        health_result = exc.cause.observed
+                    if check is not None:  # what a failed check saw, or why it did not get to watch
+                        health_result = check.observed or not_run(f"the rollout failed before the checks ended: "
+                                                                  f"{exc.cause}")
                     # Put back completely, nothing changed; only what could not be undone is a change.
                     module.fail_json(msg=f"the rollout failed and the host was rolled back: {exc}",
                                      rolled_back=exc.undone, rollback_errors=exc.undo_errors,

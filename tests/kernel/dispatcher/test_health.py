@@ -6,7 +6,8 @@ and the check passes. Without traffic it does not grow: the host goes back to ge
 the task fails saying how often the dispatcher ran. A counter condition that traffic breaks (the UDP counter
 may grow by at most 5) fails too, and the rollback leaves the counters intact: every datagram sent across
 the switch and the switch back was counted exactly once, in the same map. Check mode says the checks cannot
-run before the switch, and a rerun that switches nothing does not run them.
+run before the switch, a rerun that switches nothing does not run them, and neither does a run whose packet
+tests kept the new generation off the host.
 """
 
 from __future__ import annotations
@@ -107,3 +108,14 @@ def test_a_counter_condition_fails_and_the_rollback_keeps_the_counters(xdp_hosts
     after = pinned_state(host)
     assert {k: v for k, v in after.items() if k != "counters"} == {k: v for k, v in before.items() if k != "counters"}
     assert traffic.settle(lambda: counters(host)[UDP], udp_before + sent) == udp_before + sent
+
+
+def test_no_check_runs_when_the_packet_tests_keep_the_new_generation_off_the_host(xdp_hosts, objects, run_module):
+    host = xdp_hosts(1)[0]
+    before = live_v1(host, objects, run_module)
+    udp = {"name": "udp passes", "frame": {"ipv4": {}, "udp": {"dport": 53}}, "expect": "XDP_PASS"}
+    failed = run_module("xdp_dispatcher", dispatcher_args(host, objects("drop_udp"), tests=[udp],
+                                                          health={"window": 1, "min_runs": 1}))
+    assert failed.get("failed") is True and "packet tests failed, nothing went live" in failed["msg"]
+    assert failed["health"] == {"ran": False, "passed": None, "reason": "the packet tests failed, so nothing went live"}
+    assert pinned_state(host) == before
