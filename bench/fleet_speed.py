@@ -152,10 +152,10 @@ def single(args, work: Path) -> list:
     try:
         play(fleet, "role", 1, changes=True)  # the first rollout; what follows are reruns
         role, ping = [], []
-        for _ in range(args.warmup):
+        for _warmup in range(args.warmup):
             play(fleet, "role", 1), play(fleet, "ping", 1)
         loads = [load()]
-        for _ in range(args.runs):
+        for _pair in range(args.runs):
             role.append(play(fleet, "role", 1))
             ping.append(play(fleet, "ping", 1))
         loads.append(load())
@@ -191,7 +191,7 @@ def fleet_rows(args, work: Path) -> list:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--single", action="store_true", help="one host: role rerun vs ping, alternately")
     parser.add_argument("--fleet", action="store_true", help="a fleet: first rollout and rerun vs ping")
     parser.add_argument("--hosts", type=int, default=50)

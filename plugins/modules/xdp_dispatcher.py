@@ -159,9 +159,9 @@ options:
         default: 1
       counters:
         description:
-          - Conditions on counters in the shared maps, each C({map, key, min_delta, max_delta}): the integer value
+          - "Conditions on counters in the shared maps, each C({map, key, min_delta, max_delta}): the integer value
             at C(key) (per-CPU values summed) grows by at least C(min_delta) and at most C(max_delta) during the
-            window (give one or both). For example a drop counter that may grow by at most 10 in 5 seconds.
+            window (give one or both). For example a drop counter that may grow by at most 10 in 5 seconds."
         type: list
         elements: dict
         default: []

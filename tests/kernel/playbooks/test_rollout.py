@@ -13,6 +13,9 @@ each host's stack got (``traffic.Receiver``). Generation 1 is rolled out first. 
 
 In both runs no packet is lost, per host: what the UDP handler counted (the shared counter, which survives
 the switch) and what the host's stack received both equal what was sent to it.
+
+With two canaries and a tolerance of 50 %, one failing canary still stops the rollout (ansible alone would
+go on), and a host pattern that matches nothing, or a batch size of 0, fails before any host is touched.
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ def under_traffic(hosts, inventory, **extra_vars):
         raise
     seen = flow.stop()
     lost = {name: counts for name, counts in seen.items() if not counts[0] == counts[1] == counts[2]}
-    assert all(sent > 0 for sent, _, _ in seen.values()), seen
+    assert all(counts[0] > 0 for counts in seen.values()), seen
     assert not lost, f"packets lost (sent, counted by the UDP handler, received): {lost}"
     return run
 
@@ -133,3 +136,34 @@ def test_a_canary_rollout_stops_at_a_bad_canary_and_reaches_every_host_when_good
         assert state["hooks"]["veth0"] == {"generic": dispatcher} != v1[h.name]["hooks"]["veth0"]
     assert all(r.status != "failed" for r in good.results)
     assert len(others) == HOSTS - 1
+
+
+def test_one_failed_canary_of_two_stops_the_rollout_whatever_the_tolerance(xdp_hosts, tmp_path, objects):  # noqa: F811
+    hosts = xdp_hosts(4)
+    hosts[0].vars["tail_call_dispatch_source"] = str(objects("drop_udp"))
+    inventory = write_inventory(
+        tmp_path / "fleet.yml", hosts,
+        tail_call_dispatch_pin_path="{{ xdp_pin_path }}",
+        tail_call_dispatch_object_dest="{{ xdp_file_dir }}/dispatch.bpf.o",
+        tail_call_dispatch_interfaces=[{"name": "veth0", "netns": "{{ xdp_netns }}", "mode": "generic"}],
+        tail_call_dispatch_source=str(objects("v1")),
+        tail_call_dispatch_tests=UDP_PASSES)
+    untouched = {h.name: host_state(h) for h in hosts[2:]}
+
+    run = rollout(inventory, rollout_canary=2, rollout_max_fail_percentage=50)
+    assert run.rc != 0
+    assert [(r.host, r.task) for r in run.results if r.status == "failed"] == [(hosts[0].name, ROLLOUT)]
+    assert [r.host for r in run.results if r.task == ROLLOUT and r.changed] == [hosts[1].name]
+    assert {r.host for r in run.results} == {hosts[0].name, hosts[1].name, "localhost"}, run.recap()
+    assert "Stop the rollout when a canary failed" in run.output
+    assert {h.name: host_state(h) for h in hosts[2:]} == untouched
+    assert not untouched[hosts[2].name]["pins"]
+
+
+def test_a_pattern_that_matches_no_host_fails_the_rollout(tmp_path, xdp_hosts):
+    inventory = write_inventory(tmp_path / "fleet.yml", xdp_hosts(1))
+    for extra in ({"rollout_hosts": "no_such_group"}, {"rollout_hosts": "xdp_hosts", "rollout_batch": "0"}):
+        run = run_playbook(Path("whistler.xdp.rollout"), inventory, extra_vars=extra)
+        assert run.rc != 0 and "Give the hosts to roll out to with -e rollout_hosts=GROUP" in run.output
+        assert [r.task for r in run.results if r.status == "failed"] == [
+            "Check that rollout_hosts names hosts and the batch sizes are numbers or percentages"]
