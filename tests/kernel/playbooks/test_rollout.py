@@ -38,16 +38,20 @@ UDP_PASSES = [{"name": "UDP passes its handler",
                "expect": "XDP_PASS", "counters": [{"map": "proto_stats", "key": UDP, "delta": 1}]}]
 
 
-@pytest.fixture
-def fleet(xdp_hosts, tmp_path):
-    hosts = xdp_hosts(HOSTS)
-    inventory = write_inventory(
-        tmp_path / "fleet.yml", hosts,
+def fleet_inventory(path, hosts, **group_vars):
+    """Every host's rollout in its own pin path, object path and namespace; packet tests on UDP."""
+    return write_inventory(
+        path, hosts,
         tail_call_dispatch_pin_path="{{ xdp_pin_path }}",
         tail_call_dispatch_object_dest="{{ xdp_file_dir }}/dispatch.bpf.o",
         tail_call_dispatch_interfaces=[{"name": "veth0", "netns": "{{ xdp_netns }}", "mode": "generic"}],
-        tail_call_dispatch_tests=UDP_PASSES)
-    return hosts, inventory
+        tail_call_dispatch_tests=UDP_PASSES, **group_vars)
+
+
+@pytest.fixture
+def fleet(xdp_hosts, tmp_path):
+    hosts = xdp_hosts(HOSTS)
+    return hosts, fleet_inventory(tmp_path / "fleet.yml", hosts)
 
 
 def rollout(inventory, **extra_vars):
@@ -141,13 +145,7 @@ def test_a_canary_rollout_stops_at_a_bad_canary_and_reaches_every_host_when_good
 def test_one_failed_canary_of_two_stops_the_rollout_whatever_the_tolerance(xdp_hosts, tmp_path, objects):  # noqa: F811
     hosts = xdp_hosts(4)
     hosts[0].vars["tail_call_dispatch_source"] = str(objects("drop_udp"))
-    inventory = write_inventory(
-        tmp_path / "fleet.yml", hosts,
-        tail_call_dispatch_pin_path="{{ xdp_pin_path }}",
-        tail_call_dispatch_object_dest="{{ xdp_file_dir }}/dispatch.bpf.o",
-        tail_call_dispatch_interfaces=[{"name": "veth0", "netns": "{{ xdp_netns }}", "mode": "generic"}],
-        tail_call_dispatch_source=str(objects("v1")),
-        tail_call_dispatch_tests=UDP_PASSES)
+    inventory = fleet_inventory(tmp_path / "fleet.yml", hosts, tail_call_dispatch_source=str(objects("v1")))
     untouched = {h.name: host_state(h) for h in hosts[2:]}
 
     run = rollout(inventory, rollout_canary=2, rollout_max_fail_percentage=50)
