@@ -447,18 +447,10 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._imports import check_requirements  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._module_base import loader_errors  # noqa: E402
 
+# What only a run that tests, watches or changes something needs (dispatcher.testrun, .health, .apply) is
+# imported where it is used: on a fleet most runs change nothing, and those imports would cost each of them
+# about 45 ms of CPU (bench/fleet_speed.py).
 try:
-    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.apply import (
-        RolloutError,
-        apply_absent,
-        apply_plan,
-    )
-    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.health import (
-        HealthCheck,
-        not_run,
-        parse_health,
-        probe,
-    )
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.layout import Layout
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.plan import (
         Desired,
@@ -467,11 +459,6 @@ try:
         read_host,
     )
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.report import diff, result
-    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.testrun import (
-        Wiring,
-        parse_tests,
-        run_tests,
-    )
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.errors import ObjectFileError
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.objfile import read_object
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.pins import locked
@@ -539,26 +526,60 @@ def goes_live(plan) -> bool:
     return any(p.changed for p in plan.attach)
 
 
+def not_run(reason: str) -> dict:
+    """The ``health`` result of a run whose checks did not run, and why."""
+    return dict(ran=False, passed=None, reason=reason)
+
+
+def packet_tests(raw, desired):
+    """The ``tests`` option checked against the object (none for state previous or absent)."""
+    if desired.state != "present" or not raw:
+        return []
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.testrun import parse_tests
+
+    return parse_tests(raw, desired.spec)
+
+
+def health_checks(raw, desired):
+    """The ``health`` option checked against the object, the kernel's run statistics tried (None: no checks)."""
+    if desired.state != "present" or not raw:
+        return None
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.health import (
+        parse_health,
+        probe,
+    )
+
+    health = parse_health(raw, desired.spec)
+    if health is not None and health.min_runs:
+        probe()  # fails here, before anything changes, on a kernel that cannot count runs
+    return health
+
+
+def run_packet_tests(desired, layout, tests):
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.testrun import (
+        Wiring,
+        run_tests,
+    )
+
+    wiring = Wiring(desired.dispatcher, desired.jump_table, desired.handlers)
+    shared = {m.name: layout.shared_map(m.name) for m in desired.spec.maps if m.name not in desired.arrays}
+    return run_tests(desired.spec, wiring, tests, shared)
+
+
 def run(module):
     params = module.params
     health_result = None
     with loader_errors(module):
         desired = desired_state(params)
         layout = Layout.checked(params["pin_path"])
-        tests = parse_tests(params["tests"], desired.spec) if desired.state == "present" else []
-        health = parse_health(params["health"], desired.spec) if desired.state == "present" else None
-        if health is not None and health.min_runs:
-            probe()
+        tests = packet_tests(params["tests"], desired)
+        health = health_checks(params["health"], desired)
         plan = make_plan(desired, read_host(layout, desired))
         if params["health"] and health is None:
             health_result = not_run(f"state={desired.state} runs no health checks")
         elif health is not None:
             health_result = not_run(CHECK_MODE_HEALTH if module.check_mode and goes_live(plan) else NOTHING_LIVE_HEALTH)
-        results = []
-        if tests:
-            wiring = Wiring(desired.dispatcher, desired.jump_table, desired.handlers)
-            shared = {m.name: layout.shared_map(m.name) for m in desired.spec.maps if m.name not in desired.arrays}
-            results = run_tests(desired.spec, wiring, tests, shared)
+        results = run_packet_tests(desired, layout, tests) if tests else []
         failures = describe_failures(results)
         if failures and health is not None:
             health_result = not_run("the packet tests failed, so nothing went live")
@@ -567,6 +588,15 @@ def run(module):
                              **dict(result(plan, None, results), changed=False, **_health(health_result)))
         outcome = None
         if plan.changed and not module.check_mode:
+            from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.apply import (
+                RolloutError,
+                apply_absent,
+                apply_plan,
+            )
+            from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.health import (
+                HealthCheck,
+            )
+
             with locked(layout.root):
                 plan = make_plan(desired, read_host(layout, desired))
                 check = HealthCheck(health) if health is not None and goes_live(plan) else None

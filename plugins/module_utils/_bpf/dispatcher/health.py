@@ -141,8 +141,3 @@ class HealthCheck:
         if problems:
             raise HealthCheckFailed(f"health check failed after {elapsed:.1f} s on generation {live.generation}: "
                                     + "; ".join(problems), self.observed)
-
-
-def not_run(reason: str) -> dict:
-    """The ``health`` result of a run whose checks did not run, and why."""
-    return dict(ran=False, passed=None, reason=reason)
