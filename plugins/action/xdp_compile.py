@@ -32,7 +32,7 @@ from ansible_collections.whistler.xdp.plugins.modules.xdp_compile import (
     MUTUALLY_EXCLUSIVE,
     REQUIRED_ONE_OF,
 )
-from ansible_collections.whistler.xdp.plugins.plugin_utils._compile import compile_once
+from ansible_collections.whistler.xdp.plugins.plugin_utils._compile import cache_dir, compile_once
 from ansible_collections.whistler.xdp.plugins.plugin_utils._overlay_action import overlay_host, overlay_store
 
 CONTENT_FILENAME = "<content>"
@@ -51,7 +51,7 @@ class ActionModule(ActionBase):
                 required_one_of=REQUIRED_ONE_OF,
             )
             text, filename = self._source(args)
-            data, cached = compile_once(text, filename, os.path.join(C.DEFAULT_LOCAL_TMP, "whistler-xdp-compile"))
+            data, cached = compile_once(text, filename, cache_dir(C.DEFAULT_LOCAL_TMP))
             if "error" in data:
                 raise AnsibleActionFail(f"compiling {filename} failed:\n{data['error']}")
             elf = base64.b64decode(data["elf"])

@@ -12,10 +12,9 @@ module as ``object``; the directory is removed afterwards. Out: the module's res
 
 from __future__ import annotations
 
-import os
-
 from ansible import constants as C
 from ansible.plugins.action import ActionBase
+from ansible_collections.whistler.xdp.plugins.plugin_utils._compile import cache_dir
 from ansible_collections.whistler.xdp.plugins.plugin_utils._ship import object_from_src, ship
 
 
@@ -31,7 +30,7 @@ class ActionModule(ActionBase):
             if src is not None and args.get("state", "present") == "present":
                 if args.get("object") is not None:
                     return dict(result, failed=True, msg="parameters are mutually exclusive: src|object")
-                compiled = object_from_src(self, src, os.path.join(C.DEFAULT_LOCAL_TMP, "whistler-xdp-compile"))
+                compiled = object_from_src(self, src, cache_dir(C.DEFAULT_LOCAL_TMP))
                 args["object"] = ship(self, compiled.elf)
             result.update(self._execute_module(module_name="whistler.xdp.xdp_dispatcher", module_args=args,
                                                task_vars=task_vars))

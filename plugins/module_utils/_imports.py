@@ -20,7 +20,12 @@ from ._requirements import OPTIONAL, REQUIREMENTS, missing, python_problems
 
 _PYTHON = python_problems(allow_untested=True)
 _MISSING = missing(REQUIREMENTS)  # [(requirement, why)]
-_OPTIONAL = {r.distribution: failure for r in OPTIONAL for failure in missing((r,))}
+
+
+def _optional_missing(names) -> list:
+    """``[(requirement, why)]`` for the optional libraries named in ``names`` that do not work. Tried only
+    when a module asks: importing jsonschema would cost every other module's run about 50 ms."""
+    return missing(tuple(r for r in OPTIONAL if r.distribution in names))
 
 
 def check_requirements(module, loader_import_error=None, also=()):
@@ -28,7 +33,7 @@ def check_requirements(module, loader_import_error=None, also=()):
     ``also``, e.g. ``"jsonschema"``) is missing or unusable, or the loader failed to import."""
     if _PYTHON:
         module.fail_json(msg=_PYTHON[0])
-    wanted = _MISSING + [failure for name, failure in _OPTIONAL.items() if name in also]
+    wanted = _MISSING + (_optional_missing(also) if also else [])
     if wanted:
         requirement, reason = wanted[0]
         module.fail_json(msg=missing_required_lib(requirement) + f" ({reason})", exception=reason)

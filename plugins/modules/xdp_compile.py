@@ -22,8 +22,10 @@ description:
     controller, then copies the object to O(dest) on the managed host the way M(ansible.builtin.template)
     delivers a rendered file. The copy is idempotent by checksum and honours O(mode), O(owner) and O(group).
   - Every host of a run gets byte-identical code, and hosts need no compiler.
-  - Each distinct source (by SHA-256 of its text) is compiled once per run; the other hosts and forks
-    reuse the result from a cache on the controller's disk.
+  - Each distinct source (by SHA-256 of its text and of the compiler's own code) is compiled once; the other
+    hosts and forks, and later runs, reuse the result from a cache on the controller's disk (beside Ansible's
+    local temporary directories, C(~/.ansible/tmp/whistler-xdp-compile) by default; entries unused for 30 days
+    are removed).
   - A compile error fails the task with the source location (C(file:line:col)) and a hint.
 author:
   - whistler.xdp developers (@whistler-xdp)
@@ -165,7 +167,8 @@ sha256:
   type: str
   sample: 0c1e5d0f3fbd3e8a3c4e0b7f2d3b0c2c7d1d3a4c5b6a7f8e9d0c1b2a3f4e5d6c
 cached:
-  description: Whether the object came from this run's compile cache (another host or fork compiled the same source).
+  description: Whether the object came from the compile cache (another host or fork of this run, or an earlier run,
+    compiled the same source with the same compiler).
   returned: success
   type: bool
   sample: false

@@ -53,7 +53,8 @@ options:
     description:
       - A Whistler source file or a compiled BPF object on the controller. A relative path is searched like
         M(ansible.builtin.template) searches (the role's or play's C(files) directories first).
-      - A source is compiled on the controller, once per run for all hosts and forks; the object is shipped into
+      - A source is compiled on the controller, once for all hosts, forks and later runs (the cache of
+        M(whistler.xdp.xdp_compile)); the object is shipped into
         Ansible's temporary directory on the host (in check mode too) and removed after the task.
       - Mutually exclusive with O(object). One of them is required with O(state=present).
     type: str
@@ -133,6 +134,37 @@ options:
     type: list
     elements: dict
     default: []
+  health:
+    description:
+      - Health checks after going live. When the run switches at least one interface to a dispatcher (a new
+        generation, an added interface), the module watches the live dispatcher for O(health.window) seconds
+        right after the switch; if a check fails, every interface goes back atomically to the program it ran
+        (the automatic rollback), and the task fails with what was seen (run counts, counter values and deltas,
+        the window). Counters live in the shared maps and are never reset.
+      - A run that switches nothing (a rerun) does not run them; neither does check mode, which cannot watch a
+        dispatcher that is not live yet (the result's C(health) says so).
+      - Only with O(state=present).
+    type: dict
+    suboptions:
+      window:
+        description: Seconds to watch the live dispatcher (above 0, at most 600); traffic must flow meanwhile.
+        type: float
+        default: 5
+      min_runs:
+        description:
+          - The live dispatcher must run at least this often during the window, by its run count from the
+            kernel's program statistics (enabled with C(BPF_ENABLE_STATS) for the window only; the sysctl
+            C(kernel.bpf_stats_enabled) is left alone). V(0) does not check runs.
+        type: int
+        default: 1
+      counters:
+        description:
+          - "Conditions on counters in the shared maps, each C({map, key, min_delta, max_delta}): the integer value
+            at C(key) (per-CPU values summed) grows by at least C(min_delta) and at most C(max_delta) during the
+            window (give one or both). For example a drop counter that may grow by at most 10 in 5 seconds."
+        type: list
+        elements: dict
+        default: []
   keep_generations:
     description:
       - How many complete generations stay pinned after a switch, counting the live one and the previous one.
@@ -363,6 +395,44 @@ removed:
   returned: when O(state=absent)
   type: list
   elements: str
+health:
+  description:
+    - What the health checks saw, or why they did not run.
+  returned: when O(health) is given
+  type: dict
+  contains:
+    ran:
+      description: Whether the checks ran (they run only after a switch, and never in check mode).
+      type: bool
+    passed:
+      description: Whether every check held; null when they did not run.
+      type: bool
+    reason:
+      description: Why the checks did not run.
+      type: str
+    window:
+      description: The window asked for, in seconds.
+      type: float
+    elapsed:
+      description: The window measured, in seconds.
+      type: float
+    generation:
+      description: The generation that was watched.
+      type: int
+    dispatcher:
+      description: C({name, id, runs, min_runs}) of the live dispatcher; C(runs) counted during the window.
+      type: dict
+    counters:
+      description: Each counter condition with C(before), C(after), C(delta), C(min_delta), C(max_delta), C(passed).
+      type: list
+      elements: dict
+    problems:
+      description: What failed, in words.
+      type: list
+      elements: str
+  sample: {"ran": true, "passed": false, "window": 5.0, "elapsed": 5.002, "generation": 2,
+           "dispatcher": {"name": "xdp_dispatch", "id": 812, "runs": 0, "min_runs": 100},
+           "counters": [], "problems": ["xdp_dispatch (program 812) ran 0 times, expected at least 100"]}
 verifier_log:
   description: The kernel verifier's log, line by line, when it rejected a program.
   returned: failure
@@ -377,12 +447,10 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._imports import check_requirements  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._module_base import loader_errors  # noqa: E402
 
+# What only a run that tests, watches or changes something needs (dispatcher.testrun, .health, .apply) is
+# imported where it is used: on a fleet most runs change nothing, and those imports would cost each of them
+# about 45 ms of CPU (bench/fleet_speed.py).
 try:
-    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.apply import (
-        RolloutError,
-        apply_absent,
-        apply_plan,
-    )
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.layout import Layout
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.plan import (
         Desired,
@@ -391,11 +459,6 @@ try:
         read_host,
     )
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.report import diff, result
-    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.testrun import (
-        Wiring,
-        parse_tests,
-        run_tests,
-    )
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.errors import ObjectFileError
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.objfile import read_object
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.pins import locked
@@ -419,6 +482,11 @@ ARGUMENT_SPEC = dict(
     )),
     state=dict(type="str", default="present", choices=["present", "absent", "previous"]),
     tests=dict(type="list", elements="dict", default=[]),
+    health=dict(type="dict", options=dict(
+        window=dict(type="float", default=5),
+        min_runs=dict(type="int", default=1),
+        counters=dict(type="list", elements="dict", default=[]),
+    )),
     keep_generations=dict(type="int", default=2),
     replace_incompatible_maps=dict(type="bool", default=False),
     object_dest=dict(type="path"),
@@ -449,37 +517,110 @@ def describe_failures(results):
     return "; ".join(r.failure() for r in failed)
 
 
+CHECK_MODE_HEALTH = ("check mode: health checks watch the dispatcher after the switch, so they cannot run before it; "
+                     "the real run runs them after switching and rolls back if they fail")
+NOTHING_LIVE_HEALTH = "nothing went live on this run (no interface switched), so there was nothing new to watch"
+
+
+def goes_live(plan) -> bool:
+    return any(p.changed for p in plan.attach)
+
+
+def not_run(reason: str) -> dict:
+    """The ``health`` result of a run whose checks did not run, and why."""
+    return dict(ran=False, passed=None, reason=reason)
+
+
+def packet_tests(raw, desired):
+    """The ``tests`` option checked against the object (none for state previous or absent)."""
+    if desired.state != "present" or not raw:
+        return []
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.testrun import parse_tests
+
+    return parse_tests(raw, desired.spec)
+
+
+def health_checks(raw, desired):
+    """The ``health`` option checked against the object, the kernel's run statistics tried (None: no checks)."""
+    if desired.state != "present" or not raw:
+        return None
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.health import (
+        parse_health,
+        probe,
+    )
+
+    health = parse_health(raw, desired.spec)
+    if health is not None and health.min_runs:
+        probe()  # fails here, before anything changes, on a kernel that cannot count runs
+    return health
+
+
+def run_packet_tests(desired, layout, tests):
+    from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.testrun import (
+        Wiring,
+        run_tests,
+    )
+
+    wiring = Wiring(desired.dispatcher, desired.jump_table, desired.handlers)
+    shared = {m.name: layout.shared_map(m.name) for m in desired.spec.maps if m.name not in desired.arrays}
+    return run_tests(desired.spec, wiring, tests, shared)
+
+
 def run(module):
     params = module.params
+    health_result = None
     with loader_errors(module):
         desired = desired_state(params)
         layout = Layout.checked(params["pin_path"])
-        tests = parse_tests(params["tests"], desired.spec) if desired.state == "present" else []
+        tests = packet_tests(params["tests"], desired)
+        health = health_checks(params["health"], desired)
         plan = make_plan(desired, read_host(layout, desired))
-        results = []
-        if tests:
-            wiring = Wiring(desired.dispatcher, desired.jump_table, desired.handlers)
-            shared = {m.name: layout.shared_map(m.name) for m in desired.spec.maps if m.name not in desired.arrays}
-            results = run_tests(desired.spec, wiring, tests, shared)
+        if params["health"] and health is None:
+            health_result = not_run(f"state={desired.state} runs no health checks")
+        elif health is not None:
+            health_result = not_run(CHECK_MODE_HEALTH if module.check_mode and goes_live(plan) else NOTHING_LIVE_HEALTH)
+        results = run_packet_tests(desired, layout, tests) if tests else []
         failures = describe_failures(results)
+        if failures and health is not None:
+            health_result = not_run("the packet tests failed, so nothing went live")
         if failures:
             module.fail_json(msg=f"packet tests failed, nothing went live: {failures}",
-                             **dict(result(plan, None, results), changed=False))
+                             **dict(result(plan, None, results), changed=False, **_health(health_result)))
         outcome = None
         if plan.changed and not module.check_mode:
+            from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.apply import (
+                RolloutError,
+                apply_absent,
+                apply_plan,
+            )
+            from ansible_collections.whistler.xdp.plugins.module_utils._bpf.dispatcher.health import (
+                HealthCheck,
+            )
+
             with locked(layout.root):
                 plan = make_plan(desired, read_host(layout, desired))
+                check = HealthCheck(health) if health is not None and goes_live(plan) else None
                 try:
-                    outcome = apply_absent(plan) if desired.state == "absent" else apply_plan(plan)
+                    outcome = apply_absent(plan) if desired.state == "absent" else apply_plan(plan, [check] if check else [])
                 except RolloutError as exc:
+                    if check is not None:  # what a failed check saw, or why it did not get to watch
+                        health_result = check.observed or not_run(f"the rollout failed before the checks ended: "
+                                                                  f"{exc.cause}")
                     # Put back completely, nothing changed; only what could not be undone is a change.
                     module.fail_json(msg=f"the rollout failed and the host was rolled back: {exc}",
                                      rolled_back=exc.undone, rollback_errors=exc.undo_errors,
                                      exception=traceback.format_exc(),
-                                     **dict(result(plan, None, results), changed=bool(exc.undo_errors)))
+                                     **dict(result(plan, None, results), changed=bool(exc.undo_errors),
+                                            **_health(health_result)))
+                if check is not None:
+                    health_result = check.observed
     for warning in (outcome.warnings if outcome is not None else plan.warnings):
         module.warn(warning)
-    return result(plan, outcome, results), diff(plan, outcome)
+    return dict(result(plan, outcome, results), **_health(health_result)), diff(plan, outcome)
+
+
+def _health(health_result) -> dict:
+    return {} if health_result is None else dict(health=health_result)
 
 
 def main():

@@ -2,14 +2,16 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Compile-once for the xdp_compile action plugin; PRIVATE to the whistler.xdp collection.
+"""Compile-once for the xdp_compile and xdp_dispatcher action plugins; PRIVATE to the whistler.xdp collection.
 
-In: Whistler source text, the name it is reported under, and the run's cache directory. Out:
-``compile_once``: ``(data, cached)``, where data is ``{"elf": base64, "programs": [...], "maps": [...]}``
-or ``{"error": "file:line:col: ..."}``, built by the first fork that asks for a source and read back
-by all the others (``_run_cache``). The key is the SHA-256 of the compiler's own code, the name and
-the text, so a changed source or a changed compiler never reuses an object. No Ansible controller
-code is imported here, so this is testable on its own; the ``compiler`` package is imported lazily.
+In: Whistler source text, the name it is reported under, and the cache directory (``cache_dir``: beside
+the run's own temporary directory, so later runs find it too). Out: ``compile_once``: ``(data, cached)``,
+where data is ``{"elf": base64, "programs": [...], "maps": [...]}`` or ``{"error": "file:line:col: ..."}``,
+built by the first fork (of this run or an earlier one) that asks for a source and read back by all the
+others (``_run_cache``). The key is the SHA-256 of the compiler's own code, the name and the text, so a
+changed source or a changed compiler never reuses an object; the compiler itself is only imported to
+compile, so a rerun with nothing new never loads it. No Ansible controller code is imported here, so this is
+testable on its own.
 """
 
 from __future__ import annotations
@@ -22,6 +24,15 @@ import os
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf.names import map_type_name
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf.tag import program_tag, tags
 from ansible_collections.whistler.xdp.plugins.plugin_utils._run_cache import cached_json
+
+CACHE_NAME = "whistler-xdp-compile"
+
+
+def cache_dir(local_tmp):
+    """The compile cache for a run whose own temporary directory is ``local_tmp`` (Ansible's
+    ``DEFAULT_LOCAL_TMP``, removed at the end of the run): beside it, in Ansible's local temporary root
+    (``~/.ansible/tmp`` by default), so that a rerun compiles nothing it compiled before."""
+    return os.path.join(os.path.dirname(os.path.normpath(local_tmp)), CACHE_NAME)
 
 
 @functools.lru_cache(maxsize=1)

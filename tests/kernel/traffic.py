@@ -11,14 +11,22 @@ Each packet is accounted for by construction:
 The sender runs as a Python process entered into the namespace with ``nsenter --net`` (which,
 unlike ``ip netns exec``, keeps /sys/fs/bpf visible). ``warm_up`` resolves ARP first so that no
 packet waits in the neighbour queue while a test counts.
+
+For fleets, one process serves many namespaces: a socket stays in the namespace it was created in, so
+``Stream`` (UDP at a steady rate to many hosts, each from its own peer namespace, until stopped) and
+``Receiver`` (counts the datagrams each host's stack delivers) create one socket per host, switching
+namespaces with setns(2) only while they create them. Both report per host.
 """
 
 from __future__ import annotations
 
+import json
+import signal
 import struct
 import subprocess
 import sys
 import time
+from typing import List, Sequence, Tuple
 
 from ansible_collections.whistler.xdp.plugins.module_utils._bpf.maps import Map
 
@@ -83,6 +91,119 @@ class Background:
         if self._proc.poll() is None:
             self._proc.kill()
             self._proc.communicate()
+
+
+# Sockets in other namespaces: setns(2) for the creation only, then back (netns fds by path).
+_IN_NETNS = r"""
+import ctypes, json, os, select, signal, socket, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+home = os.open("/proc/self/ns/net", os.O_RDONLY)
+
+def in_netns(ns, make):
+    fd = os.open("/run/netns/" + ns, os.O_RDONLY)
+    try:
+        if libc.setns(fd, 0x40000000) != 0:
+            raise OSError(ctypes.get_errno(), "setns " + ns)
+        return make()
+    finally:
+        libc.setns(home, 0x40000000)
+        os.close(fd)
+
+stop = []
+signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+targets = json.loads(sys.argv[2])
+"""
+
+_STREAM = _IN_NETNS + r"""
+rate = float(sys.argv[1])
+socks = []
+for ns, dst, port in targets:
+    # Not connected: an ICMP port unreachable from a host without a receiver must not fail the next send.
+    socks.append((in_netns(ns, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM)), (dst, port)))
+sent = [0] * len(socks)
+print("ready", flush=True)
+start = time.monotonic()
+rounds = 0
+while not stop:
+    for i, (s, to) in enumerate(socks):
+        s.sendto(b"whistler-fleet-16", to)
+        sent[i] += 1
+    rounds += 1
+    delay = start + rounds / rate - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+print(json.dumps(sent), flush=True)
+"""
+
+_RECEIVER = _IN_NETNS + r"""
+socks = []
+for ns, addr, port in targets:
+    def make():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE: a busy machine must not drop here
+        s.bind((addr, port))
+        s.setblocking(False)
+        return s
+    socks.append(in_netns(ns, make))
+got = [0] * len(socks)
+index = {s.fileno(): i for i, s in enumerate(socks)}
+poller = select.epoll()
+for s in socks:
+    poller.register(s.fileno(), select.EPOLLIN)
+print("ready", flush=True)
+while True:
+    for fd, _ in poller.poll(0.1):
+        s = socks[index[fd]]
+        while True:
+            try:
+                s.recv(2048)
+            except BlockingIOError:
+                break
+            got[index[fd]] += 1
+    if stop:
+        if not poller.poll(0.3):  # drained
+            break
+print(json.dumps(got), flush=True)
+"""
+
+
+class _PerHost:
+    """One helper process over many namespaces; ``finish()`` stops it and returns its per-target counts."""
+
+    def __init__(self, script: str, first: str, targets: Sequence[Tuple[str, str, int]]):
+        self._proc = subprocess.Popen([sys.executable, "-c", script, first, json.dumps([list(t) for t in targets])],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self._proc.stdout.readline()
+        if line.strip() != "ready":
+            self.kill()
+            raise AssertionError(f"traffic helper did not start: {line}{self._proc.stderr.read()}")
+
+    def finish(self, timeout: float = 60) -> List[int]:
+        self._proc.send_signal(signal.SIGTERM)
+        out, err = self._proc.communicate(timeout=timeout)
+        if self._proc.returncode != 0:
+            raise AssertionError(f"traffic helper failed: {err}{out}")
+        return json.loads(out.strip().splitlines()[-1])
+
+    def kill(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.communicate()
+
+
+class Stream(_PerHost):
+    """UDP datagrams to every ``(peer netns, host address, port)`` target, ``rate`` rounds a second (one
+    datagram to each target per round), until ``finish()``, which returns how many each target was sent."""
+
+    def __init__(self, targets: Sequence[Tuple[str, str, int]], rate: float = 100):
+        super().__init__(_STREAM, str(rate), targets)
+
+
+class Receiver(_PerHost):
+    """Counts the UDP datagrams delivered to a socket bound at each ``(host netns, address, port)``."""
+
+    def __init__(self, targets: Sequence[Tuple[str, str, int]]):
+        super().__init__(_RECEIVER, "", targets)
 
 
 def warm_up(ns: str, dst: str) -> None:

@@ -100,7 +100,6 @@ XDP_PASS = 2
 RETURN_PASS = _insn(MOV_R0, imm=XDP_PASS) + _insn(EXIT)
 COUNT_DOWN = _insn(MOV_R0, imm=4) + _insn(SUB_R0, imm=1) + _insn(JNE, off=-2) + _insn(EXIT)
 BPF_FUNC_LOOP = 181
-BPF_ENABLE_STATS, BPF_STATS_RUN_TIME = 32, 0
 MAP_TYPE_RINGBUF = 27
 LOG_TRUE_SIZE_OFFSET = 140
 
@@ -213,10 +212,7 @@ def _probe_ringbuf() -> bool:
 
 def _probe_enable_stats() -> bool:
     """BPF_ENABLE_STATS: statistics are collected while the returned fd is open, so it is closed at once."""
-    attr = sc._Attr()  # pylint: disable=protected-access  # same package: the raw command has no wrapper
-    attr.put("I", 0, BPF_STATS_RUN_TIME)
-    return _missing_on(lambda: _closing(sc._call(BPF_ENABLE_STATS, attr, "enable_stats")),  # pylint: disable=protected-access
-                       errno.EINVAL)
+    return _missing_on(lambda: _closing(sc.enable_stats(sc.STATS_RUN_TIME)), errno.EINVAL)
 
 
 def _probe_tag_sha256() -> bool:

@@ -157,6 +157,17 @@ class Map(FdOwner):
     def lookup(self, key: Key) -> Optional[bytes]:
         return sc.map_lookup_elem(self.fd, self.key(key), self._value_buffer_size)
 
+    def integer(self, key: Key) -> int:
+        """The value at ``key`` as an unsigned little-endian integer, per-CPU values summed (0 when absent)."""
+        raw = self.lookup(key)
+        if raw is None:
+            return 0
+        size = self.info.value_size
+        if self.info.type in PERCPU_TYPES:
+            step = (size + 7) // 8 * 8
+            return sum(int.from_bytes(raw[i:i + size], "little") for i in range(0, len(raw), step))
+        return int.from_bytes(raw[:size], "little")
+
     def update(self, key: Key, value: Union[int, bytes], flags: int = sc.ANY) -> None:
         if isinstance(value, int):
             value = value.to_bytes(self.info.value_size, "little")

@@ -110,6 +110,15 @@ class Program(FdOwner):
         return sc.prog_test_run(self.fd, data, repeat)
 
 
+class RunStatistics(FdOwner):
+    """While open, the kernel counts every program's runs (``ProgInfo.run_cnt``, ``run_time_ns``):
+    BPF_ENABLE_STATS for a window of one's own, leaving the sysctl ``kernel.bpf_stats_enabled`` alone."""
+
+    @classmethod
+    def enable(cls) -> RunStatistics:
+        return cls(sc.enable_stats(sc.STATS_RUN_TIME), "run statistics")
+
+
 def programs_using(map_id: int) -> List[sc.ProgInfo]:
     """Every loaded program whose instructions reference map ``map_id`` (walks all program ids; reads only)."""
     return [info for info in each_loaded("program", sc.prog_get_next_id, sc.prog_get_fd_by_id, sc.prog_info)

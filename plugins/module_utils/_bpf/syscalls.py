@@ -25,7 +25,8 @@ MAP_CREATE, MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, MAP_DELETE_ELEM, MAP_GET_NEXT_KEY 
 PROG_LOAD, OBJ_PIN, OBJ_GET, PROG_TEST_RUN = 5, 6, 7, 10
 PROG_GET_NEXT_ID, MAP_GET_NEXT_ID, PROG_GET_FD_BY_ID, MAP_GET_FD_BY_ID, OBJ_GET_INFO_BY_FD = 11, 12, 13, 14, 15
 BTF_LOAD, BTF_GET_FD_BY_ID, MAP_FREEZE = 18, 19, 22
-LINK_CREATE, LINK_UPDATE, LINK_GET_FD_BY_ID, LINK_GET_NEXT_ID, LINK_DETACH = 28, 29, 30, 31, 34
+LINK_CREATE, LINK_UPDATE, LINK_GET_FD_BY_ID, LINK_GET_NEXT_ID, ENABLE_STATS, LINK_DETACH = 28, 29, 30, 31, 32, 34
+STATS_RUN_TIME = 0
 
 PROG_TYPE_SCHED_CLS, PROG_TYPE_XDP = 3, 6
 MAP_TYPE_HASH, MAP_TYPE_ARRAY, MAP_TYPE_PROG_ARRAY = 1, 2, 3
@@ -460,6 +461,14 @@ def prog_test_run(fd: int, data: bytes, repeat: int = 1, data_out_size: Optional
     _call(PROG_TEST_RUN, attr, "prog_test_run", f"fd {fd}")
     return TestRun(retval=attr.get("I", 4), data_out=out.raw[:attr.get("I", 12)],
                    duration_ns=attr.get("I", 36))
+
+
+def enable_stats(stats_type: int = STATS_RUN_TIME) -> int:
+    """BPF_ENABLE_STATS: the kernel keeps programs' run_cnt/run_time_ns while the returned fd is open
+    (whatever the sysctl kernel.bpf_stats_enabled says); close it to stop."""
+    attr = _Attr()
+    attr.put("I", 0, stats_type)
+    return _call(ENABLE_STATS, attr, "enable_stats", f"type {stats_type}")
 
 
 def link_create(prog_fd: int, target_ifindex: int, attach_type: int, flags: int = 0) -> int:

@@ -49,6 +49,19 @@ def test_percpu_values_have_one_entry_per_possible_cpu():
         assert m.typed_items() == {0: [0] * possible_cpus(), 1: [0] * possible_cpus()}
 
 
+def test_integer_values_sum_per_cpu_counters():
+    cpus = possible_cpus()
+    with Map.create(MapSpec("pcpu", sc.MAP_TYPE_PERCPU_ARRAY, 4, 4, 2)) as m:
+        # 4-byte values, each CPU's slot rounded up to 8 bytes
+        m.update(1, b"".join((cpu + 1).to_bytes(4, "little") + bytes(4) for cpu in range(cpus)))
+        assert m.integer(1) == cpus * (cpus + 1) // 2 and m.integer(0) == 0
+    with Map.create(MapSpec("plain", sc.MAP_TYPE_ARRAY, 4, 8, 2)) as m, \
+            Map.create(MapSpec("hash", sc.MAP_TYPE_HASH, 4, 8, 2)) as h:
+        m.update(1, 2**40 + 7)
+        assert m.integer(1) == 2**40 + 7
+        assert h.integer(3) == 0  # absent
+
+
 def test_bad_keys_are_clear_errors():
     with Map.create(MapSpec("small", sc.MAP_TYPE_ARRAY, 4, 8, 2)) as m:
         with pytest.raises(BpfError, match="key 4294967296 does not fit 4 bytes"):

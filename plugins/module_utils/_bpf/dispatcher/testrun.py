@@ -22,7 +22,7 @@ from typing import Dict, List, Optional
 from .. import syscalls as sc
 from ..errors import BpfError
 from ..load import PinState, decide, load_objects
-from ..maps import PERCPU_TYPES, Map
+from ..maps import Map
 from ..objfile import ObjectSpec
 from ..packet import VERDICT_NAMES, VERDICTS, FrameError, frame_bytes
 
@@ -134,16 +134,22 @@ def parse_tests(raw: Optional[list], spec: Optional[ObjectSpec]) -> List[PacketT
 def _counter(item, where: str, spec: Optional[ObjectSpec]) -> CounterCheck:
     if not isinstance(item, dict) or set(item) - {"map", "key", "delta"} or "map" not in item:
         raise TestSpecError(f"{where}: expected {{map, key, delta}}")
-    map_name = str(item["map"])
+    map_name = counter_map(item["map"], f"{where}.map", spec)
+    return CounterCheck(map_name, integer(item.get("key", 0), f"{where}.key"), integer(item.get("delta", 1), f"{where}.delta"))
+
+
+def counter_map(value, where: str, spec: Optional[ObjectSpec]) -> str:
+    """``value`` if it names one of the object's maps of integers of at most 8 bytes (counters)."""
+    map_name = str(value)
     if spec is not None:
         try:
             m = spec.map(map_name)
         except KeyError as exc:
-            raise TestSpecError(f"{where}.map: {exc.args[0]}") from None
+            raise TestSpecError(f"{where}: {exc.args[0]}") from None
         if m.type not in DATA_MAP_TYPES or m.value_size > 8:
-            raise TestSpecError(f"{where}.map: {map_name!r} does not hold counters (a map of integers of at "
+            raise TestSpecError(f"{where}: {map_name!r} does not hold counters (a map of integers of at "
                                 f"most 8 bytes)")
-    return CounterCheck(map_name, integer(item.get("key", 0), f"{where}.key"), integer(item.get("delta", 1), f"{where}.delta"))
+    return map_name
 
 
 def run_tests(spec: ObjectSpec, wiring: Wiring, tests: List[PacketTest], shared_maps: Dict[str, str]) -> List[TestResult]:
@@ -187,15 +193,7 @@ def _copy_entries(live_pin: str, scratch: Map) -> None:
 
 
 def _read(maps: Dict[str, Map], check: CounterCheck) -> int:
-    m = maps[check.map]
-    raw = m.lookup(check.key)
-    if raw is None:
-        return 0
-    size = m.info.value_size
-    if m.info.type in PERCPU_TYPES:
-        step = (size + 7) // 8 * 8
-        return sum(int.from_bytes(raw[i:i + size], "little") for i in range(0, len(raw), step))
-    return int.from_bytes(raw[:size], "little")
+    return maps[check.map].integer(check.key)
 
 
 def _run(entry, maps: Dict[str, Map], test: PacketTest) -> TestResult:

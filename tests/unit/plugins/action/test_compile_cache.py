@@ -71,3 +71,8 @@ def test_every_map_type_the_compiler_emits_is_reported_by_name():
     data = xdp_compile.compile_to_json(source, "maps.lisp")
     assert "error" not in data, data
     assert [m["type"] for m in data["maps"]] == [kind.replace("-", "_") for kind in MAP_TYPES]
+
+
+def test_the_cache_outlives_the_run_beside_its_temporary_directory():
+    assert xdp_compile.cache_dir("/root/.ansible/tmp/ansible-local-123abc") == "/root/.ansible/tmp/whistler-xdp-compile"
+    assert xdp_compile.cache_dir("/tmp/x/ansible-local-9/") == "/tmp/x/whistler-xdp-compile"

@@ -1,11 +1,13 @@
-"""The controller-side cache the xdp_compile action plugin shares between forked workers."""
+"""The controller-side cache the compiling action plugins share between forked workers and runs."""
 
 from __future__ import annotations
 
 import json
 import multiprocessing
 import os
+import time
 
+from ansible_collections.whistler.xdp.plugins.plugin_utils import _run_cache
 from ansible_collections.whistler.xdp.plugins.plugin_utils._run_cache import cached_json
 
 
@@ -64,3 +66,15 @@ def test_failed_build_leaves_no_entry(tmp_path):
         pass
     assert not (cache / "k.json").exists()
     assert cached_json(str(cache), "k", lambda: {"ok": True}) == ({"ok": True}, False)
+
+
+def test_entries_nobody_used_for_long_are_pruned_and_hits_keep_theirs(tmp_path):
+    cache = str(tmp_path / "cache")
+    cached_json(cache, "old", lambda: {"n": 1})
+    cached_json(cache, "used", lambda: {"n": 2})
+    long_ago = time.time() - _run_cache.MAX_AGE - 60
+    for name in ("old", "used"):
+        os.utime(os.path.join(cache, name + ".json"), (long_ago, long_ago))
+    assert cached_json(cache, "used", lambda: {"n": 0}) == ({"n": 2}, True)   # a hit refreshes its entry
+    assert cached_json(cache, "new", lambda: {"n": 3}) == ({"n": 3}, False)   # a build prunes
+    assert sorted(os.listdir(cache)) == ["new.json", "new.lock", "used.json", "used.lock"]

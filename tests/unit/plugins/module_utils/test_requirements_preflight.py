@@ -89,7 +89,8 @@ def test_modules_refuse_an_unsupported_python_first(monkeypatch):
     assert module.failure["msg"].startswith("Python 3.8.18 is not supported")
     monkeypatch.setattr(_imports, "_PYTHON", [])
     monkeypatch.setattr(_imports, "_MISSING", [])
-    monkeypatch.setattr(_imports, "_OPTIONAL", {"jsonschema": ("jsonschema >= 4.0", "jsonschema is not installed")})
+    monkeypatch.setattr(_imports, "missing", lambda wanted: [("jsonschema >= 4.0", "jsonschema is not installed")
+                                                             for r in wanted if r.distribution == "jsonschema"])
     _imports.check_requirements(module)  # only the modules that ask for jsonschema need it
     with pytest.raises(Failed):
         _imports.check_requirements(module, also=("jsonschema",))
