@@ -228,6 +228,13 @@ class Function:
         return "\n".join(out)
 
 
+def slot_alignment(size: int) -> int:
+    """The frame alignment of a stack slot of ``size`` bytes: the largest power of two up to 8
+    that fits it (so any access that fits a slot is aligned when it is aligned within the slot,
+    which the verifier's strict stack alignment needs)."""
+    return next(a for a in (8, 4, 2, 1) if a <= size)
+
+
 # -- operand rules ---------------------------------------------------------------------------
 
 def fits_s32(value: int) -> bool:

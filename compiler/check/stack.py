@@ -1,0 +1,143 @@
+"""Stack rules: bounds, alignment, per-byte contents, spilled pointers (the verifier's stack model).
+
+In: a ``State``, the ``ir.StackSlot`` accessed, the offset into it (fixed, and the bounds of a
+variable part) and the access size. Out: the loaded value, the state updated by a store, or a
+located error.
+
+Rules (kernel/bpf/verifier.c, check_stack_{read,write}_{fixed,var}_off, check_ptr_alignment):
+- an access stays inside its slot: the frame layout is the allocator's, so bytes outside a
+  slot are someone else's (and past the frame the verifier refuses them);
+- the stack is strictly aligned: an access of N bytes sits at a multiple of N. The allocator
+  aligns every slot to ``ir.slot_alignment`` (8 for slots of 8 bytes or more), at least the
+  size of any access that fits in it, so alignment within the slot is alignment in the frame;
+- a pointer is stored whole: 8 bytes at an 8-aligned offset ("invalid size of register
+  spill"); reading part of a stored pointer is refused ("invalid size of register fill");
+- a number stored at an 8-aligned offset of an 8-aligned slot is remembered exactly (a spill)
+  and read back whole or by its low bytes; zero bytes are remembered per byte; other bytes
+  read as some number of the load's width. Uninitialised bytes may be read (the loader has
+  CAP_PERFMON, so the verifier allows it); they read as some number too.
+"""
+
+from __future__ import annotations
+
+from .. import ir
+from ..ir import StackSlot
+from . import scalar, values
+from .diag import byte_range, fail, slot_name
+from .scalar import Scalar
+from .state import INVALID, MISC, SPILL, ZERO, State
+from .values import Value
+
+
+def aligned8(slot: StackSlot) -> bool:
+    """Does the slot start at an 8-aligned frame offset (so its 8-aligned offsets are)?"""
+    return ir.slot_alignment(slot.size) == 8
+
+
+def check_access(insn, slot: StackSlot, off: int, var: Scalar, size: int, verb: str) -> tuple:
+    """The lowest and highest offsets (lo, hi_exclusive) the access may touch; refuses an access
+    outside the slot or misaligned."""
+    if var.is_const:
+        lo = off + scalar.signed(var.value)
+        hi = lo + size
+    else:
+        lo, hi = off + var.smin, off + var.smax + size
+    if lo < 0 or hi > slot.size:
+        where = byte_range(lo, size) if var.is_const else f"bytes {lo}..{hi - 1} (the offset is {var.describe()} + {off})"
+        fail(insn.loc, f"{verb} {where} of {slot_name(slot)}, which has only bytes 0..{slot.size - 1}",
+             hint=f"stay within the {slot.size} bytes allocated" if var.is_const else
+             f"bound the offset (e.g. (when (< i {max(slot.size - size - off + 1, 1)}) ...)) or allocate more")
+    if size > 1:
+        from . import tnum
+        at = tnum.add(var.tn, tnum.const(off))
+        if not at.is_aligned(size):
+            what = f"offset {lo}" if var.is_const else f"offset {var.describe()} + {off}"
+            fail(insn.loc, f"{verb} {size} bytes at {what} of {slot_name(slot)}, which is not a multiple "
+                           f"of {size}: the verifier refuses misaligned stack access",
+                 hint=f"use an offset that is a multiple of {size}, or access it in smaller pieces")
+    return lo, hi
+
+
+# -- contents ----------------------------------------------------------------------------------
+
+def _drop_spill_chunk(state: State, slot: StackSlot, chunk: int) -> None:
+    """A write into an 8-byte chunk holding a spill leaves plain data there."""
+    if (slot.id, chunk) in state.spills:
+        del state.spills[(slot.id, chunk)]
+        b = state.stack[slot.id]
+        state.stack[slot.id] = b[:chunk] + b[chunk:chunk + 8].replace(SPILL, MISC) + b[chunk + 8:]
+
+
+def _set(state: State, slot: StackSlot, lo: int, hi: int, code: str) -> None:
+    b = state.stack[slot.id]
+    state.stack[slot.id] = b[:lo] + code * (hi - lo) + b[hi:]
+
+
+def write(insn, state: State, slot: StackSlot, off: int, size: int, value: Value, from_imm: bool) -> None:
+    """A fixed-offset store (bounds and alignment already checked)."""
+    chunk = off - off % 8
+    spillable = aligned8(slot) and off % 8 == 0
+    if values.is_pointer(value) and value.kind != values.STALE:
+        if size != 8:
+            fail(insn.loc, f"stores {values.describe(value)} in {size} bytes of {slot_name(slot)}: the verifier "
+                           f"only lets a pointer be stored whole, in 8 bytes (invalid size of register spill)",
+                 hint="a map key or value is the bytes of a number: load the bytes you mean, "
+                      "e.g. (load u32 PTR OFF), instead of passing the pointer"
+                 if slot.kind == "scratch" else "store pointers as u64")
+        _drop_spill_chunk(state, slot, chunk)
+        _set(state, slot, off, off + 8, SPILL)
+        state.spills[(slot.id, off)] = (value, 8)
+        return
+    if values.is_pointer(value):  # an invalidated packet pointer is a number to the verifier
+        value = scalar.UNKNOWN
+    _drop_spill_chunk(state, slot, chunk)
+    if spillable:
+        b = state.stack[slot.id]
+        rest = "".join(c if c in (ZERO, INVALID, MISC) else MISC for c in b[off + size:off + 8])
+        state.stack[slot.id] = b[:off] + SPILL * size + rest + b[off + 8:]
+        state.spills[(slot.id, off)] = (scalar.truncate(value, size) if size < 8 else value, size)
+        return
+    zero = value.is_const and value.value & ((1 << (8 * size)) - 1) == 0
+    _set(state, slot, off, off + size, ZERO if zero else MISC)
+
+
+def read(insn, state: State, slot: StackSlot, off: int, size: int) -> Value:
+    """A fixed-offset load (bounds and alignment already checked)."""
+    b = state.stack[slot.id]
+    chunk = off - off % 8
+    spill = state.spills.get((slot.id, chunk)) if aligned8(slot) else None
+    if spill is not None:
+        value, spill_size = spill
+        if size == 8 and spill_size == 8:
+            return value
+        if values.is_pointer(value):
+            fail(insn.loc, f"reads {size} bytes of {values.describe(value)} stored in {slot_name(slot)}: the "
+                           f"verifier only lets a stored pointer be read back whole (invalid size of register fill)",
+                 hint="load it as u64")
+        if size <= spill_size and off == chunk:
+            return scalar.truncate(value, size)
+    part = b[off:off + size]
+    if all(c == ZERO for c in part):
+        return scalar.ZERO
+    if all(c == SPILL for c in part) and spill is not None and spill[0].is_const and spill[0].value == 0:
+        return scalar.ZERO
+    return scalar.of_width(size)
+
+
+def write_var(state: State, slot: StackSlot, lo: int, hi: int, value: Value) -> None:
+    """A store at a variable offset may have written any of bytes lo..hi-1."""
+    zero = not values.is_pointer(value) and value.is_const and value.value == 0
+    for chunk in range(lo - lo % 8, hi, 8):
+        _drop_spill_chunk(state, slot, chunk)
+    b = state.stack[slot.id]
+    state.stack[slot.id] = b[:lo] + "".join(ZERO if zero and c == ZERO else MISC for c in b[lo:hi]) + b[hi:]
+
+
+def read_var(state: State, slot: StackSlot, lo: int, hi: int, size: int) -> Value:
+    part = state.stack[slot.id][lo:hi]
+    return scalar.ZERO if part and all(c == ZERO for c in part) else scalar.of_width(size)
+
+
+def helper_writes(state: State, slot: StackSlot, lo: int, hi: int) -> None:
+    """A helper filled bytes lo..hi-1 with data."""
+    write_var(state, slot, lo, hi, scalar.UNKNOWN)
