@@ -13,8 +13,19 @@ from ..errors import CompileError, Loc
 from ..ir import StackSlot
 
 
-def fail(loc: Loc, what: str, hint: str | None = None, expected: str | None = None) -> NoReturn:
-    raise CompileError(loc, what, hint=hint, expected=expected)
+# Rules stricter than the kernel's verifier, kept because breaking them is a bug in the program
+# whatever the kernel says: bytes outside a stack slot belong to another variable (the frame
+# layout is the allocator's), and r1-r5 hold nothing the program named at an asm instruction.
+LANGUAGE_RULES = frozenset(("stack-slot-bounds", "asm-registers"))
+
+
+def fail(loc: Loc, what: str, hint: str | None = None, expected: str | None = None,
+         rule: str = "verifier") -> NoReturn:
+    """Raise the located error; ``rule`` ("verifier" or one of ``LANGUAGE_RULES``) says whose rule
+    the program breaks (``CompileError.rule``)."""
+    err = CompileError(loc, what, hint=hint, expected=expected)
+    err.rule = rule
+    raise err
 
 
 def line(loc: Loc | None) -> str:

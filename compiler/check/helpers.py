@@ -277,7 +277,8 @@ def _stack_bounds(insn, slot, v: Pointer, size: int, what: str, n: int) -> tuple
     if lo < 0 or hi > slot.size:
         from .diag import slot_name
         fail(insn.loc, f"{what} argument {n}: {size} bytes from offset {lo} of {slot_name(slot)}, which has "
-                       f"{slot.size}", hint=f"allocate at least {hi} bytes, or pass a smaller size")
+                       f"{slot.size}", hint=f"allocate at least {hi} bytes, or pass a smaller size",
+             rule="stack-slot-bounds")
     return max(lo, 0), min(hi, slot.size)
 
 
@@ -320,7 +321,10 @@ def _result(ck, state, insn, proto: Proto, args, mapdef):
             fail(insn.loc, f"{proto.name} returns no value, but its value is used")
         return None
     if proto.ret == MAP_VALUE_OR_NULL:
-        return Pointer(MAP_VALUE, region=mapdef, maybe_null=True, id=new_id, origin=insn.loc)
+        # an array lookup with a constant key below max_entries cannot fail (can_elide_value_nullness)
+        key = _constant_key(state, args[1], mapdef.key_size) if mapdef.is_array else None
+        sure = key is not None and key < mapdef.max_entries
+        return Pointer(MAP_VALUE, region=mapdef, maybe_null=not sure, id=new_id, origin=insn.loc)
     if proto.ret == RECORD_OR_NULL:
         state.refs[new_id] = (insn.loc, "record")
         return Pointer(MEM, region=args[1].value, maybe_null=True, id=new_id, ref=new_id, origin=insn.loc)
@@ -330,6 +334,15 @@ def _result(ck, state, insn, proto: Proto, args, mapdef):
     if proto.ret == KERNEL_PTR:
         return Pointer(BTF, origin=insn.loc)
     return scalar.UNKNOWN
+
+
+def _constant_key(state, key, size: int):
+    if not (isinstance(key, Pointer) and key.kind == STACK and key.var.is_const):
+        return None
+    off = key.off + scalar.signed(key.var.value)
+    if off < 0 or off + size > key.region.size:
+        return None
+    return stack.constant_at(state, key.region, off, size)
 
 
 def helper_name(helper_id: int) -> str:

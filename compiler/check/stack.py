@@ -8,14 +8,15 @@ Rules (kernel/bpf/verifier.c, check_stack_{read,write}_{fixed,var}_off, check_pt
 - an access stays inside its slot: the frame layout is the allocator's, so bytes outside a
   slot are someone else's (and past the frame the verifier refuses them);
 - the stack is strictly aligned: an access of N bytes sits at a multiple of N. The allocator
-  aligns every slot to ``ir.slot_alignment`` (8 for slots of 8 bytes or more), at least the
-  size of any access that fits in it, so alignment within the slot is alignment in the frame;
+  starts every slot at an 8-aligned frame offset (``ir.slot_alignment``), so alignment within
+  the slot is alignment in the frame, and the verifier's 8-byte chunks are the slot's;
 - a pointer is stored whole: 8 bytes at an 8-aligned offset ("invalid size of register
   spill"); reading part of a stored pointer is refused ("invalid size of register fill");
-- a number stored at an 8-aligned offset of an 8-aligned slot is remembered exactly (a spill)
-  and read back whole or by its low bytes; zero bytes are remembered per byte; other bytes
-  read as some number of the load's width. Uninitialised bytes may be read (the loader has
-  CAP_PERFMON, so the verifier allows it); they read as some number too.
+- a number stored at an 8-aligned offset is remembered exactly (a spill) and read back whole
+  or by its low bytes; zero bytes are remembered per byte; other bytes read as some number of
+  the load's width. Uninitialised bytes may be read (the loader has CAP_PERFMON, so the
+  verifier allows it); they read as some number too;
+- ``constant_at``: the number a map key in the stack is known to be (get_constant_map_key).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from .values import Value
 
 def aligned8(slot: StackSlot) -> bool:
     """Does the slot start at an 8-aligned frame offset (so its 8-aligned offsets are)?"""
-    return ir.slot_alignment(slot.size) == 8
+    return ir.slot_alignment(slot.size) % 8 == 0
 
 
 def check_access(insn, slot: StackSlot, off: int, var: Scalar, size: int, verb: str) -> tuple:
@@ -46,7 +47,8 @@ def check_access(insn, slot: StackSlot, off: int, var: Scalar, size: int, verb: 
         where = byte_range(lo, size) if var.is_const else f"bytes {lo}..{hi - 1} (the offset is {var.describe()} + {off})"
         fail(insn.loc, f"{verb} {where} of {slot_name(slot)}, which has only bytes 0..{slot.size - 1}",
              hint=f"stay within the {slot.size} bytes allocated" if var.is_const else
-             f"bound the offset (e.g. (when (< i {max(slot.size - size - off + 1, 1)}) ...)) or allocate more")
+             f"bound the offset (e.g. (when (< i {max(slot.size - size - off + 1, 1)}) ...)) or allocate more",
+             rule="stack-slot-bounds")
     if size > 1:
         from . import tnum
         at = tnum.add(var.tn, tnum.const(off))
@@ -141,3 +143,16 @@ def read_var(state: State, slot: StackSlot, lo: int, hi: int, size: int) -> Valu
 def helper_writes(state: State, slot: StackSlot, lo: int, hi: int) -> None:
     """A helper filled bytes lo..hi-1 with data."""
     write_var(state, slot, lo, hi, scalar.UNKNOWN)
+
+
+def constant_at(state: State, slot: StackSlot, off: int, size: int) -> int | None:
+    """The number bytes off..off+size-1 are known to hold, if the verifier knows it: zero bytes
+    from ``off`` within its 8-byte chunk, or a number stored whole at ``off`` (8-aligned)."""
+    b = state.stack[slot.id]
+    chunk_end = off - off % 8 + 8
+    if off + size <= chunk_end and all(c == ZERO for c in b[off:off + size]):
+        return 0
+    spill = state.spills.get((slot.id, off)) if off % 8 == 0 and aligned8(slot) else None
+    if spill is not None and spill[1] == size and not values.is_pointer(spill[0]) and spill[0].is_const:
+        return spill[0].value
+    return None

@@ -90,17 +90,21 @@ def _asm(ck, state, insn) -> None:
         if proto is not None and proto.args:
             fail(insn.loc, f"asm calls {proto.name}, which takes {len(proto.args)} argument(s) in r1-r{len(proto.args)}; "
                            f"those registers hold nothing the program put there",
-                 hint=f"call it by name: ({proto.name} ...)")
+                 hint=f"call it by name: ({proto.name} ...)", rule="asm-registers")
         if proto is not None and imm in helpers.UNAVAILABLE[ck.prog_type]:
             fail(insn.loc, f"{proto.name} (helper {imm}) is not available to {ck.prog_type.upper()} programs")
         result = scalar.UNKNOWN
     elif cls in (_ASM_ALU, _ASM_ALU64) and opcode & 0xF0 == _ASM_MOV and not opcode & 0x08:
+        if src or off:
+            fail(insn.loc, f"asm move of an immediate with src {src} and off {off}: the verifier refuses set "
+                           f"reserved fields (BPF_MOV uses reserved fields)", hint="use src 0 and off 0")
         v = imm & 0xFFFFFFFF if cls == _ASM_ALU else imm
         result = scalar.known(v) if dst == 0 else None
     else:
         fail(insn.loc, f"asm instruction {opcode:#04x} reads a register, but r0-r5 hold nothing the program put "
-                       f"there at an asm instruction", hint="use the dialect's forms for loads, stores and arithmetic")
+                       f"there at an asm instruction", hint="use the dialect's forms for loads, stores and arithmetic",
+             rule="asm-registers")
     if insn.dst is not None:
         if result is None:
-            fail(insn.loc, "the value of this asm is r0, which it does not set")
+            fail(insn.loc, "the value of this asm is r0, which it does not set", rule="asm-registers")
         state.regs[insn.dst] = result
