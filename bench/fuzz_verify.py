@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-from contextlib import contextmanager
 import importlib
 import json
 import random
@@ -291,36 +290,21 @@ def reason_class(reason: str) -> str:
     return _NUMBER.sub("N", reason)[:120]
 
 
-@contextmanager
-def checking_stage(enabled: bool):
-    """Run the compiler with or without its checking stage."""
-    import compiler.pipeline
-
-    saved = compiler.pipeline.check.check_program
-    if not enabled:
-        compiler.pipeline.check.check_program = lambda *_args: None
-    try:
-        yield
-    finally:
-        compiler.pipeline.check.check_program = saved
-
-
-def outcome(source: str, maps, second_opinion: bool = True) -> tuple[str, str]:
+def outcome(source: str, maps, second_opinion: bool = True, check_stage: bool = True) -> tuple[str, str]:
     """("refused" | "loaded" | "rejected" | "false-refusal", detail): refused by the compiler, loaded
     by the kernel, accepted by the compiler and refused by the kernel (the detail is the verifier's
     reason), or refused by the checking stage for a verifier rule although the kernel loads it
     (checked when ``second_opinion``: the program is compiled again without the stage and loaded;
     the stage's own stricter rules, ``check.diag.LANGUAGE_RULES``, are not the verifier's)."""
     try:
-        obj = compile_source(source, FILENAME)
+        obj = compile_source(source, FILENAME, check_stage)
     except CompileError as err:
         first = str(err).splitlines()[0]
         if second_opinion and getattr(err, "rule", None) == "verifier":
-            with checking_stage(False):
-                try:
-                    unchecked = compile_source(source, FILENAME)
-                except Exception:  # noqa: BLE001 - refused by an earlier stage: not the checker's call
-                    return "refused", first
+            try:
+                unchecked = compile_source(source, FILENAME, check_stage=False)
+            except Exception:  # noqa: BLE001 - refused by an earlier stage: not the checker's call
+                return "refused", first
             if not verify.trial_load(unchecked, maps):
                 return "false-refusal", first
         return "refused", first
@@ -332,7 +316,7 @@ def outcome(source: str, maps, second_opinion: bool = True) -> tuple[str, str]:
     return "rejected", rejections[0].what.split(": ", 1)[-1]
 
 
-def run(seed: int, start: int, count: int, corpus: list[str] | None = None) -> dict:
+def run(seed: int, start: int, count: int, corpus: list[str] | None = None, check_stage: bool = True) -> dict:
     corpus = seed_programs() if corpus is None else corpus
     sc, _errors = verify.loader()
     maps = verify.MapCache(sc)
@@ -342,7 +326,7 @@ def run(seed: int, start: int, count: int, corpus: list[str] | None = None) -> d
     try:
         for index in range(start, start + count):
             source = program(seed, index, corpus)
-            kind, detail = outcome(source, maps)
+            kind, detail = outcome(source, maps, check_stage=check_stage)
             counts["generated"] += 1
             counts[kind] += 1
             if kind == "rejected":
@@ -372,8 +356,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--without-check", action="store_true",
                         help="skip the compiler's checking stage (to measure what it catches)")
     args = parser.parse_args(argv)
-    if args.without_check:
-        checking_stage(False).__enter__()
     corpus = seed_programs()
     if args.show:
         sc, _errors = verify.loader()
@@ -381,12 +363,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for index in range(args.start, args.start + args.count):
                 source = program(args.seed, index, corpus)
-                print(f";;; program {index}\n{source};;; -> {outcome(source, maps)}\n")
+                print(f";;; program {index}\n{source};;; -> {outcome(source, maps, check_stage=not args.without_check)}\n")
         finally:
             maps.close()
         return 0
     began = time.time()
-    summary = run(args.seed, args.start, args.count, corpus)
+    summary = run(args.seed, args.start, args.count, corpus, check_stage=not args.without_check)
     summary["seconds"] = round(time.time() - began, 1)
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1) + "\n")

@@ -2,7 +2,8 @@
 
 In: a ``code.CompiledObject``. Out: one ``CompileError`` per program the kernel's verifier
 refuses, located at the instruction it stopped at (every instruction carries the location of the
-form that produced it), with its reason and the end of its log; an empty list when every program
+form that produced it), with its reason and the end of its log (the whole log in ``.log``); an
+empty list when every program
 loads. Nothing stays behind: the maps and programs it creates are closed, nothing is pinned, and
 prog-arrays are fresh, so no jump table gains an owner.
 
@@ -138,7 +139,11 @@ def _locate(prog: ProgramCode, exc) -> CompileError:
     loc = insn.loc if insn is not None and insn.loc is not None else prog.decl.loc
     reason = failing[1] if failing and failing[1] else "refused"
     where = f" at instruction {failing[0]}" if failing else ""
-    tail = [line for line in exc.log.strip().splitlines() if line.strip()][-LOG_TAIL:]
-    return CompileError(loc or Loc("<unknown>", 0, 0),
-                        f"the kernel's verifier refuses program {prog.decl.name}{where}: {reason}",
-                        hint="verifier log (end): " + " | ".join(tail) if tail else None)
+    lines = [line.split(";")[0].rstrip() for line in exc.log.strip().splitlines()
+             if line.strip() and not line.startswith(("processed ", "verification time", "stack depth"))]
+    tail = lines[-LOG_TAIL:]
+    err = CompileError(loc or Loc("<unknown>", 0, 0),
+                       f"the kernel's verifier refuses program {prog.decl.name}{where}: {reason}",
+                       hint="verifier log (end): " + " | ".join(tail) if tail else None)
+    err.log = exc.log
+    return err

@@ -70,7 +70,8 @@ def move(insn, ptr: Pointer, num: Scalar, op: str, new_id: int) -> Pointer:
         fail(insn.loc, "moves data-end: the verifier refuses arithmetic on the packet end",
              hint="move the packet pointer instead and compare it with data-end: (> (+ data N) data-end)")
     if ptr.kind not in _MOVABLE:
-        fail(insn.loc, f"moves {values.describe(ptr)}: the verifier refuses arithmetic on it")
+        fail(insn.loc, f"moves {values.describe(ptr)}: the verifier refuses arithmetic on it",
+             hint="use the pointer as it is, or read the field you need through it")
     if op == "sub" and ptr.kind == STACK:
         fail(insn.loc, "subtracts from a stack pointer: the verifier refuses that",
              hint="add a negative offset to the buffer's start instead, or index from its start")
@@ -95,7 +96,8 @@ def _sane(insn, ptr: Pointer, num: Scalar) -> None:
     if num.is_const:
         v = scalar.signed(num.value)
         if v >= MAX_VAR_OFF or v <= -MAX_VAR_OFF:
-            fail(insn.loc, f"adds {v} to {values.describe(ptr)}: the verifier refuses offsets of 2**29 or more")
+            fail(insn.loc, f"adds {v} to {values.describe(ptr)}: the verifier refuses offsets of 2**29 or more",
+                 hint="offsets into packets, maps and the stack are small; check the arithmetic")
         return
     if num.smin == scalar.S64_MIN:
         fail(insn.loc, f"adds a number with no lower bound to {values.describe(ptr)}: the verifier refuses "
@@ -103,12 +105,14 @@ def _sane(insn, ptr: Pointer, num: Scalar) -> None:
              hint="bound the offset first: mask it, e.g. (logand i #xff), or compare it, e.g. (when (< i 64) ...); "
                   "a value loaded as u8/u16/u32 is bounded, division and modulo results are not")
     if num.smin >= MAX_VAR_OFF or num.smin <= -MAX_VAR_OFF:
-        fail(insn.loc, f"adds {num.describe()} to {values.describe(ptr)}: the verifier refuses offsets of 2**29 or more")
+        fail(insn.loc, f"adds {num.describe()} to {values.describe(ptr)}: the verifier refuses offsets of 2**29 "
+                       f"or more", hint="bound the offset first, e.g. (logand i #xffff)")
 
 
 def _sane_offset(insn, ptr: Pointer) -> None:
     if ptr.off >= MAX_VAR_OFF or ptr.off <= -MAX_VAR_OFF:
-        fail(insn.loc, f"moves {values.describe(ptr)} by {ptr.off} bytes: the verifier refuses offsets of 2**29 or more")
+        fail(insn.loc, f"moves {values.describe(ptr)} by {ptr.off} bytes: the verifier refuses offsets of 2**29 "
+                       f"or more", hint="offsets into packets, maps and the stack are small; check the arithmetic")
     if not ptr.var.is_const and (ptr.var.smin == scalar.S64_MIN or ptr.var.smin <= -MAX_VAR_OFF
                                  or ptr.var.smin >= MAX_VAR_OFF):
         fail(insn.loc, f"moves {values.describe(ptr)} by {ptr.var.describe()} bytes: the verifier refuses "

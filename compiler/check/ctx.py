@@ -55,10 +55,12 @@ def access(insn, prog_type: str, ptr: Pointer, off: int, size: int, write: bool)
                  hint="XDP programs cannot write their context" if prog_type == "xdp" else
                  "classifiers may write mark, queue-mapping, priority, tc-index, cb and tc-classid")
         if size != 4 or in_field:
-            fail(insn.loc, f"writes {size} bytes at offset {at} of the context: field {field} is written whole (u32)")
+            fail(insn.loc, f"writes {size} bytes at offset {at} of the context: field {field} is written whole "
+                           f"(u32)", hint=f"write it as (setf (ctx {field}) VALUE)")
         return None
     if not f.readable:
-        fail(insn.loc, f"reads the context field {field}, which {_NAMES[prog_type]} programs cannot read")
+        fail(insn.loc, f"reads the context field {field}, which {_NAMES[prog_type]} programs cannot read",
+             hint="see (ctx FIELD) for the fields this program type may read")
     whole = prog_type == "xdp" or kind is not None
     if (whole and (size != 4 or in_field)) or size > 4 or at % size:
         fail(insn.loc, f"reads {size} bytes at offset {at} of the context: field {field} is read "

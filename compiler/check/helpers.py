@@ -137,7 +137,8 @@ def call(ck, state, insn):
         fail(insn.loc, f"{proto.name} (helper {insn.helper}) is not available to {ck.prog_type.upper()} programs",
              hint=f"use {alt}" if alt else f"the kernel offers it only to other program types")
     if len(insn.args) < len(proto.args):
-        fail(insn.loc, f"{proto.name} takes {len(proto.args)} argument(s), got {len(insn.args)}")
+        fail(insn.loc, f"{proto.name} takes {len(proto.args)} argument(s), got {len(insn.args)}",
+             hint=f"call it by name with all its arguments: ({proto.name} ...)")
     args = [_arg_value(ck, state, a) for a in insn.args]
     call_maps = [a.mapdef for a in args if isinstance(a, MapArg)]
     mapdef = call_maps[0] if call_maps else None
@@ -147,13 +148,14 @@ def call(ck, state, insn):
         n = k + 1
         if kind == ANY:
             if isinstance(v, FuncArg):
-                fail(insn.loc, f"argument {n} of {proto.name} is a function")
+                fail(insn.loc, f"argument {n} of {proto.name} is a function", hint="pass a value")
         elif kind == MAP:
             if not isinstance(v, MapArg):
-                fail(insn.loc, f"argument {n} of {proto.name} must be a map, got {_describe(v)}")
+                fail(insn.loc, f"argument {n} of {proto.name} must be a map, got {_describe(v)}",
+                     hint="name a map defined with defmap")
             if proto.maps and v.mapdef.kind not in proto.maps:
                 fail(insn.loc, f"{proto.name} needs a :{proto.maps[0]} map, but {v.mapdef.lisp_name.lower()} is "
-                               f":{v.mapdef.kind}")
+                               f":{v.mapdef.kind}", hint=f"declare the map with :type :{proto.maps[0]}")
         elif kind in (KEY, VALUE):
             size = mapdef.key_size if kind == KEY else mapdef.value_size
             what = f"the {'key' if kind == KEY else 'value'} of map {mapdef.lisp_name.lower()}"
@@ -172,10 +174,11 @@ def call(ck, state, insn):
         elif kind == CTX_ARG:
             if not (isinstance(v, Pointer) and v.kind == CTX):
                 fail(insn.loc, f"argument {n} of {proto.name} must be the context pointer (ctx-ptr), got "
-                               f"{_describe(v)}")
+                               f"{_describe(v)}", hint="pass (ctx-ptr)")
             if v.off or not (v.var.is_const and v.var.value == 0):
-                fail(insn.loc, f"argument {n} of {proto.name} is the context pointer moved by {v.off} bytes: "
-                               f"pass (ctx-ptr) itself")
+                fail(insn.loc, f"argument {n} of {proto.name} is the context pointer moved by "
+                               f"{v.off if v.var.is_const else v.var.describe()} bytes: the verifier wants it unmoved",
+                     hint="pass (ctx-ptr) itself")
         elif kind == ALLOC:
             if not (isinstance(v, Scalar) and v.is_const):
                 fail(insn.loc, f"the size given to {proto.name} must be a constant the verifier knows, got "
@@ -187,16 +190,18 @@ def call(ck, state, insn):
                 continue
             if not (isinstance(v, Pointer) and v.kind == SOCKET and not v.maybe_null):
                 fail(insn.loc, f"argument {n} of {proto.name} must be a socket from sk-lookup-tcp/-udp compared "
-                               f"with 0, got {_describe(v)}")
+                               f"with 0, got {_describe(v)}", hint="(let ((sk (sk-lookup-tcp ...))) (when sk ...))")
             if kind == SOCK and v.ref:
                 _drop_ref(state, v.ref)
         elif kind == FUNC:
             if not isinstance(v, FuncArg):
-                fail(insn.loc, f"argument {n} of {proto.name} must be a callback, got {_describe(v)}")
+                fail(insn.loc, f"argument {n} of {proto.name} must be a callback, got {_describe(v)}",
+                     hint="bpf_loop callbacks come from dotimes")
         elif kind == STACK_OR_NULL:
             if not ((isinstance(v, Pointer) and v.kind == STACK) or (isinstance(v, Scalar) and v.is_const
                                                                        and v.value == 0)):
-                fail(insn.loc, f"argument {n} of {proto.name} must be a stack pointer or 0, got {_describe(v)}")
+                fail(insn.loc, f"argument {n} of {proto.name} must be a stack pointer or 0, got {_describe(v)}",
+                     hint="pass a struct-alloc buffer, or 0")
     for slot, lo, hi in writes:
         stack.helper_writes(state, slot, lo, hi)
     if insn.helper == 12 and state.refs:
@@ -226,7 +231,8 @@ def _describe(v) -> str:
 
 def _size(insn, v, proto: Proto, n: int, zero_ok: bool) -> int:
     if not isinstance(v, Scalar):
-        fail(insn.loc, f"argument {n} of {proto.name} is a size, got {_describe(v)}")
+        fail(insn.loc, f"argument {n} of {proto.name} is a size, got {_describe(v)}",
+             hint="pass the number of bytes, e.g. a constant")
     if v.smin < 0:
         fail(insn.loc, f"the size given to {proto.name} (argument {n}) may be negative ({v.describe()})",
              hint="bound it: (when (< n LIMIT) ...)")
@@ -245,7 +251,6 @@ def _memory(ck, state, insn, v, size: int, write: bool, what: str, proto: Proto,
         return
     if isinstance(v, Scalar) or (isinstance(v, Pointer) and (v.kind in (STALE, CTX, SOCKET, BTF) or v.maybe_null
                                                               or v.kind == values.PACKET_END)):
-        hint = None
         if key_hint and isinstance(v, Scalar):
             hint = ("this map takes its key by pointer (a struct key, or a key wider than 8 bytes): pass a pointer "
                     f"to the key's {size} bytes, e.g. a struct (make-NAME ...) or (struct-alloc {size}) filled in")
@@ -253,6 +258,9 @@ def _memory(ck, state, insn, v, size: int, write: bool, what: str, proto: Proto,
             hint = "compare it with 0 first: (when P ...)"
         elif isinstance(v, Pointer) and v.kind == STALE:
             hint = "read data and data-end again after the call that moved the packet"
+        else:
+            hint = (f"pass a pointer to {size} bytes: a struct-alloc or make-NAME buffer, a checked packet "
+                    f"pointer, or a map value compared with 0")
         fail(insn.loc, f"{what} argument {n}, but that is {_describe(v)}{line(getattr(v, 'origin', None))}: it must "
                        f"point to memory (the stack, the packet, a map value)", hint=hint)
     verb = f"{proto.name} {'writes' if write else 'reads'}"
@@ -290,9 +298,11 @@ def _release(insn, state, v, proto: Proto, n: int) -> None:
         fail(insn.loc, f"{proto.name} of a record{line(v.origin)} that may be null: compare it with 0 first",
              hint="(let ((r (ringbuf-reserve ...))) (when r ... (ringbuf-submit r)))")
     if v.off or not (v.var.is_const and v.var.value == 0):
-        fail(insn.loc, f"{proto.name} of a moved record pointer: pass the pointer ringbuf-reserve returned")
+        fail(insn.loc, f"{proto.name} of a moved record pointer: the verifier wants the pointer itself",
+             hint="pass the pointer ringbuf-reserve returned, not an address inside the record")
     if v.ref not in state.refs:
-        fail(insn.loc, f"{proto.name} of a record{line(v.origin)} already submitted or discarded")
+        fail(insn.loc, f"{proto.name} of a record{line(v.origin)} already submitted or discarded",
+             hint="submit or discard each record exactly once")
     _drop_ref(state, v.ref)
 
 
@@ -318,7 +328,8 @@ def _result(ck, state, insn, proto: Proto, args, mapdef):
     new_id = ck.new_id(insn)
     if proto.ret == VOID:
         if insn.dst is not None:
-            fail(insn.loc, f"{proto.name} returns no value, but its value is used")
+            fail(insn.loc, f"{proto.name} returns no value, but its value is used",
+                 hint="use the form by name, whose value is 0")
         return None
     if proto.ret == MAP_VALUE_OR_NULL:
         # an array lookup with a constant key below max_entries cannot fail (can_elide_value_nullness)

@@ -105,7 +105,8 @@ def access(ck, state, insn, base, off: int, size: int, write: bool, value=None):
         return None if write else scalar.of_width(size)
     if kind in (SOCKET, BTF):
         return None if write else scalar.of_width(size)  # kernel objects: BTF-checked by the kernel
-    fail(insn.loc, f"{verb} through {values.describe(base)}")
+    fail(insn.loc, f"{verb} through {values.describe(base)}, which the verifier does not let a program "
+                   f"dereference", hint="read packets, map values, the stack or the context")
 
 
 def atomic(ck, state, insn, base, off: int, size: int, value) -> None:

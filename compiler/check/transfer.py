@@ -92,7 +92,8 @@ def _asm(ck, state, insn) -> None:
                            f"those registers hold nothing the program put there",
                  hint=f"call it by name: ({proto.name} ...)", rule="asm-registers")
         if proto is not None and imm in helpers.UNAVAILABLE[ck.prog_type]:
-            fail(insn.loc, f"{proto.name} (helper {imm}) is not available to {ck.prog_type.upper()} programs")
+            fail(insn.loc, f"{proto.name} (helper {imm}) is not available to {ck.prog_type.upper()} programs",
+                 hint="the kernel offers it only to other program types")
         result = scalar.UNKNOWN
     elif cls in (_ASM_ALU, _ASM_ALU64) and opcode & 0xF0 == _ASM_MOV and not opcode & 0x08:
         if src or off:
@@ -106,5 +107,6 @@ def _asm(ck, state, insn) -> None:
              rule="asm-registers")
     if insn.dst is not None:
         if result is None:
-            fail(insn.loc, "the value of this asm is r0, which it does not set", rule="asm-registers")
+            fail(insn.loc, "the value of this asm is r0, which it does not set", rule="asm-registers",
+                 hint="write the result to r0 (dst 0), or do not use the asm's value")
         state.regs[insn.dst] = result
