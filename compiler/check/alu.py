@@ -85,6 +85,9 @@ def move(insn, ptr: Pointer, num: Scalar, op: str, new_id: int) -> Pointer:
             return moved
     var = scalar.alu(op, ptr.var, num)
     moved = ptr._replace(var=var)
+    if var.exact:  # a constant on each path the verifier walks: the base and its range stay
+        _sane_offset(insn, moved)
+        return moved
     if ptr.kind in PACKET_KINDS:
         keep_range = op == "sub" and num.smin >= 0
         moved = moved._replace(id=new_id, range=ptr.range if keep_range else 0, checked=None)
@@ -93,8 +96,8 @@ def move(insn, ptr: Pointer, num: Scalar, op: str, new_id: int) -> Pointer:
 
 
 def _sane(insn, ptr: Pointer, num: Scalar) -> None:
-    if num.is_const:
-        v = scalar.signed(num.value)
+    if num.exact:
+        v = num.smax if num.smax >= MAX_VAR_OFF else num.smin
         if v >= MAX_VAR_OFF or v <= -MAX_VAR_OFF:
             fail(insn.loc, f"adds {v} to {values.describe(ptr)}: the verifier refuses offsets of 2**29 or more",
                  hint="offsets into packets, maps and the stack are small; check the arithmetic")

@@ -105,6 +105,7 @@ UNAVAILABLE = {
 }
 _ALTERNATIVE = {4: "probe-read-kernel", 45: "probe-read-kernel-str"}
 MAX_MEM = 1 << 29
+LOOP = 181
 
 
 class MapArg(NamedTuple):
@@ -207,7 +208,11 @@ def call(ck, state, insn):
     if insn.helper == 12 and state.refs:
         fail(insn.loc, f"tail-call while {held(state)}: the verifier refuses a tail call that would leak it",
              hint="submit or discard the record (sk-release the socket) before the tail call")
-    if proto.moves_packet:
+    moved = proto.moves_packet
+    if insn.helper == LOOP and isinstance(args[1], FuncArg) and args[1].name in ck.callbacks:
+        moved |= ck.run_callback(insn, state, args[1].name, args[2])
+    if moved:
+        ck.moves_packet = True
         invalidate_packet(state, insn.loc)
     return _result(ck, state, insn, proto, args, mapdef)
 

@@ -37,9 +37,17 @@ def check_access(insn, ptr: Pointer, off: int, size: int, verb: str) -> None:
         fail(insn.loc, f"{verb} the {what} at a variable offset that may be negative ({ptr.var.describe()})",
              hint="use an unsigned index, or check (>= i 0) before adding it")
     at = ptr.off + off
-    if ptr.range >= 0 and at >= 0 and at + size <= ptr.range:
+    if ptr.var.exact and not ptr.var.is_const:  # a fixed offset on each path the verifier walks
+        if ptr.range >= 0 and at + ptr.var.smin >= 0 and at + ptr.var.umax + size <= ptr.range:
+            return
+        at_most = at + ptr.var.umax
+        if ptr.range < 0 or at + ptr.var.smin < 0:
+            at = at + ptr.var.smin
+        else:
+            at = at_most
+    elif ptr.range >= 0 and at >= 0 and at + size <= ptr.range:
         return
-    variable = not (ptr.var.is_const and ptr.var.value == 0)
+    variable = not ptr.var.exact
     need = at + size
     if ptr.range < 0:
         fail(insn.loc, f"{verb} {byte_range(at, size)} of the {what} where a comparison{line(ptr.checked)} "
@@ -101,7 +109,8 @@ def learn(state: State, reg, ptr: Pointer, fact: str, loc) -> None:
         return
     if ptr.var.umax > MAX_PACKET_OFF or ptr.var.umax + ptr.off > MAX_PACKET_OFF:
         return
-    new = ptr.off + (1 if open_right else 0)
+    # with an exact variable part each path proves its own offset; the smallest holds on all
+    new = ptr.off + (ptr.var.umin if ptr.var.exact else 0) + (1 if open_right else 0)
 
     def widen(x):
         if isinstance(x, Pointer) and x.kind == ptr.kind and x.id == ptr.id and new > x.range:

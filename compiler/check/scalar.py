@@ -8,6 +8,12 @@ instructions: the checker must know no more and no less than the verifier, or it
 what the kernel refuses or refuse what it accepts. The 32-bit sub-register bounds the kernel
 also keeps are not tracked (the IR has no 32-bit arithmetic; a 32-bit move is ``cast``).
 Division and modulo give an unknown value, as in the kernel.
+
+``exact`` marks a number the verifier knows exactly on every path it walks, though the checker,
+which merges paths, holds a range of them: a join of constants (a loop counter, a variable set
+to different constants on different paths) and what tracked arithmetic makes of such numbers.
+A pointer moved by an exact number keeps its fixed-offset facts (``alu``, ``packet``), as the
+verifier, seeing a constant, keeps them on each path.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ class Scalar(NamedTuple):
     smax: int
     tn: Tnum
     id: int = 0  # copies of one value share an id: a branch on one refines all (0: none)
+    exact: bool = False  # a constant on every path the verifier walks (see the module docstring)
 
     @property
     def is_const(self) -> bool:
@@ -45,7 +52,7 @@ class Scalar(NamedTuple):
 
     def contains(self, other: Scalar) -> bool:
         return (self.umin <= other.umin and other.umax <= self.umax and self.smin <= other.smin
-                and other.smax <= self.smax and self.tn.contains(other.tn))
+                and other.smax <= self.smax and self.tn.contains(other.tn) and (other.exact or not self.exact))
 
     def same_bounds(self, other: Scalar) -> bool:
         return self[:5] == other[:5]
@@ -65,7 +72,7 @@ class Scalar(NamedTuple):
 
 def known(v: int) -> Scalar:
     v &= MASK64
-    return Scalar(v, v, signed(v), signed(v), tnum.const(v))
+    return Scalar(v, v, signed(v), signed(v), tnum.const(v), 0, True)
 
 
 UNKNOWN = Scalar(0, U64_MAX, S64_MIN, S64_MAX, tnum.UNKNOWN)
@@ -90,7 +97,7 @@ def _update_bounds(s: Scalar) -> Scalar:
     smax = min(s.smax, signed(t.value | (t.mask & S64_MAX)))
     umin = max(s.umin, t.value)
     umax = min(s.umax, t.value | t.mask)
-    return Scalar(umin, umax, smin, smax, t, s.id)
+    return Scalar(umin, umax, smin, smax, t, s.id, s.exact)
 
 
 def _deduce_bounds(s: Scalar) -> Scalar:
@@ -101,10 +108,12 @@ def _deduce_bounds(s: Scalar) -> Scalar:
     if signed(umin) <= signed(umax):  # the unsigned range does not either
         smin = max(smin, signed(umin))
         smax = min(smax, signed(umax))
-    return Scalar(umin, umax, smin, smax, s.tn, s.id)
+    return Scalar(umin, umax, smin, smax, s.tn, s.id, s.exact)
 
 
 def sync(s: Scalar) -> Scalar:
+    if s.tn.is_const and not s.exact:
+        s = s._replace(exact=True)
     s = _update_bounds(s)
     s = _deduce_bounds(s)
     s = _deduce_bounds(s)
@@ -188,6 +197,13 @@ def _shift(op: str, a: Scalar, amount: int) -> Scalar:
 
 def alu(op: str, a: Scalar, b: Scalar) -> Scalar:
     """``a OP b`` for the IR's binary operations (``ir.BINARY_OPS``), 64-bit."""
+    result = _alu(op, a, b)
+    if a.exact and b.exact and result is not UNKNOWN:
+        return result._replace(exact=True)
+    return result
+
+
+def _alu(op: str, a: Scalar, b: Scalar) -> Scalar:
     if op in ("lsh", "rsh", "arsh"):
         if not (b.is_const and b.umax < 64):
             return UNKNOWN
@@ -207,7 +223,7 @@ def alu(op: str, a: Scalar, b: Scalar) -> Scalar:
 
 def neg(a: Scalar) -> Scalar:
     r = _sub(ZERO, a)
-    return sync(r._replace(tn=tnum.neg(a.tn)))
+    return sync(r._replace(tn=tnum.neg(a.tn), exact=a.exact))
 
 
 def truncate(a: Scalar, size: int) -> Scalar:
@@ -220,11 +236,11 @@ def truncate(a: Scalar, size: int) -> Scalar:
         umin, umax = a.umin, a.umax
     else:
         umin, umax = 0, top
-    return sync(Scalar(umin, umax, umin, umax, t))
+    return sync(Scalar(umin, umax, umin, umax, t, 0, a.exact))
 
 
 def bswap(a: Scalar, size: int) -> Scalar:
-    return from_tnum(tnum.bswap(a.tn, size))
+    return from_tnum(tnum.bswap(a.tn, size))._replace(exact=a.exact)
 
 
 # -- joins -----------------------------------------------------------------------------------
@@ -234,15 +250,26 @@ def join(a: Scalar, b: Scalar) -> Scalar:
     if a == b:
         return a
     return Scalar(min(a.umin, b.umin), max(a.umax, b.umax), min(a.smin, b.smin), max(a.smax, b.smax),
-                  tnum.union(a.tn, b.tn), a.id if a.id == b.id else 0)
+                  tnum.union(a.tn, b.tn), a.id if a.id == b.id else 0, a.exact and b.exact)
 
 
-def widen(old: Scalar, new: Scalar) -> Scalar:
-    """``join`` that jumps every bound still moving to its extreme, so loops reach a fixpoint."""
+def widen(old: Scalar, new: Scalar, thresholds: tuple = ()) -> Scalar:
+    """``join`` that moves every bound still moving to the next of ``thresholds`` (sorted; the
+    program's constants) or to its extreme, so loops reach a fixpoint: a counter compared with
+    its limit stops at the limit."""
     j = join(old, new)
-    return sync(Scalar(j.umin if j.umin >= old.umin else 0, j.umax if j.umax <= old.umax else U64_MAX,
-                       j.smin if j.smin >= old.smin else S64_MIN, j.smax if j.smax <= old.smax else S64_MAX,
-                       j.tn, j.id))
+    if j.same_bounds(old) and j.exact == old.exact:
+        return j
+
+    def up(value, limit):
+        return next((t for t in thresholds if value <= t <= limit), limit)
+
+    def down(value, limit):
+        return next((t for t in reversed(thresholds) if limit <= t <= value), limit)
+    return sync(Scalar(j.umin if j.umin >= old.umin else down(j.umin, 0),
+                       j.umax if j.umax <= old.umax else up(j.umax, U64_MAX),
+                       j.smin if j.smin >= old.smin else down(j.smin, S64_MIN),
+                       j.smax if j.smax <= old.smax else up(j.smax, S64_MAX), j.tn, j.id, j.exact))
 
 
 # -- branches --------------------------------------------------------------------------------
@@ -282,7 +309,8 @@ def refine(cond: str, a: Scalar, b: Scalar) -> tuple:
         return a2, b2
     if cond == "eq":
         t = tnum.intersect(a.tn, b.tn)
-        m = Scalar(max(a.umin, b.umin), min(a.umax, b.umax), max(a.smin, b.smin), min(a.smax, b.smax), t)
+        m = Scalar(max(a.umin, b.umin), min(a.umax, b.umax), max(a.smin, b.smin), min(a.smax, b.smax), t, 0,
+                   a.exact or b.exact)
         return sync(m._replace(id=a.id)), sync(m._replace(id=b.id))
     if cond == "ne":
         return _exclude(a, b), _exclude(b, a)
@@ -315,7 +343,7 @@ def _exclude(a: Scalar, b: Scalar) -> Scalar:
         smin += 1
     elif smax == signed(v):
         smax -= 1
-    return _sync_or_empty(Scalar(umin, umax, smin, smax, a.tn, a.id))
+    return _sync_or_empty(Scalar(umin, umax, smin, smax, a.tn, a.id, a.exact))
 
 
 def _sync_or_empty(s: Scalar) -> Scalar:

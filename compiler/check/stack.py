@@ -26,7 +26,7 @@ from ..ir import StackSlot
 from . import scalar, values
 from .diag import byte_range, fail, slot_name
 from .scalar import Scalar
-from .state import INVALID, MISC, SPILL, ZERO, State
+from .state import INVALID, MISC, SPILL, ZERO, State, slot_key
 from .values import Value
 
 
@@ -64,15 +64,15 @@ def check_access(insn, slot: StackSlot, off: int, var: Scalar, size: int, verb: 
 
 def _drop_spill_chunk(state: State, slot: StackSlot, chunk: int) -> None:
     """A write into an 8-byte chunk holding a spill leaves plain data there."""
-    if (slot.id, chunk) in state.spills:
-        del state.spills[(slot.id, chunk)]
-        b = state.stack[slot.id]
-        state.stack[slot.id] = b[:chunk] + b[chunk:chunk + 8].replace(SPILL, MISC) + b[chunk + 8:]
+    if (slot_key(slot), chunk) in state.spills:
+        del state.spills[(slot_key(slot), chunk)]
+        b = state.stack[slot_key(slot)]
+        state.stack[slot_key(slot)] = b[:chunk] + b[chunk:chunk + 8].replace(SPILL, MISC) + b[chunk + 8:]
 
 
 def _set(state: State, slot: StackSlot, lo: int, hi: int, code: str) -> None:
-    b = state.stack[slot.id]
-    state.stack[slot.id] = b[:lo] + code * (hi - lo) + b[hi:]
+    b = state.stack[slot_key(slot)]
+    state.stack[slot_key(slot)] = b[:lo] + code * (hi - lo) + b[hi:]
 
 
 def write(insn, state: State, slot: StackSlot, off: int, size: int, value: Value, from_imm: bool) -> None:
@@ -88,16 +88,16 @@ def write(insn, state: State, slot: StackSlot, off: int, size: int, value: Value
                  if slot.kind == "scratch" else "store pointers as u64")
         _drop_spill_chunk(state, slot, chunk)
         _set(state, slot, off, off + 8, SPILL)
-        state.spills[(slot.id, off)] = (value, 8)
+        state.spills[(slot_key(slot), off)] = (value, 8)
         return
     if values.is_pointer(value):  # an invalidated packet pointer is a number to the verifier
         value = scalar.UNKNOWN
     _drop_spill_chunk(state, slot, chunk)
     if spillable:
-        b = state.stack[slot.id]
+        b = state.stack[slot_key(slot)]
         rest = "".join(c if c in (ZERO, INVALID, MISC) else MISC for c in b[off + size:off + 8])
-        state.stack[slot.id] = b[:off] + SPILL * size + rest + b[off + 8:]
-        state.spills[(slot.id, off)] = (scalar.truncate(value, size) if size < 8 else value, size)
+        state.stack[slot_key(slot)] = b[:off] + SPILL * size + rest + b[off + 8:]
+        state.spills[(slot_key(slot), off)] = (scalar.truncate(value, size) if size < 8 else value, size)
         return
     zero = value.is_const and value.value & ((1 << (8 * size)) - 1) == 0
     _set(state, slot, off, off + size, ZERO if zero else MISC)
@@ -105,9 +105,9 @@ def write(insn, state: State, slot: StackSlot, off: int, size: int, value: Value
 
 def read(insn, state: State, slot: StackSlot, off: int, size: int) -> Value:
     """A fixed-offset load (bounds and alignment already checked)."""
-    b = state.stack[slot.id]
+    b = state.stack[slot_key(slot)]
     chunk = off - off % 8
-    spill = state.spills.get((slot.id, chunk)) if aligned8(slot) else None
+    spill = state.spills.get((slot_key(slot), chunk)) if aligned8(slot) else None
     if spill is not None:
         value, spill_size = spill
         if size == 8 and spill_size == 8:
@@ -131,12 +131,12 @@ def write_var(state: State, slot: StackSlot, lo: int, hi: int, value: Value) -> 
     zero = not values.is_pointer(value) and value.is_const and value.value == 0
     for chunk in range(lo - lo % 8, hi, 8):
         _drop_spill_chunk(state, slot, chunk)
-    b = state.stack[slot.id]
-    state.stack[slot.id] = b[:lo] + "".join(ZERO if zero and c == ZERO else MISC for c in b[lo:hi]) + b[hi:]
+    b = state.stack[slot_key(slot)]
+    state.stack[slot_key(slot)] = b[:lo] + "".join(ZERO if zero and c == ZERO else MISC for c in b[lo:hi]) + b[hi:]
 
 
 def read_var(state: State, slot: StackSlot, lo: int, hi: int, size: int) -> Value:
-    part = state.stack[slot.id][lo:hi]
+    part = state.stack[slot_key(slot)][lo:hi]
     return scalar.ZERO if part and all(c == ZERO for c in part) else scalar.of_width(size)
 
 
@@ -148,11 +148,11 @@ def helper_writes(state: State, slot: StackSlot, lo: int, hi: int) -> None:
 def constant_at(state: State, slot: StackSlot, off: int, size: int) -> int | None:
     """The number bytes off..off+size-1 are known to hold, if the verifier knows it: zero bytes
     from ``off`` within its 8-byte chunk, or a number stored whole at ``off`` (8-aligned)."""
-    b = state.stack[slot.id]
+    b = state.stack[slot_key(slot)]
     chunk_end = off - off % 8 + 8
     if off + size <= chunk_end and all(c == ZERO for c in b[off:off + size]):
         return 0
-    spill = state.spills.get((slot.id, off)) if off % 8 == 0 and aligned8(slot) else None
+    spill = state.spills.get((slot_key(slot), off)) if off % 8 == 0 and aligned8(slot) else None
     if spill is not None and spill[1] == size and not values.is_pointer(spill[0]) and spill[0].is_const:
         return spill[0].value
     return None

@@ -25,8 +25,8 @@ class State:
 
     def __init__(self, regs=None, stack=None, spills=None, refs=None):
         self.regs: dict = regs if regs is not None else {}  # VReg -> Value
-        self.stack: dict = stack if stack is not None else {}  # slot id -> str of byte codes
-        self.spills: dict = spills if spills is not None else {}  # (slot id, off) -> (Value, size)
+        self.stack: dict = stack if stack is not None else {}  # slot_key -> str of byte codes
+        self.spills: dict = spills if spills is not None else {}  # (slot_key, off) -> (Value, size)
         self.refs: dict = refs if refs is not None else {}  # reference id -> Loc where acquired
 
     def copy(self) -> State:
@@ -106,7 +106,7 @@ class State:
                 return False
         return True
 
-    def join(self, other: State, widen: bool = False) -> State | None:
+    def join(self, other: State, widen: bool = False, thresholds: tuple = ()) -> State | None:
         """The least state containing both, or None if some register is a pointer in one and not in
         the other (or of another kind)."""
         regs = {}
@@ -114,7 +114,7 @@ class State:
             y = other.regs.get(v)
             if y is None:
                 continue
-            j = values.join(x, y, widen)
+            j = values.join(x, y, widen, thresholds)
             if j is None:
                 return None
             regs[v] = j
@@ -132,7 +132,7 @@ class State:
                     if SPILL in out[off:off + 8]:
                         out[off:off + 8] = [c if c != SPILL else MISC for c in out[off:off + 8]]
                     continue
-                j = values.join(x[0], y[0], widen)
+                j = values.join(x[0], y[0], widen, thresholds)
                 if j is None:
                     if values.is_pointer(x[0]) or values.is_pointer(y[0]):
                         return None
@@ -158,4 +158,10 @@ def fresh_slot(size: int) -> str:
     return INVALID * size
 
 
-__all__ = ["State", "VReg", "INVALID", "MISC", "ZERO", "SPILL", "fresh_slot"]
+def slot_key(slot) -> int:
+    """The key of an ``ir.StackSlot`` in ``State.stack``: the slot object itself (a callback's
+    slots and its caller's are numbered independently)."""
+    return id(slot)
+
+
+__all__ = ["State", "VReg", "INVALID", "MISC", "ZERO", "SPILL", "fresh_slot", "slot_key"]

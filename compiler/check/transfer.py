@@ -17,7 +17,7 @@ from ..ir import SlotRef
 from . import alu, branches, helpers, memory, scalar
 from .diag import fail
 from .scalar import Scalar
-from .values import CTX, STACK, Pointer
+from .values import STACK, Pointer
 
 
 def value(state, operand):
@@ -31,7 +31,7 @@ def value(state, operand):
 def step(ck, state, insn) -> None:
     op = insn.op
     if op == "arg":
-        state.regs[insn.dst] = Pointer(CTX, origin=insn.loc) if insn.off == 0 else scalar.UNKNOWN
+        state.regs[insn.dst] = ck.args.get(insn.off, scalar.UNKNOWN)
     elif op == "mov":
         src = insn.args[0]
         v = value(state, src)
@@ -67,6 +67,12 @@ def terminate(ck, state, insn) -> list:
         return [(insn.targets[0], state)]
     if insn.op == "branch":
         return branches.split(state, insn)
+    if ck.is_callback:  # ret of a bpf_loop callback: 0 goes on, 1 stops
+        v = value(state, insn.args[0])
+        if not isinstance(v, Scalar) or v.umax > 1:
+            fail(insn.loc, f"a loop body run by bpf_loop returns {v.describe() if isinstance(v, Scalar) else 'a pointer'}"
+                           f": the verifier wants 0 (go on) or 1 (stop)", hint="this is a compiler bug: please report it")
+        return []
     if state.refs:  # ret
         fail(insn.loc, f"returns while {helpers.held(state)} on this path: the verifier refuses a program "
                        f"that can leak it",

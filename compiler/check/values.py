@@ -90,31 +90,41 @@ def contains(big: Value, small: Value) -> bool:
 
 def compatible(a: Value, b: Value) -> bool:
     """May ``join`` merge the two without losing what matters to the verifier's decisions: the
-    same kind, region, nullness and reference; packet pointers the same offset and base."""
+    same kind, region, nullness, reference and base (``id``); fixed offsets that differ become an
+    exact variable part."""
     if isinstance(a, Scalar) or isinstance(b, Scalar):
         return isinstance(a, Scalar) and isinstance(b, Scalar)
-    return (a.kind, a.region, a.maybe_null, a.ref, a.off, a.id) == (b.kind, b.region, b.maybe_null, b.ref, b.off, b.id)
+    if (a.kind, a.region, a.maybe_null, a.ref, a.id) != (b.kind, b.region, b.maybe_null, b.ref, b.id):
+        return False
+    return a.off == b.off or (a.var.exact and b.var.exact)
 
 
-def join(a: Value, b: Value, widen: bool = False) -> Value | None:
+def join(a: Value, b: Value, widen: bool = False, thresholds: tuple = ()) -> Value | None:
     """The least value containing both, or None when no value does (a pointer and a number,
     pointers of different kinds): the states stay apart."""
     if isinstance(a, Scalar) and isinstance(b, Scalar):
-        return scalar.widen(a, b) if widen else scalar.join(a, b)
+        return scalar.widen(a, b, thresholds) if widen else scalar.join(a, b)
     if not (isinstance(a, Pointer) and isinstance(b, Pointer)):
         return None
     if (a.kind, a.region, a.maybe_null, a.ref) != (b.kind, b.region, b.maybe_null, b.ref):
         return None
-    merge = scalar.widen if widen else scalar.join
+
+    def merge(x, y):
+        return scalar.widen(x, y, thresholds) if widen else scalar.join(x, y)
+    same_base = a.id == b.id
+    rng = min(a.range, b.range) if a.range >= 0 and b.range >= 0 else (a.range if a.range == b.range else 0)
     if a.off == b.off:
         var = merge(a.var, b.var)
-        rng = min(a.range, b.range) if a.range >= 0 and b.range >= 0 else (a.range if a.range == b.range else 0)
-        return a._replace(var=var, id=a.id if a.id == b.id else _merged_id(a, b), range=rng if a.id == b.id else 0)
-    # different fixed offsets: the difference becomes part of the variable offset
+        keep = same_base and (var.exact or var.same_bounds(a.var))
+        return a._replace(var=var, id=a.id if keep else _merged_id(a, b), range=rng if keep else 0)
+    # different fixed offsets: the difference becomes part of the variable offset, exact when
+    # both were (each path the verifier walks still has a fixed offset and keeps the base's range)
     low = min(a.off, b.off)
     va = scalar.alu("add", a.var, scalar.known(a.off - low))
     vb = scalar.alu("add", b.var, scalar.known(b.off - low))
-    return a._replace(off=low, var=merge(va, vb), id=_merged_id(a, b), range=0)
+    var = merge(va, vb)
+    keep = same_base and var.exact
+    return a._replace(off=low, var=var, id=a.id if keep else _merged_id(a, b), range=rng if keep else 0)
 
 
 def _merged_id(a: Pointer, b: Pointer) -> int:
