@@ -20,11 +20,13 @@ import dataclasses
 import importlib
 import importlib.util
 import os
+import struct
 import sys
 from pathlib import Path
 
 from .code import CompiledObject, ProgramCode
 from .errors import CompileError, Loc
+from .isa import encode, slot_count
 
 PROG_TYPES = {"xdp": (6, 37), "tc": (3, 0)}  # BPF_PROG_TYPE_*, expected_attach_type (BPF_XDP)
 F_XDP_HAS_FRAGS = 0x20
@@ -105,37 +107,86 @@ def trial_load(obj: CompiledObject, maps: MapCache | None = None) -> list[Compil
     return rejections
 
 
+def linked(prog: ProgramCode) -> tuple:
+    """The program's instructions with the loop callbacks it reaches appended, as libbpf links
+    ``.text`` (in order of first reference), each callback address pointing at its code; and the
+    slot where each callback starts."""
+    subs = {s.name: s for s in prog.subprograms}
+    code, start = list(prog.insns), {}
+    i = 0
+    while i < len(code):
+        ref = code[i].func_ref
+        if ref is not None and ref not in start and ref in subs:
+            start[ref] = slot_count(code)
+            code += subs[ref].insns
+        i += 1
+    out, slot = [], 0
+    for insn in code:
+        if insn.func_ref is not None and insn.func_ref in start:
+            insn = dataclasses.replace(insn, imm=start[insn.func_ref] - (slot + 1))
+        out.append(insn)
+        slot += insn.slots
+    return out, start
+
+
+def func_info(obj: CompiledObject, prog: ProgramCode, starts: dict) -> tuple:
+    """(BTF bytes, func_info records, count) for the linked program: the kernel wants a BTF FUNC
+    for each function when a program has callbacks. The BTF is the object writer's own."""
+    from . import btf
+
+    subs = [s for s in prog.subprograms if s.name in starts]
+    built = btf.build(obj.unit, [(prog, 0)], btf.map_layout(obj.unit.maps), "", [(s, 0) for s in subs])
+    ext = built.ext
+    func_off, func_len = struct.unpack_from("<II", ext, 8)
+    block = ext[32 + func_off:32 + func_off + func_len]
+    type_ids, at = [], 4
+    while at < len(block):
+        _name, count = struct.unpack_from("<II", block, at)
+        type_ids += [struct.unpack_from("<II", block, at + 8 + 8 * k)[1] for k in range(count)]
+        at += 8 + 8 * count
+    offsets = [0] + [starts[s.name] for s in subs]
+    records = sorted(zip(offsets, type_ids))
+    return built.btf, b"".join(struct.pack("<II", off, tid) for off, tid in records), len(records)
+
+
 def _load(sc, errors, obj: CompiledObject, prog: ProgramCode, maps: MapCache) -> CompileError | None:
     prog_type, attach = PROG_TYPES[prog.decl.prog_type]
+    code, starts = linked(prog)
     insns = []
-    for insn in prog.insns:
+    for insn in code:
         if insn.map_ref is not None:
             insn = dataclasses.replace(insn, imm=maps.fd(obj.unit.map_named(insn.map_ref), prog.decl.prog_type))
         insns.append(insn)
-    from .isa import encode
-
     flags = F_XDP_HAS_FRAGS if prog.decl.section.startswith("xdp.frags") else 0
+    info, btf_fd = {}, 0
+    if starts:
+        data, records, count = func_info(obj, prog, starts)
+        btf_fd = sc.btf_load(data)
+        info = dict(btf_fd=btf_fd, func_info=records, func_info_cnt=count)
     try:
-        fd = sc.prog_load(prog_type, encode(insns), prog.decl.license, prog.decl.name[:15], attach, flags)
+        fd = sc.prog_load(prog_type, encode(insns), prog.decl.license, prog.decl.name[:15], attach, flags, **info)
     except errors.VerifierError as exc:
-        return _locate(prog, exc)
+        return _locate(prog, insns, exc)
+    finally:
+        if btf_fd:
+            os.close(btf_fd)
     os.close(fd)
     return None
 
 
-def insn_at_slot(prog: ProgramCode, slot: int):
+def insn_at_slot(insns: list, slot: int):
     """The instruction occupying 8-byte slot ``slot`` (an ld_imm64 takes two)."""
     at = 0
-    for insn in prog.insns:
+    for insn in insns:
         if at <= slot < at + insn.slots:
             return insn
         at += insn.slots
     return None
 
 
-def _locate(prog: ProgramCode, exc) -> CompileError:
+def _locate(prog: ProgramCode, insns: list, exc) -> CompileError:
     failing = exc.failing_insn()
-    insn = insn_at_slot(prog, failing[0]) if failing else None
+    insn = insn_at_slot(insns, failing[0]) if failing else None
     loc = insn.loc if insn is not None and insn.loc is not None else prog.decl.loc
     reason = failing[1] if failing and failing[1] else "refused"
     where = f" at instruction {failing[0]}" if failing else ""
