@@ -38,6 +38,9 @@ def as_number(v):
 def binary(insn, op: str, a, b, new_id: int):
     a, b = as_number(a), as_number(b)
     if isinstance(a, Scalar) and isinstance(b, Scalar):
+        mask = insn.args[1]
+        if op == "and" and isinstance(mask, int) and 0 <= mask <= 0x7FFFFFFF:  # emit: a 32-bit and
+            return scalar.and32(a, mask)
         return scalar.alu(op, a, b)
     if isinstance(a, Pointer) and isinstance(b, Pointer):
         if op == "sub":
@@ -129,9 +132,7 @@ def unary(insn, op: str, a):
             return scalar.neg(a)
         if op == "bswap":
             return scalar.bswap(a, insn.size)
-        if insn.size == 4:
-            return scalar.truncate(a, 4)
-        return scalar.alu("and", a, scalar.known((1 << (8 * insn.size)) - 1))
+        return scalar.truncate(a, insn.size)
     if op == "trunc" and insn.size < 4:
         _refuse(insn, a, f"casts to u{8 * insn.size}", "a pointer cannot be cut to fewer than 32 bits")
     if a.maybe_null and op == "trunc":

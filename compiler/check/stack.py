@@ -97,7 +97,7 @@ def write(insn, state: State, slot: StackSlot, off: int, size: int, value: Value
         b = state.stack[slot_key(slot)]
         rest = "".join(c if c in (ZERO, INVALID, MISC) else MISC for c in b[off + size:off + 8])
         state.stack[slot_key(slot)] = b[:off] + SPILL * size + rest + b[off + 8:]
-        state.spills[(slot_key(slot), off)] = (scalar.truncate(value, size) if size < 8 else value, size)
+        state.spills[(slot_key(slot), off)] = (value, size)  # the whole register, as the verifier keeps it
         return
     zero = value.is_const and value.value & ((1 << (8 * size)) - 1) == 0
     _set(state, slot, off, off + size, ZERO if zero else MISC)
@@ -117,7 +117,7 @@ def read(insn, state: State, slot: StackSlot, off: int, size: int) -> Value:
                            f"verifier only lets a stored pointer be read back whole (invalid size of register fill)",
                  hint="load it as u64")
         if size <= spill_size and off == chunk:
-            return scalar.truncate(value, size)
+            return scalar.coerce(value, size)
     part = b[off:off + size]
     if all(c == ZERO for c in part):
         return scalar.ZERO

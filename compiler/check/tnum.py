@@ -106,16 +106,15 @@ def arshift(a: Tnum, shift: int) -> Tnum:
 
 
 def mul(a: Tnum, b: Tnum) -> Tnum:
-    acc_v = (a.value * b.value) & MASK64
-    acc_m = Tnum(0, 0)
+    acc = Tnum(0, 0)
     while a.value or a.mask:
-        if a.value & 1:
-            acc_m = add(acc_m, Tnum(0, b.mask))
-        elif a.mask & 1:
-            acc_m = add(acc_m, Tnum(0, b.value | b.mask))
+        if a.value & 1:  # a certain 1: add b
+            acc = add(acc, b)
+        elif a.mask & 1:  # an unknown bit: either acc or acc + b
+            acc = union(acc, add(acc, b))
         a = rshift(a, 1)
         b = lshift(b, 1)
-    return add(Tnum(acc_v, 0), acc_m)
+    return acc
 
 
 def intersect(a: Tnum, b: Tnum) -> Tnum:
@@ -143,3 +142,22 @@ def bswap(a: Tnum, size: int) -> Tnum:
     def swap(x: int) -> int:
         return int.from_bytes(x.to_bytes(size, "little"), "big")
     return Tnum(swap(a.value), swap(a.mask))
+
+
+def next_member(a: Tnum, x: int) -> int | None:
+    """The smallest value ``a`` allows that is at least ``x``, or None."""
+    v, m = a.value, a.mask
+    if x > (v | m):
+        return None
+    for i in range(63, -1, -1):
+        b = 1 << i
+        if m & b or (v & b) == (x & b):
+            continue
+        if v & b:  # a known 1 where x has 0: x's free bits above, then the least below
+            return (x & ~((b << 1) - 1) & m) | v
+        for j in range(i + 1, 64):  # a known 0 where x has 1: carry into a free 0 bit above
+            c = 1 << j
+            if m & c and not x & c:
+                return (x & ~((c << 1) - 1) & m) | c | v
+        return None
+    return x
