@@ -6,9 +6,10 @@ by the verifier's reason (numbers blanked) with one example program each, and op
 it as JSON. Program ``i`` of seed ``S`` depends only on ``S`` and ``i`` (``random.Random("S:i")``),
 so a run can be split (``--start``) and any program replayed alone (``--start i --count 1 --show``).
 
-A program is a seed (the examples, the bench programs, the kernel conformance programs) changed
-by one to three mutations aimed at what the verifier checks: packet offsets, lengths and
-``:min-len``; load/store widths; pointer and number arguments swapped, pointers where numbers go
+A program is a seed (``VERIFIER_SEEDS`` below, the examples, the bench programs, the kernel
+conformance programs) changed by one to three mutations aimed at what the verifier checks:
+packet offsets, lengths and ``:min-len``; constant offsets made computed numbers, pointers
+moved; load/store widths; pointer and number arguments swapped, pointers where numbers go
 and numbers where pointers go; null checks dropped; map key/value sizes and types changed;
 comparisons flipped; statements deleted, repeated or swapped; a subform of another seed swapped
 in; a helper that moves packet data inserted. Each program the compiler accepts is loaded with
@@ -46,6 +47,93 @@ THRESHOLD = 0.995
 SOURCE_FILES = ("examples/**/*.lisp", "bench/whistler/*.lisp")
 CONFORMANCE = ("arith", "control", "maps", "packet", "helpers", "structs", "dialect")
 
+VERIFIER_HEADER = """(defmap counts :type :percpu-array :key-size 4 :value-size 8 :max-entries 64)
+(defmap flows :type :hash :key-size 16 :value-size 16 :max-entries 1024)
+(defmap events :type :ringbuf :max-entries 4096)
+(defmap jt :type :prog-array :key-size 4 :value-size 4 :max-entries 4)
+(defstruct ev (src u32) (dst u32) (sport u16) (dport u16) (len u32))
+"""
+# Programs rich in what the verifier checks (variable packet offsets, lookups, ring buffer records,
+# loops, tail calls, structs, a classifier); each compiles and loads as it is.
+VERIFIER_SEEDS = [
+    """(defprog parse-l4 ()
+  (with-packet (data data-end :min-len 34)
+    (when (= (eth-type data) +ethertype-ipv4+)
+      (let* ((ip (+ data 14))
+             (ihl (* 4 (logand (ipv4-ver-ihl ip) 15)))
+             (l4 (+ ip ihl)))
+        (when (<= (+ l4 8) data-end)
+          (let ((key (struct-alloc 16)))
+            (store u32 key 0 (ipv4-src-addr ip))
+            (store u32 key 4 (ipv4-dst-addr ip))
+            (store u16 key 8 (load u16 l4 0))
+            (store u16 key 10 (load u16 l4 2))
+            (store u8 key 12 (ipv4-protocol ip))
+            (let ((v (map-lookup-ptr flows key)))
+              (if v
+                  (progn (atomic-add v 0 1) (atomic-add v 8 (- data-end data)))
+                  (let ((init (struct-alloc 16)))
+                    (store u64 init 0 1)
+                    (store u64 init 8 (- data-end data))
+                    (map-update-ptr flows key init 0)))))))))
+  XDP_PASS)
+""",
+    """(defprog report ()
+  (with-packet (data data-end :min-len 38)
+    (let ((r (ringbuf-reserve events 16)))
+      (when r
+        (store u32 r 0 (load u32 data 26))
+        (store u32 r 4 (load u32 data 30))
+        (store u16 r 8 (load u16 data 34))
+        (store u16 r 10 (load u16 data 36))
+        (store u32 r 12 (- data-end data))
+        (ringbuf-submit r 0))))
+  XDP_PASS)
+""",
+    """(defprog bytes-loop ()
+  (let ((s 0))
+    (with-packet (data data-end :min-len 64)
+      (dotimes (i 64)
+        (incf s (load u8 data i))))
+    (setf (getmap counts 0) s))
+  XDP_PASS)
+""",
+    """(defprog indexed ()
+  (with-packet (data data-end :min-len 16)
+    (let* ((n (logand (load u8 data 0) 15))
+           (p (+ data n)))
+      (when (<= (+ p 4) data-end)
+        (incf (getmap counts (logand (load u8 p 0) 63))))))
+  XDP_PASS)
+""",
+    """(defprog dispatch ()
+  (with-packet (data data-end :min-len 14)
+    (let ((k (logand (load u8 data 13) 3)))
+      (tail-call jt k)))
+  XDP_PASS)
+""",
+    """(defprog struct-record ()
+  (let ((e (make-ev :src 1 :dst 2 :len 64)))
+    (setf (ev-sport e) 80)
+    (ringbuf-output events e (sizeof ev) 0))
+  XDP_PASS)
+""",
+    """(defprog scratch ()
+  (let ((buf (struct-alloc 32)) (sum 0))
+    (memset buf 0 7 32)
+    (dotimes (i 4)
+      (incf sum (load u64 buf (* i 8))))
+    (setf (getmap counts 1) sum))
+  XDP_PASS)
+""",
+    """(defprog tc-mark (:type :tc)
+  (with-tc-packet (data data-end :min-len 14)
+    (when (= (eth-type data) +ethertype-ipv4+)
+      (setf (ctx mark) (+ (ctx mark) 1))))
+  TC_ACT_OK)
+""",
+]
+
 TYPES = ("U8", "U16", "U32", "U64")
 COMPARES = (">", ">=", "<", "<=", "=", "/=")
 OFFSET_DELTAS = (-8, -4, -2, -1, 1, 2, 3, 4, 8, 16, 64, 512)
@@ -77,7 +165,7 @@ def _conformance_sources() -> list[str]:
 
 def seed_programs() -> list[str]:
     """The programs mutations start from, in a fixed order; each one compiles."""
-    sources = []
+    sources = [VERIFIER_HEADER + body for body in VERIFIER_SEEDS]
     for pattern in SOURCE_FILES:
         sources += [Path(p).read_text() for p in sorted(glob.glob(str(REPO / pattern), recursive=True))]
     sources += _conformance_sources()
@@ -267,14 +355,38 @@ def m_insert(rng, forms, all_nodes, corpus):
         body.insert(rng.randrange(start, len(body) + 1) if len(body) >= start else len(body), rng.choice(INSERTS))
 
 
-MUTATIONS = (m_offset, m_offset, m_min_len, m_type, m_swap_args, m_kind, m_kind, m_null_check, m_map, m_compare,
+VARIABLES = ("(logand (load u8 data 0) 15)", "(get-prandom-u32)", "(logand (ktime-get-ns) 63)",
+             "(load u8 data 1)", "(logand (getmap counts 0) 7)", "(- (load u8 data 2) 8)", "(* (load u8 data 3) 4)")
+
+
+def m_index(rng, forms, all_nodes, corpus):
+    """A constant offset or index becomes a number the program computes."""
+    hits = [(p, i) for p, i in _in_program(all_nodes) if isinstance(p[i], Int) and i > 0
+            and _head(p) in MEMORY_HEADS | {"+", "GETMAP", "INCF", "MAP-LOOKUP"}]
+    hit = _pick(rng, hits)
+    if hit:
+        p, i = hit
+        p[i] = rng.choice(VARIABLES)
+
+
+def m_move_pointer(rng, forms, all_nodes, corpus):
+    """The pointer of a load or store moves by a constant or by a computed number."""
+    hits = [p[i] for p, i in _in_program(all_nodes) if isinstance(p[i], list) and _head(p[i]) in ("LOAD", "STORE")
+            and len(p[i]) >= 4]
+    node = _pick(rng, hits)
+    if node:
+        delta = rng.choice(("4", "14", "-2", "(logand (load u8 data 0) 7)", "(get-prandom-u32)", "64"))
+        node[2] = [Symbol("+"), node[2], delta]
+
+
+MUTATIONS = (m_index, m_move_pointer, m_offset, m_offset, m_min_len, m_type, m_swap_args, m_kind, m_kind, m_null_check, m_map, m_compare,
              m_statements, m_statements, m_subtree, m_insert)
 
 
 def program(seed: int, index: int, corpus: list[str]) -> str:
     """Program number ``index`` of the run with ``seed``."""
     rng = random.Random(f"{seed}:{index}")
-    forms = parse(rng.choice(corpus))
+    forms = parse(rng.choice(corpus[:len(VERIFIER_SEEDS)] if rng.random() < 0.4 else corpus))
     for _ in range(rng.choice((1, 1, 2, 2, 3))):
         rng.choice(MUTATIONS)(rng, forms, nodes(forms), corpus)
     return "\n".join(text(f) for f in forms) + "\n"
