@@ -23,7 +23,9 @@ def fail(loc: Loc, what: str, hint: str | None = None, expected: str | None = No
          rule: str = "verifier") -> NoReturn:
     """Raise the located error; ``rule`` ("verifier" or one of ``LANGUAGE_RULES``) says whose rule
     the program breaks (``CompileError.rule``)."""
-    err = CompileError(loc, what, hint=hint, expected=expected)
+    here = f" (line {loc.line})"  # a reference to the error's own line says nothing
+    err = CompileError(loc, what.replace(here, ""), hint=hint.replace(here, "") if hint else hint,
+                       expected=expected)
     err.rule = rule
     raise err
 
@@ -39,9 +41,11 @@ def line(loc: Loc | None) -> str:
 
 def slot_name(slot: StackSlot) -> str:
     if slot.kind == "alloc":
-        return f"the {slot.size}-byte stack buffer (struct-alloc, make-..., stack-addr){line(slot.loc)}"
+        return f"the {slot.size}-byte stack buffer{line(slot.loc)}"
     if slot.kind == "scratch":
         return f"the {slot.size}-byte map key/value buffer{line(slot.loc)}"
+    if slot.kind == "capture":
+        return f"the {slot.size}-byte area a bpf_loop body shares with its caller{line(slot.loc)}"
     return f"the {slot.size}-byte register spill slot"
 
 

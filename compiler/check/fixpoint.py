@@ -6,7 +6,10 @@ verifier would refuse; for a callback, the states it returns in.
 
 Like the verifier, the analysis is path-sensitive: each block keeps the states it was reached
 with, up to ``STATES_PER_BLOCK``, and a state another one covers (on the registers live there)
-is not explored again — the verifier's state pruning. Past that many, a new state is joined into
+is not explored again — the verifier's state pruning, with numbers no check depends on forgotten
+(``relevance``) as the verifier ignores those it did not mark precise. A loop's head keeps more
+states, ``STATES_PER_LOOP_HEAD``: short loops are walked iteration by iteration, as the verifier
+walks them. Past that many, a new state is joined into
 one it is compatible with (the same kinds of pointers in the same places), so the number of
 states stays bounded; numbers that were constants on each path stay ``exact`` (the verifier, which
 walks each path, sees a constant). At a loop's head the joins widen every bound that still moves,
@@ -26,12 +29,13 @@ import heapq
 
 from .. import ir
 from ..decls import ProgDef, Unit
-from . import scalar, values
+from . import relevance, scalar, values
 from .state import State, fresh_slot, slot_key
 from .transfer import step, terminate
 
 STATES_PER_BLOCK = 12
-MAX_STATES_PER_BLOCK = 64
+STATES_PER_LOOP_HEAD = 72  # a loop's iterations, walked one by one as the verifier walks them
+MAX_STATES_PER_BLOCK = 160
 WIDEN_AFTER = 3
 MAX_STEPS = 400_000
 MAX_CALLBACK_ROUNDS = 8
@@ -78,6 +82,7 @@ class Checker:
         out = ir.live_out(fn)
         self.live_in = {b.label: ir.live_in_of(b, out[b.label]) for b in order}
         self.scratch = {slot_key(s) for s in fn.slots if s.kind == "scratch"}
+        self.relevant = relevance.relevant(fn)
         self.thresholds = _thresholds(fn)
         self._ids = {}
         for i, insn in enumerate(fn.all_insns(), 1):
@@ -103,13 +108,13 @@ class Checker:
         def admit(label: str, state: State) -> None:
             nonlocal seq
             if label != entry:
-                state = state.restrict(self.live_in[label], self.scratch)
+                state = state.restrict(self.live_in[label], self.scratch, self.relevant)
             entries = stored[label]
             for e in entries:
                 if e.state.contains(state):
                     return
             target = None
-            if len(entries) < STATES_PER_BLOCK:
+            if len(entries) < (STATES_PER_LOOP_HEAD if label in self.loop_heads else STATES_PER_BLOCK):
                 entries.append(_Entry(state))
                 target = state
             else:

@@ -32,12 +32,16 @@ class State:
     def copy(self) -> State:
         return State(dict(self.regs), dict(self.stack), dict(self.spills), dict(self.refs))
 
-    def restrict(self, live: set, scratch: set) -> State:
-        """Only the registers in ``live`` survive, and the ``scratch`` slots (a helper call's key and
+    def restrict(self, live: set, scratch: set, relevant: set) -> State:
+        """Only the registers in ``live`` survive, numbers outside ``relevant`` are forgotten (no
+        check depends on them: ``relevance``), and the ``scratch`` slots (a helper call's key and
         value buffers, written right before it) start over unwritten."""
         stack = {s: (fresh_slot(len(b)) if s in scratch else b) for s, b in self.stack.items()}
-        return State({v: x for v, x in self.regs.items() if v in live}, stack,
-                     {k: x for k, x in self.spills.items() if k[0] not in scratch}, dict(self.refs))
+        regs = {}
+        for v, x in self.regs.items():
+            if v in live:
+                regs[v] = x if v in relevant or values.is_pointer(x) else values.FORGOTTEN
+        return State(regs, stack, {k: x for k, x in self.spills.items() if k[0] not in scratch}, dict(self.refs))
 
     # -- every value, for rules that update all copies of a pointer at once --------------
     def each_value(self):

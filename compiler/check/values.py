@@ -61,6 +61,7 @@ class Pointer(NamedTuple):
 
 
 Value = Union[Scalar, Pointer]
+FORGOTTEN = scalar.UNKNOWN  # a number no check depends on, once the checker stops tracking it
 
 
 def is_pointer(v: Value) -> bool:
