@@ -96,7 +96,7 @@ class Checker:
         return self._ids[id(insn)] + k
 
     def entry_state(self) -> State:
-        return State(stack={slot_key(s): fresh_slot(s.size) for s in self.fn.slots})
+        return State(stack={slot_key(s): fresh_slot(s.size) for s in self.fn.slots if s.kind != "scratch"})
 
     def run(self, start: State | None = None) -> list:
         """Interpret from ``start`` (the program's entry state by default); the states of ``ret``."""

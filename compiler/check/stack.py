@@ -26,7 +26,7 @@ from ..ir import StackSlot
 from . import scalar, values
 from .diag import byte_range, fail, slot_name
 from .scalar import Scalar
-from .state import INVALID, MISC, SPILL, ZERO, State, slot_key
+from .state import INVALID, MISC, SPILL, ZERO, State, fresh_slot, slot_key
 from .values import Value
 
 
@@ -62,16 +62,22 @@ def check_access(insn, slot: StackSlot, off: int, var: Scalar, size: int, verb: 
 
 # -- contents ----------------------------------------------------------------------------------
 
+def _bytes(state: State, slot: StackSlot) -> str:
+    """The slot's byte codes; a helper call's key/value buffer not yet written this block is fresh."""
+    b = state.stack.get(slot_key(slot))
+    return b if b is not None else fresh_slot(slot.size)
+
+
 def _drop_spill_chunk(state: State, slot: StackSlot, chunk: int) -> None:
     """A write into an 8-byte chunk holding a spill leaves plain data there."""
     if (slot_key(slot), chunk) in state.spills:
         del state.spills[(slot_key(slot), chunk)]
-        b = state.stack[slot_key(slot)]
+        b = _bytes(state, slot)
         state.stack[slot_key(slot)] = b[:chunk] + b[chunk:chunk + 8].replace(SPILL, MISC) + b[chunk + 8:]
 
 
 def _set(state: State, slot: StackSlot, lo: int, hi: int, code: str) -> None:
-    b = state.stack[slot_key(slot)]
+    b = _bytes(state, slot)
     state.stack[slot_key(slot)] = b[:lo] + code * (hi - lo) + b[hi:]
 
 
@@ -94,7 +100,7 @@ def write(insn, state: State, slot: StackSlot, off: int, size: int, value: Value
         value = scalar.UNKNOWN
     _drop_spill_chunk(state, slot, chunk)
     if spillable:
-        b = state.stack[slot_key(slot)]
+        b = _bytes(state, slot)
         rest = "".join(c if c in (ZERO, INVALID, MISC) else MISC for c in b[off + size:off + 8])
         state.stack[slot_key(slot)] = b[:off] + SPILL * size + rest + b[off + 8:]
         state.spills[(slot_key(slot), off)] = (value, size)  # the whole register, as the verifier keeps it
@@ -105,7 +111,7 @@ def write(insn, state: State, slot: StackSlot, off: int, size: int, value: Value
 
 def read(insn, state: State, slot: StackSlot, off: int, size: int) -> Value:
     """A fixed-offset load (bounds and alignment already checked)."""
-    b = state.stack[slot_key(slot)]
+    b = _bytes(state, slot)
     chunk = off - off % 8
     spill = state.spills.get((slot_key(slot), chunk)) if aligned8(slot) else None
     if spill is not None:
@@ -131,12 +137,12 @@ def write_var(state: State, slot: StackSlot, lo: int, hi: int, value: Value) -> 
     zero = not values.is_pointer(value) and value.is_const and value.value == 0
     for chunk in range(lo - lo % 8, hi, 8):
         _drop_spill_chunk(state, slot, chunk)
-    b = state.stack[slot_key(slot)]
+    b = _bytes(state, slot)
     state.stack[slot_key(slot)] = b[:lo] + "".join(ZERO if zero and c == ZERO else MISC for c in b[lo:hi]) + b[hi:]
 
 
 def read_var(state: State, slot: StackSlot, lo: int, hi: int, size: int) -> Value:
-    part = state.stack[slot_key(slot)][lo:hi]
+    part = _bytes(state, slot)[lo:hi]
     return scalar.ZERO if part and all(c == ZERO for c in part) else scalar.of_width(size)
 
 
@@ -148,7 +154,7 @@ def helper_writes(state: State, slot: StackSlot, lo: int, hi: int) -> None:
 def constant_at(state: State, slot: StackSlot, off: int, size: int) -> int | None:
     """The number bytes off..off+size-1 are known to hold, if the verifier knows it: zero bytes
     from ``off`` within its 8-byte chunk, or a number stored whole at ``off`` (8-aligned)."""
-    b = state.stack[slot_key(slot)]
+    b = _bytes(state, slot)
     chunk_end = off - off % 8 + 8
     if off + size <= chunk_end and all(c == ZERO for c in b[off:off + size]):
         return 0

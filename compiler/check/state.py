@@ -35,8 +35,8 @@ class State:
     def restrict(self, live: set, scratch: set, relevant: set) -> State:
         """Only the registers in ``live`` survive, numbers outside ``relevant`` are forgotten (no
         check depends on them: ``relevance``), and the ``scratch`` slots (a helper call's key and
-        value buffers, written right before it) start over unwritten."""
-        stack = {s: (fresh_slot(len(b)) if s in scratch else b) for s, b in self.stack.items()}
+        value buffers, written right before it) are dropped: they start over unwritten."""
+        stack = {s: b for s, b in self.stack.items() if s not in scratch}
         regs = {}
         for v, x in self.regs.items():
             if v in live:
