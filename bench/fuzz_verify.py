@@ -37,8 +37,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from compiler import CompileError, compile_source  # noqa: E402
-from compiler import verify  # noqa: E402
+from compiler import (  # noqa: E402
+    CompileError,
+    compile_source,
+    verify,  # noqa: E402
+)
 from compiler.forms import Int, List, Str, Symbol  # noqa: E402
 from compiler.reader import read  # noqa: E402
 

@@ -16,7 +16,9 @@ module: ``alu`` (arithmetic on numbers and pointers), ``memory`` (loads and stor
 kind), ``packet`` (packet bounds and the comparisons that prove them), ``stack`` (slot bounds,
 alignment, spills), ``ctx`` (context fields), ``branches`` (what a comparison teaches each side:
 packet ranges, null checks, number bounds), ``helpers`` (each helper's prototype, availability,
-references). ``diag`` words the errors.
+references); ``relevance`` says which numbers can matter to a check (the others are forgotten,
+as the verifier prunes states ignoring numbers it did not mark precise). ``diag`` words the
+errors; docs/verifier-checks.md has the whole picture and the measurements.
 """
 
 from __future__ import annotations

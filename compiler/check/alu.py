@@ -135,6 +135,4 @@ def unary(insn, op: str, a):
         return scalar.truncate(a, insn.size)
     if op == "trunc" and insn.size < 4:
         _refuse(insn, a, f"casts to u{8 * insn.size}", "a pointer cannot be cut to fewer than 32 bits")
-    if a.maybe_null and op == "trunc":
-        pass
-    return scalar.UNKNOWN if op != "trunc" else scalar.of_width(4)
+    return scalar.UNKNOWN if op != "trunc" else scalar.of_width(4)  # the pointer's value, as a number

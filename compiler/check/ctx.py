@@ -14,7 +14,7 @@ to the kernel.
 from __future__ import annotations
 
 from .. import builtins
-from . import scalar, values
+from . import scalar
 from .diag import fail
 from .values import PACKET, PACKET_END, PACKET_META, Pointer
 
@@ -24,10 +24,6 @@ _NAMES = {"xdp": "XDP (xdp_md)", "tc": "TC (__sk_buff)"}
 
 def _field(prog_type: str, off: int):
     return builtins.ctx_field_at(prog_type, off)
-
-
-def _known_end(prog_type: str) -> int:
-    return max(f.offset + 4 * f.count for f in builtins.CTX_LAYOUTS[prog_type].values())
 
 
 def access(insn, prog_type: str, ptr: Pointer, off: int, size: int, write: bool):
@@ -70,10 +66,3 @@ def access(insn, prog_type: str, ptr: Pointer, off: int, size: int, write: bool)
         return Pointer(kind, origin=insn.loc)
     return scalar.of_width(size)
 
-
-def is_pointer_field(prog_type: str, off: int) -> bool:
-    found = _field(prog_type, off)
-    return found is not None and found[0] in _POINTER_FIELDS
-
-
-__all__ = ["access", "is_pointer_field", "values"]

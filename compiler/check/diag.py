@@ -12,7 +12,6 @@ from typing import NoReturn
 from ..errors import CompileError, Loc
 from ..ir import StackSlot
 
-
 # Rules stricter than the kernel's verifier, kept because breaking them is a bug in the program
 # whatever the kernel says: bytes outside a stack slot belong to another variable (the frame
 # layout is the allocator's), and r1-r5 hold nothing the program named at an asm instruction.

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .. import builtins
 from ..ir import MapRef, SlotRef
 from . import packet, scalar, stack, values
 from .diag import fail, line
@@ -136,7 +135,7 @@ def call(ck, state, insn):
     if insn.helper in UNAVAILABLE[ck.prog_type]:
         alt = _ALTERNATIVE.get(insn.helper)
         fail(insn.loc, f"{proto.name} (helper {insn.helper}) is not available to {ck.prog_type.upper()} programs",
-             hint=f"use {alt}" if alt else f"the kernel offers it only to other program types")
+             hint=f"use {alt}" if alt else "the kernel offers it only to other program types")
     if len(insn.args) < len(proto.args):
         fail(insn.loc, f"{proto.name} takes {len(proto.args)} argument(s), got {len(insn.args)}",
              hint=f"call it by name with all its arguments: ({proto.name} ...)")
@@ -145,7 +144,7 @@ def call(ck, state, insn):
     mapdef = call_maps[0] if call_maps else None
     writes = []
     for k, kind in enumerate(proto.args):
-        v, operand = args[k], insn.args[k]
+        v = args[k]
         n = k + 1
         if kind == ANY:
             if isinstance(v, FuncArg):
@@ -359,11 +358,3 @@ def _constant_key(state, key, size: int):
     if off < 0 or off + size > key.region.size:
         return None
     return stack.constant_at(state, key.region, off, size)
-
-
-def helper_name(helper_id: int) -> str:
-    proto = PROTOS.get(helper_id)
-    if proto is not None:
-        return proto.name
-    names = [n.lower() for n, h in builtins.HELPERS.items() if h.id == helper_id]
-    return names[0] if names else f"helper {helper_id}"

@@ -21,7 +21,6 @@ check_packet_access), checked against this kernel by tests/kernel/compiler/test_
 
 from __future__ import annotations
 
-from . import values
 from .diag import byte_range, fail, line
 from .state import State
 from .values import AT_END, BEYOND_END, MAX_PACKET_OFF, PACKET, PACKET_END, PACKET_META, Pointer
@@ -118,5 +117,3 @@ def learn(state: State, reg, ptr: Pointer, fact: str, loc) -> None:
         return x
     state.map_values(widen)
 
-
-__all__ = ["check_access", "match", "decided", "learn", "values"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from ..ir import VReg
 from . import values
-from .values import Value
 
 INVALID, MISC, ZERO, SPILL = "i", "m", "z", "s"
 
@@ -104,7 +103,7 @@ class State:
             y = other.regs.get(v)
             if y is None or not values.compatible(x, y):
                 return False
-        for key, (x, size) in self.spills.items():
+        for key, (x, _size) in self.spills.items():
             theirs = other.spills.get(key)
             if theirs is not None and values.is_pointer(x) and not values.compatible(x, theirs[0]):
                 return False
