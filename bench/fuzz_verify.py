@@ -406,23 +406,28 @@ def reason_class(reason: str) -> str:
 
 
 def outcome(source: str, maps, second_opinion: bool = True, check_stage: bool = True) -> tuple[str, str]:
-    """("refused" | "loaded" | "rejected" | "false-refusal", detail): refused by the compiler, loaded
-    by the kernel, accepted by the compiler and refused by the kernel (the detail is the verifier's
-    reason), or refused by the checking stage for a verifier rule although the kernel loads it
+    """(outcome, detail): "refused" (by a stage before the checking stage), "refused:check" (by
+    the checking stage, for one of the verifier's rules), "refused:language" (by the checking
+    stage, for one of its own stricter rules), "loaded" (by the kernel), "rejected" (accepted by the
+    compiler and refused by the kernel; the detail is the verifier's reason), "ice" (a compiler
+    bug), or "false-refusal": refused by the checking stage for a verifier rule although the kernel loads it
     (checked when ``second_opinion``: the program is compiled again without the stage and loaded;
     the stage's own stricter rules, ``check.diag.LANGUAGE_RULES``, are not the verifier's)."""
     try:
         obj = compile_source(source, FILENAME, check_stage)
     except CompileError as err:
         first = str(err).splitlines()[0]
-        if second_opinion and getattr(err, "rule", None) == "verifier":
+        rule = getattr(err, "rule", None)
+        if rule is not None and rule != "verifier":
+            return "refused:language", first
+        if second_opinion and rule == "verifier":
             try:
                 unchecked = compile_source(source, FILENAME, check_stage=False)
             except Exception:  # noqa: BLE001 - refused by an earlier stage: not the checker's call
                 return "refused", first
             if not verify.trial_load(unchecked, maps):
                 return "false-refusal", first
-        return "refused", first
+        return ("refused:check" if rule == "verifier" else "refused"), first
     except Exception as err:  # noqa: BLE001 - an internal compiler error is the compile fuzzer's finding
         return "ice", f"{type(err).__name__}: {err}"
     rejections = verify.trial_load(obj, maps)
@@ -435,7 +440,8 @@ def run(seed: int, start: int, count: int, corpus: list[str] | None = None, chec
     corpus = seed_programs() if corpus is None else corpus
     sc, _errors = verify.loader()
     maps = verify.MapCache(sc)
-    counts = {"generated": 0, "refused": 0, "ice": 0, "loaded": 0, "rejected": 0, "false-refusal": 0}
+    counts = {"generated": 0, "refused": 0, "refused:check": 0, "refused:language": 0, "ice": 0, "loaded": 0,
+              "rejected": 0, "false-refusal": 0}
     classes: dict[str, dict] = {}
     false_refusals: list = []
     try:
@@ -488,8 +494,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1) + "\n")
     c = summary["counts"]
+    refused = c["refused"] + c["refused:check"] + c["refused:language"] + c["false-refusal"]
     print(f"seed {args.seed}, programs {args.start}..{args.start + args.count - 1}: generated {c['generated']}, "
-          f"refused by the compiler {c['refused']}, internal errors {c['ice']}, accepted {summary['accepted']}, "
+          f"refused by the compiler {refused} (by the checking stage: {c['refused:check']} for the verifier's "
+          f"rules, {c['refused:language']} for its own), internal errors {c['ice']}, accepted {summary['accepted']}, "
           f"loaded {c['loaded']}, refused by the kernel {c['rejected']}: "
           f"{100 * summary['pass_rate']:.2f}% of accepted programs load ({summary['seconds']} s)")
     for reason, entry in summary["rejections"].items():

@@ -148,7 +148,8 @@ class Checker:
                 step(self, current, insn)
             if block.term.op == "ret":
                 terminate(self, current, block.term)
-                self.exits.append(current)
+                if self.is_callback:
+                    self.exits.append(current)
                 continue
             for target, out in terminate(self, current, block.term):
                 admit(target, out)
