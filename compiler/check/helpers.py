@@ -244,8 +244,9 @@ def _size(insn, v, proto: Proto, n: int, zero_ok: bool) -> int:
         fail(insn.loc, f"the size given to {proto.name} (argument {n}) is not bounded ({v.describe()})",
              hint="bound it: mask it or compare it with the buffer's size first")
     if v.umin == 0 and not zero_ok:
-        fail(insn.loc, f"the size given to {proto.name} (argument {n}) may be 0 ({v.describe()}), which it "
-                       f"does not accept", hint="check (> n 0) first")
+        fail(insn.loc, f"the size given to {proto.name} (argument {n}) "
+                       f"{'is 0' if v.is_const else f'may be 0 ({v.describe()})'}, which it does not accept",
+             hint="check (> n 0) first")
     return v.umax
 
 
