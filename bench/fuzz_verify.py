@@ -221,9 +221,10 @@ def _in_program(all_nodes):
 
 def m_offset(rng, forms, all_nodes, corpus):
     """An integer in a memory form (offset, size, length) moves a little or a lot."""
-    ints = [(p, i) for p, i in _in_program(all_nodes) if isinstance(p[i], Int) and _head(p) in MEMORY_HEADS | {
-        "MEMSET", "MEMCPY"} or (isinstance(p[i], Int) and i > 0 and isinstance(p[i - 1], Symbol)
-                                 and p[i - 1].name == ":MIN-LEN")]
+    def memory_int(p, i):
+        return isinstance(p[i], Int) and (_head(p) in MEMORY_HEADS or (
+            i > 0 and isinstance(p[i - 1], Symbol) and p[i - 1].name == ":MIN-LEN"))
+    ints = [(p, i) for p, i in _in_program(all_nodes) if memory_int(p, i)]
     ints = ints or [(p, i) for p, i in _in_program(all_nodes) if isinstance(p[i], Int)]
     hit = _pick(rng, ints)
     if hit:
@@ -390,7 +391,7 @@ def program(seed: int, index: int, corpus: list[str]) -> str:
     """Program number ``index`` of the run with ``seed``."""
     rng = random.Random(f"{seed}:{index}")
     forms = parse(rng.choice(corpus[:len(VERIFIER_SEEDS)] if rng.random() < 0.4 else corpus))
-    for _ in range(rng.choice((1, 1, 2, 2, 3))):
+    for _round in range(rng.choice((1, 1, 2, 2, 3))):
         rng.choice(MUTATIONS)(rng, forms, nodes(forms), corpus)
     return "\n".join(text(f) for f in forms) + "\n"
 
@@ -468,7 +469,7 @@ def run(seed: int, start: int, count: int, corpus: list[str] | None = None, chec
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--start", type=int, default=0, help="index of the first program")
     parser.add_argument("--count", type=int, default=1000, help="programs to generate")

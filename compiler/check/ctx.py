@@ -65,4 +65,3 @@ def access(insn, prog_type: str, ptr: Pointer, off: int, size: int, write: bool)
     if kind is not None:
         return Pointer(kind, origin=insn.loc)
     return scalar.of_width(size)
-

@@ -198,8 +198,8 @@ def call(ck, state, insn):
                 fail(insn.loc, f"argument {n} of {proto.name} must be a callback, got {_describe(v)}",
                      hint="bpf_loop callbacks come from dotimes")
         elif kind == STACK_OR_NULL:
-            if not ((isinstance(v, Pointer) and v.kind == STACK) or (isinstance(v, Scalar) and v.is_const
-                                                                       and v.value == 0)):
+            null = isinstance(v, Scalar) and v.is_const and v.value == 0
+            if not (null or (isinstance(v, Pointer) and v.kind == STACK)):
                 fail(insn.loc, f"argument {n} of {proto.name} must be a stack pointer or 0, got {_describe(v)}",
                      hint="pass a struct-alloc buffer, or 0")
     for slot, lo, hi in writes:
@@ -254,8 +254,8 @@ def _memory(ck, state, insn, v, size: int, write: bool, what: str, proto: Proto,
             key_hint: bool = False) -> None:
     if size == 0:
         return
-    if isinstance(v, Scalar) or (isinstance(v, Pointer) and (v.kind in (STALE, CTX, SOCKET, BTF) or v.maybe_null
-                                                              or v.kind == values.PACKET_END)):
+    unusable = (STALE, CTX, SOCKET, BTF, values.PACKET_END)
+    if not isinstance(v, Pointer) or v.kind in unusable or v.maybe_null:
         if key_hint and isinstance(v, Scalar):
             hint = ("this map takes its key by pointer (a struct key, or a key wider than 8 bytes): pass a pointer "
                     f"to the key's {size} bytes, e.g. a struct (make-NAME ...) or (struct-alloc {size}) filled in")

@@ -116,4 +116,3 @@ def learn(state: State, reg, ptr: Pointer, fact: str, loc) -> None:
             return x._replace(range=new, checked=loc)
         return x
     state.map_values(widen)
-

@@ -487,7 +487,7 @@ def refine(cond: str, a: Scalar, b: Scalar) -> tuple:
                        smax=min(a.smax, b.smax), tn=t, exact=a.exact or b.exact)
         return _sync_or_empty(m), _sync_or_empty(m._replace(id=b.id))
     if cond == "ne":
-        return _exclude(a, b), _exclude(b, a)
+        return _exclude(a, other=b), _exclude(b, other=a)
     if cond == "le":
         a = a._replace(umax=min(a.umax, b.umax))
         b = b._replace(umin=max(b.umin, a.umin))
@@ -503,11 +503,11 @@ def refine(cond: str, a: Scalar, b: Scalar) -> tuple:
     return _sync_or_empty(a), _sync_or_empty(b)
 
 
-def _exclude(a: Scalar, b: Scalar) -> Scalar:
-    """``a`` knowing it differs from the constant ``b``: a bound equal to it moves by one."""
-    if not b.is_const:
+def _exclude(a: Scalar, other: Scalar) -> Scalar:
+    """``a`` knowing it differs from the constant ``other``: a bound equal to it moves by one."""
+    if not other.is_const:
         return a
-    v = b.value
+    v = other.value
     umin, umax, smin, smax = a.umin, a.umax, a.smin, a.smax
     if umin == v:
         umin += 1

@@ -78,7 +78,7 @@ def program(rng: random.Random) -> tuple[list, Scalar, list]:
              isa.alu64_imm(isa.ADD, R2, -4), isa.call(1), isa.Insn(isa.JMP | isa.JNE | isa.K, R0, 0, 2, 0),
              isa.mov64_imm(R0, 0), isa.exit_(), isa.ldx(WIDTHS[width], R6, R0, 0), isa.ldx(isa.B, R7, R0, 1)]
     mine, other, done = scalar.of_width(width), scalar.of_width(1), []
-    for _ in range(rng.randint(1, 3)):
+    for _step in range(rng.randint(1, 3)):
         op = rng.choice(ir.BINARY_OPS)
         if op in ir.SHIFTS or rng.random() < 0.6:
             imm = rng.randint(0, 63) if op in ir.SHIFTS else rng.choice(IMMEDIATES)
@@ -110,7 +110,7 @@ def test_the_stage_knows_what_the_verifier_knows(pin_dir):
     rng = random.Random(2026)
     mismatches, compared = [], 0
     try:
-        for _ in range(COUNT):
+        for _program in range(COUNT):
             insns, mine, done = program(rng)
             code = bytearray(isa.encode(insns))
             struct.pack_into("<i", code, 8 + 4, fd)  # the ld_imm64 of the map, second instruction

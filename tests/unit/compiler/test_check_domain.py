@@ -29,7 +29,7 @@ def members(s: Scalar, rng: random.Random, n: int = 24) -> list[int]:
     """Concrete numbers ``s`` allows (its bounds and some inside them)."""
     out = {v for v in (s.umin, s.umax, s.smin & M, s.smax & M, s.tn.value, s.tn.value | s.tn.mask)
            if contains(s, v)}
-    for _ in range(n * 4):
+    for _try in range(n * 4):
         if len(out) >= n:
             break
         v = (s.tn.value | (rng.getrandbits(64) & s.tn.mask)) & M
@@ -62,7 +62,7 @@ def scalars(draw):
     return scalar.UNKNOWN
 
 
-OPS = [op for op in ir.BINARY_OPS]
+OPS = list(ir.BINARY_OPS)
 
 
 @settings(max_examples=400, deadline=None)
@@ -123,13 +123,15 @@ def test_widening_stops_at_the_programs_constants():
 
 def test_tnum_operations_match_concrete_bits():
     rng = random.Random(7)
-    for _ in range(500):
+    for _round in range(500):
         a = tnum.Tnum(rng.getrandbits(8), 0)
-        a = tnum.Tnum(a.value & ~(m := rng.getrandbits(8)) & M, m)
+        m = rng.getrandbits(8)
+        a = tnum.Tnum(a.value & ~m & M, m)
         b = tnum.Tnum(rng.getrandbits(8), 0)
-        b = tnum.Tnum(b.value & ~(n := rng.getrandbits(8)) & M, n)
-        xs = [a.value | (rng.getrandbits(8) & a.mask) for _ in range(4)]
-        ys = [b.value | (rng.getrandbits(8) & b.mask) for _ in range(4)]
+        n = rng.getrandbits(8)
+        b = tnum.Tnum(b.value & ~n & M, n)
+        xs = [a.value | (rng.getrandbits(8) & a.mask) for _k in range(4)]
+        ys = [b.value | (rng.getrandbits(8) & b.mask) for _k in range(4)]
         for x in xs:
             for y in ys:
                 for fn, op in ((tnum.add, lambda p, q: p + q), (tnum.sub, lambda p, q: p - q),
