@@ -9,13 +9,14 @@ check_mem_region_access, check_atomic):
 - a map value is ``value_size`` bytes, a ring buffer record the size it was reserved with; an
   access at a variable offset must stay inside for every offset the variable part allows, which
   must not be negative;
-- atomic adds go to map values, stack or ring buffer records, not to the packet or the context.
+- atomic adds go to map values, stack or ring buffer records, not to the packet or the context,
+  at an address aligned to their size (the verifier checks alignment strictly for them).
 """
 
 from __future__ import annotations
 
 from ..ir import SlotRef
-from . import alu, ctx, packet, scalar, stack, values
+from . import alu, ctx, packet, scalar, stack, tnum, values
 from .diag import byte_range, fail, line
 from .scalar import Scalar
 from .values import BTF, CTX, MAP_VALUE, MEM, PACKET_END, PACKET_KINDS, SOCKET, STACK, STALE, Pointer
@@ -113,6 +114,11 @@ def atomic(ck, state, insn, base, off: int, size: int, value) -> None:
     if isinstance(base, Pointer) and base.kind in (*PACKET_KINDS, CTX):
         fail(insn.loc, f"atomic-add into {values.describe(base)}: the verifier allows atomic operations only on "
                        f"map values and the stack", hint="use a plain load, add and store")
+    if isinstance(base, Pointer) and not tnum.add(base.var.tn, tnum.const(base.off + off)).is_aligned(size):
+        fail(insn.loc, f"atomic-add of {size} bytes at offset {base.off + off}"
+                       f"{'' if base.var.is_const else f' plus {base.var.describe()}'} of {values.describe(base)}: "
+                       f"the verifier wants atomic operations aligned to their size",
+             hint=f"add at an offset that is a multiple of {size}")
     access(ck, state, insn, base, off, size, False)
     if isinstance(base, Pointer) and base.kind == STACK and base.var.is_const:
         stack.write(insn, state, base.region, base.off + off, size, alu.as_number(scalar.UNKNOWN), False)

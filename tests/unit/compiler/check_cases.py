@@ -189,6 +189,11 @@ CASES = [
          1, 44, "atomic-add into a packet pointer",
          "  (let ((v (map-lookup h 0))) (when v (atomic-add v 0 1 u32)))",
          "BPF_ATOMIC stores into R"),
+    case("a misaligned atomic add",
+         "  (let ((v (map-lookup h 0))) (when v (atomic-add (+ v 4) 0 1)))",
+         1, 39, "the verifier wants atomic operations aligned to their size",
+         "  (let ((v (map-lookup h 0))) (when v (atomic-add v 0 1)))",
+         "misaligned value access"),
     # -- the stack ---------------------------------------------------------------------------------
     case("a stored pointer read in part",
          "  (let ((s (struct-alloc 8))) (store u64 s 0 (xdp-data)) (setf (getmap h 0) (load u32 s 0)))",
