@@ -6,6 +6,7 @@ Standard library only. The pipeline (each stage one module, data flowing one way
     expand   forms -> Unit of core forms        (decls.py; macro_eval.py runs user defmacros)
     lower    core forms -> IR                   (ir.py)
     opt      IR -> IR                           (opt/)
+    check    IR -> IR, refusing what the verifier would    (check/)
     regalloc IR -> IR on r0-r9 + stack
     emit     IR -> instructions                 (isa.py, code.py)
     btf/elf  instructions + maps -> ELF bytes
@@ -17,11 +18,12 @@ Standard library only. The pipeline (each stage one module, data flowing one way
 from .errors import CompileError, Loc
 
 
-def compile_source(text: str, filename: str = "<string>"):
-    """Compile Whistler source text. Returns a ``code.CompiledObject`` (``.elf`` is the bytes)."""
+def compile_source(text: str, filename: str = "<string>", check_stage: bool = True):
+    """Compile Whistler source text. Returns a ``code.CompiledObject`` (``.elf`` is the bytes).
+    ``check_stage=False`` skips the stage that refuses what the kernel's verifier would refuse."""
     from .pipeline import compile_source as _compile
 
-    return _compile(text, filename)
+    return _compile(text, filename, check_stage)
 
 
 __all__ = ["CompileError", "Loc", "compile_source"]

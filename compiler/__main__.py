@@ -2,10 +2,15 @@
 
 In: argv. Out: files and text, and the exit status:
 
-  compile SRC [-o OUT]   write the object (default OUT: SRC with .lisp -> .bpf.o)
+  compile SRC [-o OUT] [--verify]   write the object (default OUT: SRC with .lisp -> .bpf.o)
   disasm SRC|OBJ         per program: section, name, instruction count, listing with map names
                          (OBJ: any BPF ELF object, ours or clang's)
-  check SRC              compile, print per-program instruction counts, write nothing
+  check SRC [--verify]   compile, print per-program instruction counts, write nothing
+
+``--verify`` also loads every program into the running kernel against throwaway maps (root;
+nothing is pinned or kept) and reports each one the verifier refuses at the file:line:col of
+the instruction it stopped at; ``compile`` then writes no object. Only ``--verify`` imports the
+loader's bpf(2) layer (``compiler.verify``).
 
 Exit 0 on success, 1 for an error in the input (printed as ``file:line:col: error: ...`` with
 the source line and a caret), 2 for a usage error (bad arguments, unreadable or unwritable
@@ -72,15 +77,41 @@ def default_output(src: str) -> str:
     return (src[: -len(".lisp")] if src.endswith(".lisp") else src) + ".bpf.o"
 
 
+class Rejected(Exception):
+    """The kernel refused programs in a trial load (``--verify``); the errors are printed already."""
+
+
+def _verify(path: str, data: bytes, obj) -> None:
+    from . import verify
+
+    try:
+        rejections = verify.trial_load(obj)
+    except verify.Unavailable as exc:
+        raise UsageError(f"--verify: {exc}") from exc
+    for err in rejections:
+        if err.loc.file == path:
+            err.attach_source(data.decode("utf-8"))
+        print(err, file=sys.stderr)
+    if rejections:
+        raise Rejected()
+
+
 def cmd_compile(args) -> None:
-    obj = _compile(args.src, _read(args.src))
+    data = _read(args.src)
+    obj = _compile(args.src, data)
+    if args.verify:
+        _verify(args.src, data, obj)
     _write_atomically(args.output or default_output(args.src), obj.elf)
 
 
 def cmd_check(args) -> None:
-    obj = _compile(args.src, _read(args.src))
+    data = _read(args.src)
+    obj = _compile(args.src, data)
     for prog in obj.programs:
         print(f"{prog.decl.name}: {prog.slots} instructions (section {prog.decl.section})")
+    if args.verify:
+        _verify(args.src, data, obj)
+        print(f"the kernel's verifier accepts {'it' if len(obj.programs) == 1 else f'all {len(obj.programs)}'}")
 
 
 def _listings(path: str, data: bytes):
@@ -104,18 +135,23 @@ def cmd_disasm(args) -> None:
         print("\n".join(disassemble(insns)))
 
 
+VERIFY_HELP = "also load every program into the kernel against throwaway maps (root) and report refusals"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Whistler compiler: Lisp source -> BPF ELF object")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("compile", help="compile SRC to a BPF object")
     p.add_argument("src", metavar="SRC")
     p.add_argument("-o", "--output", metavar="OUT", help="output object (default: SRC with .lisp -> .bpf.o)")
+    p.add_argument("--verify", action="store_true", help=VERIFY_HELP)
     p.set_defaults(run=cmd_compile)
     p = sub.add_parser("disasm", help="list the instructions of SRC (compiled) or of an object file")
     p.add_argument("file", metavar="SRC|OBJ")
     p.set_defaults(run=cmd_disasm)
     p = sub.add_parser("check", help="compile SRC and print instruction counts, writing nothing")
     p.add_argument("src", metavar="SRC")
+    p.add_argument("--verify", action="store_true", help=VERIFY_HELP)
     p.set_defaults(run=cmd_check)
     return parser
 
@@ -129,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except BadObject as err:
         print(err, file=sys.stderr)
+        return 1
+    except Rejected:
         return 1
     except UsageError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

@@ -228,6 +228,18 @@ class Function:
         return "\n".join(out)
 
 
+SLOT_ALIGNMENT = 8
+
+
+def slot_alignment(size: int) -> int:
+    """The frame alignment of a stack slot: 8 bytes whatever its size. So an access aligned within
+    its slot is aligned in the frame (the verifier's stack alignment is strict), and what the
+    verifier remembers of the stack, which it tracks in 8-byte aligned chunks (a number stored at
+    the start of a chunk is known exactly, so a constant map key is known and an array lookup
+    with it cannot fail), follows from offsets within slots alone (``check.stack``)."""
+    return SLOT_ALIGNMENT
+
+
 # -- operand rules ---------------------------------------------------------------------------
 
 def fits_s32(value: int) -> bool:

@@ -4,10 +4,12 @@ In: source text and the file name to report in errors and line info. Out: the ``
 ``ProgramCode`` per program, and the ELF bytes. Stages, in order::
 
     reader.read -> expand.expand_unit -> per program: loopplan.plan -> lower.lower_program
-    -> opt.optimize -> regalloc.allocate -> emit.emit_program -> elf.write_object
+    -> opt.optimize -> check.check_program -> regalloc.allocate -> emit.emit_program
+    -> elf.write_object
 
 A loop that the plan lists as worth trying unrolled (a few iterations of a small body) is
-compiled both ways, one loop at a time, and the program keeps whichever has fewer instructions.
+compiled both ways, one loop at a time, and the program keeps whichever has fewer instructions
+among the ways the checking stage accepts (the error of the planned way if it accepts none).
 
 A ``CompileError`` (bad source) propagates with the offending source line attached. Running
 out of recursion depth while compiling a program is a ``CompileError`` at that program. Any
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import sys
 
-from . import elf, emit, expand, loopplan, lower, opt, reader, regalloc
+from . import check, elf, emit, expand, loopplan, lower, opt, reader, regalloc
 from .code import CompiledObject
 from .errors import CompileError, Loc
 
@@ -54,20 +56,22 @@ def _run(stage: str, loc: Loc | None, fn, *args):
         raise InternalError(stage, loc, exc) from exc
 
 
-def compile_source(text: str, filename: str = "<string>") -> CompiledObject:
+def compile_source(text: str, filename: str = "<string>", check_stage: bool = True) -> CompiledObject:
+    """``check_stage=False`` skips the checking stage (to measure what it catches: the kernel
+    then decides at load time)."""
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, RECURSION_LIMIT))
     try:
-        return _compile(text, filename)
+        return _compile(text, filename, check_stage)
     finally:
         sys.setrecursionlimit(limit)
 
 
-def _compile(text: str, filename: str) -> CompiledObject:
+def _compile(text: str, filename: str, check_stage: bool = True) -> CompiledObject:
     try:
         forms = _run("reader", None, reader.read, text, filename)
         unit = _run("expand", None, expand.expand_unit, forms, filename)
-        programs = [_program(prog, unit) for prog in unit.programs]
+        programs = [_program(prog, unit, check_stage) for prog in unit.programs]
         elf_bytes = _run("elf", None, elf.write_object, unit, programs, text)
     except CompileError as err:
         if err.loc.file == filename:
@@ -76,19 +80,27 @@ def _compile(text: str, filename: str) -> CompiledObject:
     return CompiledObject(unit, tuple(programs), elf_bytes)
 
 
-def _program(prog, unit):
+def _program(prog, unit, check_stage: bool):
     plan = _run("loopplan", prog.loc, loopplan.plan, prog, unit)
-    best = _back_end(prog, unit, plan)
+    best, refused = _back_end(prog, unit, plan, check_stage)
     for loop in plan.unroll_candidates:
         trial = plan.unrolling(loop)
-        code = _back_end(prog, unit, trial)
-        if code.slots < best.slots:
+        code, _refused = _back_end(prog, unit, trial, check_stage)
+        if code is not None and (best is None or code.slots < best.slots):
             plan, best = trial, code
+    if best is None:
+        raise refused
     return best
 
 
-def _back_end(prog, unit, plan):
+def _back_end(prog, unit, plan, check_stage: bool):
+    """(the program's code, None), or (None, the checking stage's error)."""
     fn = _run("lower", prog.loc, lower.lower_program, prog, unit, plan)
     fn = _run("opt", prog.loc, opt.optimize, fn)
+    if check_stage:
+        try:
+            _run("check", prog.loc, check.check_program, fn, prog, unit)
+        except CompileError as err:
+            return None, err
     alloc = _run("regalloc", prog.loc, regalloc.allocate, fn)
-    return _run("emit", prog.loc, emit.emit_program, alloc, prog)
+    return _run("emit", prog.loc, emit.emit_program, alloc, prog), None

@@ -217,13 +217,9 @@ def _spill(fn: ir.Function, v: VReg, spill_temps: set) -> None:
 
 # -- frame -----------------------------------------------------------------------------------
 
-def _align(size: int) -> int:
-    return next(a for a in (8, 4, 2, 1) if a <= size)
-
-
 def _place(cursor: int, size: int) -> int:
     """The new depth below r10 after placing ``size`` bytes at depth ``cursor``."""
-    align = _align(size)
+    align = ir.slot_alignment(size)
     return (cursor + size + align - 1) // align * align
 
 

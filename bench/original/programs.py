@@ -29,17 +29,24 @@ TRACING_FORMS = {
     "IMPORT-KERNEL-STRUCT", "LD-BTF-ID",
 }
 # Test programs no compiler can make load (the tests only compile them), by test name: excluded
-# when the verifier refuses them for exactly this reason.
+# when our compiler refuses them (its checking stage models the verifier) with the message
+# matching the second pattern, or the verifier refuses them with the first: (verifier's reason,
+# the compile error's, what the program does).
 INVALID_PROGRAMS = {
-    "cse-duplicate-ctx-load": ("pointer += pointer", "adds xdp_md.data to itself (two packet pointers)"),
-    "cse-different-offsets-not-eliminated": ("pointer += pointer", "adds data and data_end (two packet pointers)"),
-    "ringbuf-reserve-compiles": ("reference leak", "reserves a ring buffer record and never submits it"),
+    "cse-duplicate-ctx-load": ("pointer += pointer", "of two pointers",
+                               "adds xdp_md.data to itself (two packet pointers)"),
+    "cse-different-offsets-not-eliminated": ("pointer += pointer", "of two pointers",
+                                             "adds data and data_end (two packet pointers)"),
+    "ringbuf-reserve-compiles": ("reference leak", "neither submitted nor discarded",
+                                 "reserves a ring buffer record and never submits it"),
     "phi-threading-helper-call-before-getmap": (
-        "invalid mem access 'scalar'", "stores through (getmap stats pid), which on a map without :value-type "
+        "invalid mem access 'scalar'", "which is not a pointer",
+        "stores through (getmap stats pid), which on a map without :value-type "
         "is the value's first 8 bytes, not a pointer (reference 2.10)"),
 }
-# What the verifier says when a helper is not offered to the program type.
+# What the verifier says when a helper is not offered to the program type, and what the compiler says.
 NOT_FOR_XDP = re.compile(r"unknown func|program of this type cannot use helper|cannot call")
+NOT_FOR_XDP_COMPILE = re.compile(r"is not available to XDP programs")
 
 
 @dataclass
@@ -84,7 +91,16 @@ class Kernel:
             prog.elf = compile_source(prog.source, prog.origin.split(":")[0]).elf
             prog.compiled = True
         except CompileError as err:
-            prog.fail("compile error: " + str(err).splitlines()[0])
+            first = str(err).splitlines()[0]
+            invalid = INVALID_PROGRAMS.get(prog.origin.rsplit(": ", 1)[-1])
+            if invalid and invalid[1] in first:
+                prog.excluded = f"invalid for the kernel whatever the compiler: {invalid[2]} (refused at compile " \
+                                f"time: {first.split(' error: ', 1)[-1][:100]})"
+            elif NOT_FOR_XDP_COMPILE.search(first):
+                prog.excluded = "uses a helper the kernel does not offer XDP programs (refused at compile time: " + \
+                                first.split(" error: ", 1)[-1][:100] + ")"
+            else:
+                prog.fail("compile error: " + first)
             return prog
         try:
             with loaded(object_path(prog), self.pins, prog_type=prog.prog_type):
@@ -94,7 +110,7 @@ class Kernel:
             helper = NOT_FOR_XDP.search(log)
             invalid = INVALID_PROGRAMS.get(prog.origin.rsplit(": ", 1)[-1])
             if invalid and invalid[0] in log:
-                prog.excluded = f"invalid for the kernel whatever the compiler: {invalid[1]} ({invalid[0]})"
+                prog.excluded = f"invalid for the kernel whatever the compiler: {invalid[2]} ({invalid[0]})"
             elif helper:
                 prog.excluded = "uses a helper the kernel does not offer XDP programs (" + \
                                 _last_line(log, helper.group(0)) + ")"
