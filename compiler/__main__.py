@@ -9,21 +9,24 @@ In: argv. Out: files and text, and the exit status:
 
 Exit 0 on success, 1 for an error in the input (printed as ``file:line:col: error: ...`` with
 the source line and a caret), 2 for a usage error (bad arguments, unreadable or unwritable
-file), 3 for an internal compiler error (one line, never a traceback).
+file), 3 for an internal compiler error (one line, never a traceback). When the reader of the
+output goes away (``... | head``) the command stops quietly with status 141, as a program
+killed by SIGPIPE does.
+
+Start-up is part of every compile, so this module imports only what the command needs: the
+compiler pipeline for a source, the ELF reader and the disassembler only for ``disasm``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import tempfile
-from pathlib import Path
 
 from .errors import CompileError
-from .isa import disassemble, slot_count
 
 PROG = "python -m compiler"
+EXIT_BROKEN_PIPE = 128 + 13  # the status of a process that SIGPIPE ended
+MAX_OBJECT = 64 << 20  # bytes read of an object file for disasm
 
 
 class UsageError(Exception):
@@ -34,37 +37,49 @@ class BadObject(Exception):
     pass
 
 
-def _read(path: str) -> bytes:
+def _read(path: str, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of ``path``: enough to tell that it is too large."""
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as f:
+            return f.read(limit + 1)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def _compile(path: str, data: bytes):
-    from .pipeline import compile_source
+def _read_source(path: str) -> bytes:
+    from .reader import MAX_SOURCE
 
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadObject(f"{path}: error: source is not UTF-8 text (byte {exc.start})") from exc
-    return compile_source(text, path)
+    return _read(path, 4 * MAX_SOURCE)  # UTF-8: at most 4 bytes a character
+
+
+def _compile(path: str, data: bytes):
+    from .errors import Loc
+    from .pipeline import compile_source
+    from .reader import MAX_SOURCE, decode
+
+    if len(data) > 4 * MAX_SOURCE:
+        raise CompileError(Loc(path, 1, 1), f"the source is larger than {4 * MAX_SOURCE} bytes",
+                           hint="split the program into several files")
+    return compile_source(decode(data, path), path)
 
 
 def _write_atomically(path: str, data: bytes) -> None:
     """Replace ``path`` only once the whole object is written: a failure leaves the old file."""
-    target = Path(path)
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}.tmp")
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        os.replace(tmp, path)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
@@ -73,12 +88,12 @@ def default_output(src: str) -> str:
 
 
 def cmd_compile(args) -> None:
-    obj = _compile(args.src, _read(args.src))
+    obj = _compile(args.src, _read_source(args.src))
     _write_atomically(args.output or default_output(args.src), obj.elf)
 
 
 def cmd_check(args) -> None:
-    obj = _compile(args.src, _read(args.src))
+    obj = _compile(args.src, _read_source(args.src))
     for prog in obj.programs:
         print(f"{prog.decl.name}: {prog.slots} instructions (section {prog.decl.section})")
 
@@ -88,6 +103,8 @@ def _listings(path: str, data: bytes):
     if data.startswith(b"\x7fELF"):
         from .elfread import read_programs
 
+        if len(data) > MAX_OBJECT:
+            raise BadObject(f"{path}: error: not a readable BPF object: larger than {MAX_OBJECT} bytes")
         try:
             return [(p.section, p.name, list(p.insns)) for p in read_programs(data)]
         except ValueError as exc:
@@ -96,7 +113,9 @@ def _listings(path: str, data: bytes):
 
 
 def cmd_disasm(args) -> None:
-    listings = _listings(args.file, _read(args.file))
+    from .isa import disassemble, slot_count
+
+    listings = _listings(args.file, _read(args.file, MAX_OBJECT))
     for i, (section, name, insns) in enumerate(listings):
         if i:
             print()
@@ -104,7 +123,9 @@ def cmd_disasm(args) -> None:
         print("\n".join(disassemble(insns)))
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser():
+    import argparse
+
     parser = argparse.ArgumentParser(prog=PROG, description="Whistler compiler: Lisp source -> BPF ELF object")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("compile", help="compile SRC to a BPF object")
@@ -120,10 +141,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_gone() -> int:
+    """The reader of our output went away: send what is still buffered nowhere, so that
+    flushing at exit does not fail again, and stop as SIGPIPE would have stopped us."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)  # exits 2 on a usage error
     try:
+        args = _parser().parse_args(argv)  # usage errors and --help end in SystemExit
         args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here rather than at exit
+    except SystemExit as exc:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return _stdout_gone()
+        return 0 if exc.code is None else exc.code
+    except BrokenPipeError:
+        return _stdout_gone()
     except CompileError as err:
         print(err, file=sys.stderr)
         return 1

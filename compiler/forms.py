@@ -5,6 +5,11 @@ the macro call), so any later stage can point at the source. Nodes compare by va
 location is not part of equality. Symbols are upper-cased names with any package prefix
 stripped (``whistler::foo`` and ``FOO`` are the same symbol); keywords keep their leading
 colon (``:TYPE``).
+
+Text: ``show`` (and ``str()`` of a list) is for messages and is bounded: a form a macro built
+can be huge, or share one sublist many times over (40 levels of ``(list x x)`` print as 2^40
+atoms), so it stops after a few hundred characters and below a few levels with ``...``.
+``write`` is the whole text, up to a length the caller gives. Both walk without recursion.
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ class List:
     loc: Loc = field(default=UNKNOWN_LOC, compare=False, repr=False)
 
     def __str__(self) -> str:
-        return "(" + " ".join(str(i) for i in self.items) + ")"
+        return show(self)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -101,7 +106,64 @@ def mangle(name: str) -> str:
     return name.lower().replace("-", "_")
 
 
+# How much of a form a message shows.
+SHOWN_CHARS = 200
+SHOWN_DEPTH = 8
+_END = object()
+
+
+def _pieces(form: Form, max_depth: int | None):
+    """The source text of ``form`` in pieces, depth first; a list nested deeper than
+    ``max_depth`` (None: no limit) is one piece, ``(...)``."""
+    stack = [iter((form,))]
+    first = [True]
+    while stack:
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+            first.pop()
+            if stack:
+                yield ")"
+            continue
+        if not first[-1]:
+            yield " "
+        first[-1] = False
+        if isinstance(item, List) and item.items:
+            if max_depth is not None and len(stack) > max_depth:
+                yield "(...)"
+                continue
+            yield "("
+            stack.append(iter(item.items))
+            first.append(True)
+        else:
+            yield "()" if isinstance(item, List) else str(item)
+
+
+def show(form: Form, limit: int = SHOWN_CHARS, depth: int = SHOWN_DEPTH) -> str:
+    """The form as source text for a message: at most ``limit`` characters (then ``...``),
+    lists below ``depth`` levels as ``(...)``. Costs O(limit + depth), whatever the form."""
+    out, size = [], 0
+    for piece in _pieces(form, depth):
+        if size + len(piece) > limit:
+            out.append(piece[: max(limit - 3 - size, 0)] + "...")
+            break
+        out.append(piece)
+        size += len(piece)
+    return "".join(out)
+
+
+def write(form: Form, limit: int) -> str | None:
+    """The whole source text of ``form``, or None when it is longer than ``limit`` characters
+    (found after at most ``limit`` characters of work)."""
+    out, size = [], 0
+    for piece in _pieces(form, None):
+        size += len(piece)
+        if size > limit:
+            return None
+        out.append(piece)
+    return "".join(out)
+
+
 def short(form: Form, limit: int = 60) -> str:
     """The form as source text, shortened for error messages."""
-    text = str(form)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return show(form, limit)

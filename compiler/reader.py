@@ -7,8 +7,12 @@ backquote syntax (`` `x``, ``,x``, ``,@x``), which it turns into the lists
 ``(QUOTE x)``, ``(FUNCTION f)``, ``(QUASIQUOTE x)``, ``(UNQUOTE x)``, ``(UNQUOTE-SPLICING x)``.
 
 The reader builds data and never evaluates anything: ``#.`` is an error, as are floats,
-characters, dotted pairs and any other ``#`` dispatch. Lists nest at most ``MAX_NESTING`` deep
-and integers have at most ``forms.MAX_INT_BITS`` bits, so no input can exhaust the later stages.
+characters, dotted pairs and any other ``#`` dispatch. Source text is at most ``MAX_SOURCE``
+characters, lists and quotes nest at most ``MAX_NESTING`` deep and integers have at most
+``forms.MAX_INT_BITS`` bits, so no input can exhaust the later stages. Control characters
+other than tab, line and page breaks are an error wherever they are (a NUL in a section name
+would otherwise cut the name short in the object file). ``decode`` turns a file's bytes into
+text, with the line and column of the first byte that is not UTF-8.
 """
 
 from __future__ import annotations
@@ -21,6 +25,12 @@ from .forms import MAX_INT_BITS, Form, Int, List, Str, Symbol
 # Far deeper than any real program (the seed nests 8 deep); the stages after the reader walk
 # forms recursively, so the bound is what keeps them inside Python's recursion limit.
 MAX_NESTING = 200
+# Far larger than any real program (the seed is 1.5 KB); reading is linear, but the back end
+# is not, and a larger program fails on the program size limit anyway.
+MAX_SOURCE = 1 << 20
+
+_ALLOWED_CONTROLS = "\t\n\v\f\r"
+_NOT_CONTROLS = str.maketrans(dict.fromkeys(_ALLOWED_CONTROLS, " "))
 
 _DELIMITERS = set("()'`,\";")
 _INT_RE = re.compile(r"^[+-]?\d+\.?$")
@@ -128,18 +138,25 @@ class _Reader:
         return self.read_atom()
 
     def wrap(self, name: str, loc: Loc) -> List:
+        """``'x`` -> ``(QUOTE x)``: a list like any other, so it counts towards the nesting."""
+        self.enter(loc)
         self.skip_space()
         if self.pos >= len(self.text) or self.peek() == ")":
             raise self.error(loc, f"nothing follows the {name.lower()} prefix", expected="a form")
-        return List((Symbol(name, loc), self.read_form()), loc)
+        form = List((Symbol(name, loc), self.read_form()), loc)
+        self.depth -= 1
+        return form
+
+    def enter(self, loc: Loc) -> None:
+        if self.depth >= MAX_NESTING:
+            raise self.error(loc, f"lists and quotes nest more than {MAX_NESTING} deep here",
+                             hint="split the expression with let bindings or a macro")
+        self.depth += 1
 
     def read_list(self) -> List:
         start = self.loc()
-        if self.depth >= MAX_NESTING:
-            raise self.error(start, f"lists nest more than {MAX_NESTING} deep here",
-                             hint="split the expression with let bindings or a macro")
+        self.enter(start)
         self.advance()
-        self.depth += 1
         items: list[Form] = []
         while True:
             self.skip_space()
@@ -168,8 +185,10 @@ class _Reader:
                 ch = self.advance()
             out.append(ch)
 
-    def read_token(self) -> str:
-        out = []
+    def read_token(self) -> tuple[str, str]:
+        """The next token and, per character, "1" where it was inside |bars| (kept as written)
+        and "0" where not (upper-cased; a colon there separates a package prefix)."""
+        chars, escaped = [], []
         bars = None  # where the first |escaped| part starts
         while self.pos < len(self.text):
             ch = self.peek()
@@ -180,15 +199,17 @@ class _Reader:
                 bars = bars or start
                 self.advance()
                 while self.pos < len(self.text) and self.peek() != "|":
-                    out.append("\x00" + self.advance())
+                    chars.append(self.advance())
+                    escaped.append("1")
                 if self.pos >= len(self.text):
                     raise self.error(start, "unterminated |escaped symbol|", expected="a closing |")
                 self.advance()
                 continue
-            out.append(self.advance())
-        if bars and not out:
+            chars.append(self.advance())
+            escaped.append("0")
+        if bars and not chars:
             raise self.error(bars, "empty symbol name ||", expected="a name between the bars")
-        return "".join(out)
+        return "".join(chars), "".join(escaped)
 
     def read_dispatch(self) -> Form:
         loc = self.loc()
@@ -199,13 +220,13 @@ class _Reader:
             return self.wrap("FUNCTION", loc)
         if ch == ":":
             self.advance()
-            name = self.read_token()
-            if not name:
+            token = self.read_token()
+            if not token[0]:
                 raise self.error(loc, "'#:' must be followed by a symbol name")
-            return self.symbol(name, loc)
+            return self.symbol(token, loc)
         if ch in _RADIX:
             self.advance()
-            token = self.read_token()
+            token, _escaped = self.read_token()
             try:
                 value = int(token, _RADIX[ch])
             except ValueError:
@@ -223,9 +244,11 @@ class _Reader:
 
     def read_atom(self) -> Form:
         loc = self.loc()
-        token = self.read_token()
+        token, escaped = self.read_token()
         if not token:
             raise self.error(loc, f"unexpected character {self.peek()!r}")
+        if "1" in escaped:
+            return self.symbol((token, escaped), loc)
         if _INT_RE.match(token):
             digits = token.rstrip(".")
             if len(digits) > MAX_INT_BITS:  # int() itself refuses very long decimal strings
@@ -237,12 +260,12 @@ class _Reader:
                              hint="BPF programs compute with integers only")
         if token == ".":
             raise self.error(loc, "dotted pairs are not supported")
-        return self.symbol(token, loc)
+        return self.symbol((token, escaped), loc)
 
-    def symbol(self, token: str, loc: Loc) -> Symbol:
-        name = _symbol_name(token)
+    def symbol(self, token: tuple[str, str], loc: Loc) -> Symbol:
+        name = _symbol_name(*token)
         if not name:
-            raise self.error(loc, f"'{token.replace(chr(0), '')}' has a package prefix but no symbol name",
+            raise self.error(loc, f"'{token[0]}' has a package prefix but no symbol name",
                              expected="a name after the colon, e.g. whistler::foo")
         return Symbol(name, loc)
 
@@ -254,23 +277,52 @@ class _Reader:
         return Int(value, loc)
 
 
-def _symbol_name(token: str) -> str:
+def _symbol_name(token: str, escaped: str) -> str:
     """Upper-case unescaped characters and drop any package prefix (``pkg:`` or ``pkg::``)."""
-    if not token.startswith(":") and ":" in token.replace("\x00:", ""):
-        # Split on the last unescaped colon run.
-        idx = max(i for i, c in enumerate(token) if c == ":" and (i == 0 or token[i - 1] != "\x00"))
-        token = token[idx + 1:]
-    out = []
-    escaped = False
-    for c in token:
-        if c == "\x00":
-            escaped = True
-            continue
-        out.append(c if escaped else c.upper())
-        escaped = False
-    return "".join(out)
+    if not token.startswith(":"):
+        colons = [i for i, c in enumerate(token) if c == ":" and escaped[i] == "0"]
+        if colons:
+            token, escaped = token[colons[-1] + 1:], escaped[colons[-1] + 1:]
+    return "".join(c if e == "1" else c.upper() for c, e in zip(token, escaped))
+
+
+def _located(text: str, filename: str, index: int) -> Loc:
+    """The location of ``text[index]``."""
+    line_start = text.rfind("\n", 0, index) + 1
+    return Loc(filename, text.count("\n", 0, index) + 1, index - line_start + 1)
+
+
+def _check_text(text: str, filename: str) -> None:
+    """Refuse text longer than ``MAX_SOURCE`` or with a control character other than
+    tab, line and page breaks (anywhere, comments included)."""
+    if len(text) > MAX_SOURCE:
+        raise CompileError(_located(text, filename, MAX_SOURCE),
+                           f"the source is longer than {MAX_SOURCE} characters",
+                           hint="split the program into several files").attach_source(text)
+    if text.translate(_NOT_CONTROLS).isprintable():  # the common case, in one pass in C
+        return
+    for i, ch in enumerate(text):
+        if (ch < " " and ch not in _ALLOWED_CONTROLS) or "\x7f" <= ch <= "\x9f":
+            raise CompileError(_located(text, filename, i),
+                               f"control character U+{ord(ch):04X} in the source",
+                               hint="remove it; only tab, newline, carriage return and form feed "
+                                    "may appear").attach_source(text)
+
+
+def decode(data: bytes, filename: str) -> str:
+    """A source file's bytes -> text (UTF-8, a leading byte order mark dropped); bytes that are
+    not UTF-8 are an error at the line and column (in characters) where they start."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        col = len(data[line_start:exc.start].decode("utf-8-sig", errors="replace")) + 1
+        loc = Loc(filename, data.count(b"\n", 0, exc.start) + 1, col)
+        raise CompileError(loc, f"the source is not UTF-8 text: byte 0x{data[exc.start]:02x} here",
+                           hint="save the file as UTF-8") from None
 
 
 def read(text: str, filename: str = "<string>") -> list[Form]:
     """Read every top-level form in ``text``. Raises ``CompileError`` with file:line:col."""
+    _check_text(text, filename)
     return _Reader(text, filename).read_all()

@@ -24,9 +24,10 @@ if TYPE_CHECKING:
 
 
 def _pointer_and_offset(bx: BodyExpander, ptr: Form, off: Form, loc: Loc) -> tuple[Form, Int]:
-    """A literal offset stays an offset; a computed one is added to the pointer."""
+    """A literal offset that fits the instruction's signed 16-bit field stays an offset; any
+    other offset is added to the pointer."""
     pointer, offset = bx.expand(ptr), bx.expand(off)
-    if isinstance(offset, Int):
+    if isinstance(offset, Int) and -0x8000 <= offset.value <= 0x7FFF:
         return pointer, offset
     return L(loc, "+", pointer, offset), Int(0, loc)
 

@@ -94,7 +94,7 @@ BAD = [
     # (defprog plus 199 (+ ...) make 200 levels: the first (- ...) is one too many
     Bad("lists nested too deep", prog("(+ 1 " * 199 + "(- 1 " * 50 + "1" + ")" * 249), "(- 1", "nest"),
     Bad("let* chain too long to compile",
-        prog("(let* (" + " ".join(f"(v{i} {i})" for i in range(20000)) + ") v0)"), "(defprog", "nests too deeply"),
+        prog("(let* (" + " ".join(f"(v{i} {i})" for i in range(20000)) + ") v0)"), "(let*", "too large"),
     Bad("macro building code too deep to compile",
         prog("(deep)", "(defmacro deep () (let ((code 1)) (dolist (i '(" + " 0" * 30000 + "))"
              " (setq code (list 'progn code))) code))"), "(deep)", "too deeply"),
