@@ -207,12 +207,14 @@ def test_a_closed_output_pipe_ends_the_command_quietly(command, seed_file, tmp_p
 def test_disasm_stops_quietly_when_head_has_read_enough(tmp_path):
     src = tmp_path / "long.lisp"
     src.write_text("(defmap m :type :array :key-size 4 :value-size 8 :max-entries 4)\n(defprog p ()\n  "
-                   + " ".join(f"(setf (getmap m {i % 4}) {i})" for i in range(300)) + ")\n")
+                   + " ".join(f"(setf (getmap m {i % 4}) {i})" for i in range(1200)) + ")\n")
     obj = tmp_path / "long.bpf.o"
     assert main(["compile", str(src), "-o", str(obj)]) == 0
+    # far more than the pipe (64 KiB) and our read buffer (8 KiB) hold, so the writer must block
+    assert sum(len(line) + 1 for line in disassemble(list(read_programs(obj.read_bytes())[0].insns))) > 128 << 10
     proc = subprocess.Popen([sys.executable, "-m", "compiler", "disasm", str(obj)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout.readline().startswith(b"section xdp: p, ")
-    proc.stdout.close()  # like head -1: the listing (over 100 KB) is far longer than the pipe holds
+    proc.stdout.close()  # like head -1
     err = proc.stderr.read()
     assert (proc.wait(), err) == (141, b"")
