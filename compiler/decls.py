@@ -49,10 +49,9 @@ MAP is a Symbol with the map's Lisp name (e.g. ``PROTO-STATS``); resolve it with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from .errors import Loc
 from .forms import Form
+from .records import dataclass, field
 
 # The binary core forms and the IR operation each one is (``ir.evaluate`` gives their meaning).
 BINARY_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "MOD": "mod", "LOGAND": "and",

@@ -15,14 +15,28 @@ Stages never print or exit; the CLI turns a ``CompileError`` into that text and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
 class Loc:
-    file: str
-    line: int  # 1-based
-    col: int  # 1-based
+    """Immutable by convention; a plain slotted class because every form and instruction has one."""
+
+    __slots__ = ("file", "line", "col")
+
+    def __init__(self, file: str, line: int, col: int):
+        self.file = file
+        self.line = line  # 1-based
+        self.col = col  # 1-based
+
+    def _key(self) -> tuple:
+        return self.file, self.line, self.col
+
+    def __eq__(self, other):
+        return self._key() == other._key() if other.__class__ is Loc else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Loc({self.file!r}, {self.line}, {self.col})"
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"

@@ -14,9 +14,6 @@ atoms), so it stops after a few hundred characters and below a few levels with `
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Union
-
 from .errors import UNKNOWN_LOC, Loc
 
 # Compile-time integers (literals, macro arithmetic) stay below this many bits: programs compute
@@ -24,42 +21,91 @@ from .errors import UNKNOWN_LOC, Loc
 MAX_INT_BITS = 4096
 
 
-@dataclass(frozen=True)
+# The node classes are written out rather than made by @dataclass: the reader and expansion
+# create tens of thousands of nodes, and a slotted class is several times cheaper to create.
+# They are immutable by convention; equality and hashing ignore the location.
+
+
 class Symbol:
-    name: str  # upper case, e.g. "XDP-DATA", ":TYPE", "NIL"
-    loc: Loc = field(default=UNKNOWN_LOC, compare=False, repr=False)
+    __slots__ = ("name", "loc")
+
+    def __init__(self, name: str, loc: Loc = UNKNOWN_LOC):
+        self.name = name  # upper case, e.g. "XDP-DATA", ":TYPE", "NIL"
+        self.loc = loc
 
     @property
     def is_keyword(self) -> bool:
         return self.name.startswith(":")
 
+    def __eq__(self, other):
+        return self.name == other.name if other.__class__ is Symbol else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __repr__(self) -> str:
+        return f"Symbol({self.name!r})"
+
     def __str__(self) -> str:
         return self.name.lower()
 
 
-@dataclass(frozen=True)
 class Int:
-    value: int
-    loc: Loc = field(default=UNKNOWN_LOC, compare=False, repr=False)
+    __slots__ = ("value", "loc")
+
+    def __init__(self, value: int, loc: Loc = UNKNOWN_LOC):
+        self.value = value
+        self.loc = loc
+
+    def __eq__(self, other):
+        return self.value == other.value if other.__class__ is Int else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __repr__(self) -> str:
+        return f"Int({self.value!r})"
 
     def __str__(self) -> str:
         return str(self.value)
 
 
-@dataclass(frozen=True)
 class Str:
-    value: str
-    loc: Loc = field(default=UNKNOWN_LOC, compare=False, repr=False)
+    __slots__ = ("value", "loc")
+
+    def __init__(self, value: str, loc: Loc = UNKNOWN_LOC):
+        self.value = value
+        self.loc = loc
+
+    def __eq__(self, other):
+        return self.value == other.value if other.__class__ is Str else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __repr__(self) -> str:
+        return f"Str({self.value!r})"
 
     def __str__(self) -> str:
         escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{escaped}"'
 
 
-@dataclass(frozen=True)
 class List:
-    items: tuple[Form, ...]
-    loc: Loc = field(default=UNKNOWN_LOC, compare=False, repr=False)
+    __slots__ = ("items", "loc")
+
+    def __init__(self, items: tuple[Form, ...], loc: Loc = UNKNOWN_LOC):
+        self.items = items
+        self.loc = loc
+
+    def __eq__(self, other):
+        return self.items == other.items if other.__class__ is List else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.items)
+
+    def __repr__(self) -> str:
+        return f"List({show(self, 1000)})"
 
     def __str__(self) -> str:
         return show(self)
@@ -82,7 +128,7 @@ class List:
         return isinstance(h, Symbol) and h.name in names
 
 
-Form = Union[Symbol, Int, Str, List]
+Form = Symbol | Int | Str | List
 
 NIL = Symbol("NIL")
 T = Symbol("T")

@@ -32,11 +32,10 @@ not mean what it means in the program (``exit`` would end the callback).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-
 from .decls import ProgDef, Unit
 from .errors import CompileError
 from .forms import Form, Int, List, Symbol, short
+from .records import dataclass, field, replace
 
 WALK_BUDGET = 1_000_000  # instructions the verifier processes before giving up (BPF_COMPLEXITY_LIMIT_INSNS)
 CALLBACK_WALKS = 4  # times the verifier walks a callback before its entry state converges (measured: 3)

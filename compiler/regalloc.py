@@ -25,11 +25,10 @@ rounded up to 32 bytes, against the same 512 (``_check_call_chains``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from . import ir
 from .errors import CompileError
 from .ir import FuncRef, Insn, SlotRef, VReg
+from .records import dataclass, field
 
 CLOBBERED_BY_CALL = frozenset(range(6))  # r0 (result) and r1-r5 (arguments)
 PREFERENCE = (1, 2, 3, 4, 5, 0, 6, 7, 8, 9)

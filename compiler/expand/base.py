@@ -8,13 +8,12 @@ In: nothing (a library for ``body`` and the handler modules). Out: ``Scope``, ``
 
 from __future__ import annotations
 
-from ..records import dataclass, field
-
 from .. import builtins
 from ..budget import FORM_BYTES, Budget, OverBudget
 from ..errors import CompileError, Loc
 from ..forms import Form, Int, List, Str, Symbol, short
 from ..macro_eval import Closure, Interpreter, MacroError
+from ..records import dataclass, field
 
 MAX_MACRO_DEPTH = 100  # macro calls expanding inside each other's results
 # A macro's result nests at most this deep; the stages after expansion walk forms recursively.

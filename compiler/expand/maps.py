@@ -20,12 +20,11 @@ range); on hash-like maps an atomic add, or an insert of the delta when the key 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .. import builtins
 from ..decls import MapDef
 from ..errors import Loc
 from ..forms import Form, Int, List, Symbol, short
+from ..records import dataclass
 from .base import L, error
 from .memory import chunks, once
 from .structs import is_constructor_call

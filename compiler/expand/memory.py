@@ -12,14 +12,12 @@ holding X's current value (zero-extended), for helpers that want a pointer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .. import builtins
 from ..errors import Loc
 from ..forms import Form, Int, List, Symbol, short
 from .base import L, error, is_type
 
-if TYPE_CHECKING:
+if False:  # for linters only, like typing.TYPE_CHECKING (importing typing costs start-up time)
     from .body import BodyExpander
 
 

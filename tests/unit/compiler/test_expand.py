@@ -15,7 +15,7 @@ import pytest
 
 from compiler import builtins, protocols
 from compiler.errors import CompileError, Loc
-from compiler.expand import expand_unit
+from compiler.expand import _library, expand_unit
 from compiler.forms import Int, List, Symbol
 from compiler.reader import read
 from tests.conftest import seed_source
@@ -860,3 +860,15 @@ def test_protocol_accessor_offsets_match_c_headers(tmp_path):
     offsets = _offsets_from_gcc(["linux/if_ether.h", "linux/ip.h", "linux/ipv6.h", "linux/icmp.h", "linux/tcp.h",
                                  "linux/udp.h"], [C_HEADER_FIELDS[n] for n in names], tmp_path)
     assert offsets == [protocols.ACCESSORS[n].offset for n in names]
+
+
+def test_the_protocol_library_is_cut_into_one_definition_per_macro():
+    # Each macro is read on first use from its own piece of PRELUDE; together the pieces are
+    # every definition of PRELUDE, each at the line where it starts there.
+    whole = read(protocols.PRELUDE, protocols.PRELUDE_FILE)
+    assert all(f.head_is("DEFMACRO") for f in whole)
+    pieces = _library()
+    assert list(pieces) == [f.items[1].name for f in whole]
+    for form, (text, line) in zip(whole, pieces.values()):
+        (alone,) = read(text, protocols.PRELUDE_FILE, line)
+        assert alone == form and alone.loc == form.loc
