@@ -42,7 +42,7 @@ if str(REPO) not in sys.path:
 
 from compiler import CompileError, compile_source  # noqa: E402
 from compiler.expand_body import BUILTIN_NAMES  # noqa: E402
-from compiler.forms import Int, List, Symbol, write  # noqa: E402
+from compiler.forms import Int, List, Symbol  # noqa: E402
 from compiler.pipeline import InternalError  # noqa: E402
 from compiler.reader import read  # noqa: E402
 from tests.unit.compiler import exprgen  # noqa: E402
@@ -194,7 +194,7 @@ def _text(node) -> str:
         return node  # raw text put in by a mutation
     if isinstance(node, Symbol):
         return _symbol_text(node.name)
-    return write(node, 1 << 22)
+    return str(node)  # an Int or a Str (whose str() is the quoted, escaped literal)
 
 
 def _symbol_text(name: str) -> str:
