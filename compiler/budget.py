@@ -3,7 +3,7 @@
 In: charges from the two stages that do work on the source's behalf: the compile-time Lisp
 (``macro_eval``: a step per evaluation, per loop iteration, per element a built-in walks; the
 size of every list, string, symbol, integer and function it builds, charged before building
-it) and expansion (``expand_body``: a step and the size of a form for every form expanded or
+it) and expansion (``expand.body``, ``expand.base``: a step and the size of a form for every form expanded or
 copied out of a macro's result). Out: ``Budget``, one per compile, shared by every macro call
 and every program of the file; the charge that goes past a limit raises ``OverBudget``, and the
 stage turns that into an error located at the form being expanded.

@@ -73,11 +73,24 @@ class _Operand:
 
 
 def _key(bx, m: MapDef, source: Form) -> _Operand:
-    return _Operand(bx.expand(source), m.keys_by_pointer or is_constructor_call(bx.scope, source))
+    return _fits_stack(_Operand(bx.expand(source), m.keys_by_pointer or is_constructor_call(bx.scope, source)),
+                       m, m.key_size, "key", source)
 
 
 def _value(bx, m: MapDef, source: Form) -> _Operand:
-    return _Operand(bx.expand(source), m.value_struct is not None or is_constructor_call(bx.scope, source))
+    return _fits_stack(_Operand(bx.expand(source), m.value_struct is not None or is_constructor_call(bx.scope, source)),
+                       m, m.value_size, "value", source)
+
+
+STACK_BYTES = 512  # the BPF stack, where a key or value passed by value is written
+
+
+def _fits_stack(operand: _Operand, m: MapDef, size: int, what: str, source: Form) -> _Operand:
+    if not operand.pointer and size > STACK_BYTES:
+        raise error(source, f"{m.lisp_name.lower()} has {size}-byte {what}s: too large to pass by value "
+                    f"through the {STACK_BYTES}-byte BPF stack",
+                    hint=f"pass a pointer to the {what} (map-lookup-ptr / map-update-ptr), e.g. into another map's value")
+    return operand
 
 
 def _in_memory(bx, value: Form, size: int, loc: Loc) -> tuple[list, Symbol, list]:

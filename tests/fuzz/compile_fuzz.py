@@ -41,7 +41,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from compiler import CompileError, compile_source  # noqa: E402
-from compiler.expand_body import BUILTIN_NAMES  # noqa: E402
+from compiler.expand.body import BUILTIN_NAMES  # noqa: E402
 from compiler.forms import Int, List, Symbol  # noqa: E402
 from compiler.pipeline import InternalError  # noqa: E402
 from compiler.reader import read  # noqa: E402

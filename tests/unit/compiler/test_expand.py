@@ -15,7 +15,8 @@ import pytest
 
 from compiler import builtins, protocols
 from compiler.errors import CompileError, Loc
-from compiler.expand import _library, expand_unit
+from compiler.expand import expand_unit
+from compiler.expand.unit import _library
 from compiler.forms import Int, List, Symbol
 from compiler.reader import read
 from tests.conftest import seed_source
