@@ -107,30 +107,26 @@ class Env:
         raise MacroError(f"setq of unbound variable {name.lower()}")
 
 
-class _GlobalEnv(Env):
-    """The outermost environment, read live (a closure sees globals defined after it): the
-    interpreter's ``defparameter`` variables, its constants, NIL and T. Only variables assign."""
-
-    __slots__ = ("interp",)
+class _Globals:
+    """The outermost bindings, read live (a closure sees globals defined after it): the
+    interpreter's constants, its defparameter variables, nil and t. Only variables assign."""
 
     def __init__(self, interp: Interpreter):
-        super().__init__({"NIL": NIL, "T": T})
         self.interp = interp
 
-    def lookup(self, name: str):
+    def __contains__(self, name: str) -> bool:
+        return name in self.interp.variables or name in self.interp.constants or name in ("NIL", "T")
+
+    def __getitem__(self, name: str):
+        if name in ("NIL", "T"):
+            return NIL if name == "NIL" else T
         if name in self.interp.variables:
             return self.interp.variables[name]
-        if name in self.interp.constants:
-            return Int(self.interp.constants[name])
-        if name in self.vars:
-            return self.vars[name]
-        raise MacroError(f"unbound variable {name.lower()} in compile-time code")
+        return Int(self.interp.constants[name])
 
-    def assign(self, name: str, value) -> None:
-        if name not in self.interp.variables:
-            known = name in self.interp.constants or name in self.vars
-            raise MacroError(f"{name.lower()} is a constant and cannot be assigned" if known else
-                             f"setq of unbound variable {name.lower()}")
+    def __setitem__(self, name: str, value) -> None:
+        if name in ("NIL", "T") or name not in self.interp.variables:
+            raise MacroError(f"{name.lower()} is a constant and cannot be assigned")
         self.interp.variables[name] = value
 
 
@@ -226,7 +222,7 @@ class Interpreter:
         self.functions: dict[str, Closure] = {} if functions is None else functions
         self.variables: dict[str, object] = {}  # defparameter/defvar globals
         self.budget = Budget() if budget is None else budget
-        self.globals = _GlobalEnv(self)
+        self.globals = Env(_Globals(self))
         self.gensym_counter = 0
         self.depth = 0
 

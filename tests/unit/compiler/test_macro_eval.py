@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from compiler.budget import MAX_STEPS
-from compiler.forms import Str
+from compiler.forms import Int, Str
 from compiler.macro_eval import Interpreter, MacroError
 from compiler.reader import read
 
@@ -179,3 +179,13 @@ def test_one_budget_spans_every_evaluation(interp):
 
 def test_values_are_forms(interp):
     assert ev(interp, '"x"') == Str("x")
+
+
+def test_functions_see_constants_and_later_globals(interp):
+    (form,) = read("(defun plus-len (x) (+ x +len+ *extra*))")
+    interp.functions["PLUS-LEN"] = interp.make_closure("PLUS-LEN", form.items[2], form.items[3:])
+    interp.variables["*EXTRA*"] = Int(100)  # defined after the function, as defparameter does
+    assert ev(interp, "(plus-len 1)") == Int(115)
+    assert ev(interp, "(let ((f (lambda () (setq *extra* 5)))) (funcall f) *extra*)") == Int(5)
+    with pytest.raises(MacroError, match="constant"):
+        ev(interp, "((lambda () (setq +len+ 1)))")
