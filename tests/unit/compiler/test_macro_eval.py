@@ -189,3 +189,20 @@ def test_functions_see_constants_and_later_globals(interp):
     assert ev(interp, "(let ((f (lambda () (setq *extra* 5)))) (funcall f) *extra*)") == Int(5)
     with pytest.raises(MacroError, match="constant"):
         ev(interp, "((lambda () (setq +len+ 1)))")
+
+
+def test_sizes_are_charged_before_the_value_is_built(interp):
+    # 10,000 strings of 100,000 characters: concatenating them would take 1 GB; the length is
+    # checked first, so the attempt costs no more than the strings themselves (about 1 MB: one
+    # string shared 10,000 times).
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(MacroError, match="grew past 100000 characters"):
+            ev(interp, "(let ((s \"0123456789\")) (dolist (i '(1 2 3 4)) (setq s (concatenate 'string s s s s s"
+                       " s s s s s))) (let ((l (list s))) (dolist (i '(1 2 3 4)) (setq l (append l l l l l l l l l l)))"
+                       " (apply #'concatenate 'string l)))")
+        assert tracemalloc.get_traced_memory()[1] < 20 << 20
+    finally:
+        tracemalloc.stop()
