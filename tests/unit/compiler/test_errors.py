@@ -74,6 +74,11 @@ BAD = [
     # maps
     Bad("tail-call on a non-prog-array", prog("(tail-call res 0)"), "(tail-call", "prog-array"),
     Bad("map-lookup on a prog-array", prog("(map-lookup jt 0)"), "(map-lookup", "jt"),
+    # a key or value passed by value is written to the 512-byte stack first
+    *[Bad(f"{what} of a map value too large for the stack", prog(body, "(defmap wide :type :hash :key-size 4 "
+          ":value-size 65544 :max-entries 2)"), body, "too large to pass by value")
+      for what, body in [("setf", "(setf (getmap wide 1) 2)"), ("incf", "(incf (getmap wide 1))"),
+                         ("map-update", "(map-update wide 1 2 0)")]],
     Bad("unknown map", prog("(getmap no-such-map 0)"), ("(getmap", "no-such-map"), "no-such-map"),
     Bad("unknown map in incf", prog("(incf (getmap no-such-map 0))"), ("(incf", "(getmap", "no-such-map"),
         "no-such-map"),
