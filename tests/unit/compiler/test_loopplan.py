@@ -156,3 +156,9 @@ def test_a_loop_body_beyond_a_jumps_reach_is_a_located_error():
     err = error(f"(let ((s 0))\n    (dotimes (i 2)\n      {huge})\n    s)")
     assert "jump over" in err.what and "more than the 32767 a BPF jump reaches" in err.what
     assert err.loc.line == 5
+
+
+def test_a_variable_named_dotimes_is_not_a_loop():
+    # its binding, (DOTIMES NIL INIT) in core forms, looks like a loop form to a blind walk
+    found = strategies("(let ((dotimes (getmap res 0))) (dotimes (i 3) (incf dotimes)) dotimes)")
+    assert [(var, trip) for var, trip, _strategy in found] == [("i", 3)]
