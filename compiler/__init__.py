@@ -12,7 +12,9 @@ Standard library only. The pipeline (each stage one module, data flowing one way
     btf/elf  instructions + maps -> ELF bytes
 
 ``pipeline.compile_source`` wires them; it is the only public entry point besides the CLI
-(``python -m compiler``). Every stage raises ``errors.CompileError`` for bad input.
+(``python -m compiler``). Every stage raises ``errors.CompileError`` for bad input; the work a
+source can ask for is bounded (``budget.py``, docs/robustness.md). Value classes are declared
+with ``records.dataclass``, the standard library's subset without its start-up cost.
 """
 
 from .errors import CompileError, Loc

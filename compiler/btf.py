@@ -24,11 +24,11 @@ location changes, grouped by section (``insn_off`` in bytes within the section, 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from .code import ProgramCode, Subprogram
 from .decls import MapDef, StructDef, Unit
 from .errors import Loc
+from .records import dataclass
 
 BTF_MAGIC = 0xEB9F
 

@@ -9,7 +9,7 @@ All names are upper case, as the reader produces them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .records import dataclass
 
 TYPES = {"U8": 1, "U16": 2, "U32": 4, "U64": 8, "I8": 1, "I16": 2, "I32": 4, "I64": 8}
 

@@ -8,11 +8,10 @@ and ``CompiledObject``, the result of ``compiler.compile_source``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .decls import ProgDef, Unit
 from .errors import Loc
 from .isa import Insn, slot_count
+from .records import dataclass
 
 
 @dataclass(frozen=True)

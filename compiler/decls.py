@@ -25,7 +25,7 @@ Expansion has already removed every macro, folded every named constant (``+eth-h
   (CMP A B) CMP in = /= < <= > >= s< s<= s> s>=                value 1/0, or a branch test
   (cast TYPE F)                         truncate to TYPE's width (no sign extension)
   (bswap16 F) (bswap32 F) (bswap64 F)   network <-> host order (ntohs/ntohl/ntohll and hton*)
-  (load TYPE PTR OFF)                   OFF is an Int
+  (load TYPE PTR OFF)                   OFF is an Int from -32768 to 32767 (the instruction's field)
   (store TYPE PTR OFF VAL)
   (atomic-add TYPE PTR OFF VAL)         TYPE is u32 or u64
   (ctx-load TYPE OFF) (ctx-store TYPE OFF VAL)       raw context access (xdp_md / __sk_buff)
@@ -49,10 +49,9 @@ MAP is a Symbol with the map's Lisp name (e.g. ``PROTO-STATS``); resolve it with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from .errors import Loc
 from .forms import Form
+from .records import dataclass, field
 
 # The binary core forms and the IR operation each one is (``ir.evaluate`` gives their meaning).
 BINARY_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "MOD": "mod", "LOGAND": "and",

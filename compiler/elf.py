@@ -17,13 +17,13 @@ The output depends only on the input: no timestamps, no paths beyond the given f
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, replace
 
 from . import btf
 from .code import ProgramCode
 from .decls import Unit
 from .errors import CompileError
 from .isa import encode, slot_count
+from .records import dataclass, replace
 
 EM_BPF = 247
 ET_REL = 1

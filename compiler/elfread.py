@@ -12,9 +12,9 @@ A file that is not a little-endian ELF64 BPF object raises ``ValueError`` saying
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, replace
 
 from .isa import PSEUDO_FUNC, PSEUDO_MAP_FD, Insn, decode
+from .records import dataclass, replace
 
 EM_BPF = 247
 SHT_SYMTAB, SHT_REL = 2, 9

@@ -18,13 +18,12 @@ fds and callback addresses; the result is taken from r0.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from . import ir, isa
 from .code import ProgramCode, Subprogram
 from .decls import ProgDef
 from .errors import CompileError
 from .ir import FuncRef, Insn, MapRef, SlotRef, VReg
+from .records import replace
 from .regalloc import Allocation
 
 ALU = {"add": isa.ADD, "sub": isa.SUB, "mul": isa.MUL, "div": isa.DIV, "mod": isa.MOD, "and": isa.AND,

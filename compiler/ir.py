@@ -48,10 +48,8 @@ Shared analyses: ``reverse_postorder``, ``has_back_edges``, ``live_out`` (livene
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Union
-
 from .errors import Loc
+from .records import dataclass, field
 
 MASK64 = (1 << 64) - 1
 
@@ -117,7 +115,7 @@ class FuncRef:
         return f"func:{self.name}"
 
 
-Operand = Union[VReg, int, SlotRef, MapRef, FuncRef]
+Operand = VReg | int | SlotRef | MapRef | FuncRef
 
 
 @dataclass(eq=False)

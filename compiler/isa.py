@@ -18,9 +18,9 @@ that produced the instruction (for ``.BTF.ext`` line_info).
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field, replace
 
 from .errors import Loc
+from .records import dataclass, field, replace
 
 # Instruction classes
 LD, LDX, ST, STX, ALU, JMP, JMP32, ALU64 = range(8)

@@ -32,11 +32,10 @@ not mean what it means in the program (``exit`` would end the callback).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-
 from .decls import ProgDef, Unit
 from .errors import CompileError
 from .forms import Form, Int, List, Symbol, short
+from .records import dataclass, field, replace
 
 WALK_BUDGET = 1_000_000  # instructions the verifier processes before giving up (BPF_COMPLEXITY_LIMIT_INSNS)
 CALLBACK_WALKS = 4  # times the verifier walks a callback before its entry state converges (measured: 3)
@@ -123,6 +122,19 @@ def _head(form: Form) -> str | None:
     return None
 
 
+def _subforms(form: List) -> tuple:
+    """The parts of a core form that are expressions: a let's inits and body, a dotimes's count,
+    bound and body, any other form's operands. (A binding such as ``(DOTIMES NIL 0)``, of a
+    variable named dotimes, is not a loop.)"""
+    head = _head(form)
+    if head == "LET" and isinstance(form.items[1], List):
+        inits = (b.items[2] for b in form.items[1].items if isinstance(b, List) and len(b.items) == 3)
+        return (*inits, *form.items[2:])
+    if head == "DOTIMES":
+        return (*form.items[1].items[1:], *form.items[2:])
+    return form.items[1:] if head is not None else form.items
+
+
 class _Planner:
     def __init__(self, unit: Unit, pinned: dict):
         self.unit = unit
@@ -143,7 +155,7 @@ class _Planner:
             outer = (*outer, id(form))
             yield loop
         if isinstance(form, List):
-            for item in form.items:
+            for item in _subforms(form):
                 yield from self.collect(item, outer)
 
     def _loop(self, form: List) -> Loop:
@@ -188,7 +200,7 @@ class _Planner:
         if head == "DOTIMES":
             return self._loop_walk(form, strategies, times, rest), 0
         walk, branches = self._own(form, head)
-        for item in (form.items[1:] if head is not None else form.items):
+        for item in _subforms(form):
             w, b = self.walk(item, strategies, times, rest)
             walk, branches = walk + w, branches + b
         return walk, branches
@@ -351,7 +363,7 @@ def _find(form: Form, pred) -> Form | None:
     if pred(form):
         return form
     if isinstance(form, List):
-        for item in form.items:
+        for item in _subforms(form):
             found = _find(item, pred)
             if found is not None:
                 return found

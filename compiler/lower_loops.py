@@ -23,12 +23,11 @@ callback  ``bpf_loop(n, PROGRAM_loopK, &area, 0)``: the body becomes a function 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from . import ir, loopplan
 from .errors import Loc
 from .forms import List, Symbol
 from .ir import FuncRef, SlotRef, VReg
+from .records import dataclass
 
 HELPER_LOOP = 181  # long bpf_loop(u32 nr_loops, void *callback_fn, void *callback_ctx, u64 flags)
 CONTINUE, STOP = 0, 1  # what a bpf_loop callback returns

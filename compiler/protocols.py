@@ -13,7 +13,7 @@ VLAN tags are not handled (L4 at offset 34).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .records import dataclass
 
 
 @dataclass(frozen=True)

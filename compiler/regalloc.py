@@ -25,11 +25,10 @@ rounded up to 32 bytes, against the same 512 (``_check_call_chains``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from . import ir
 from .errors import CompileError
 from .ir import FuncRef, Insn, SlotRef, VReg
+from .records import dataclass, field
 
 CLOBBERED_BY_CALL = frozenset(range(6))  # r0 (result) and r1-r5 (arguments)
 PREFERENCE = (1, 2, 3, 4, 5, 0, 6, 7, 8, 9)
@@ -199,8 +198,11 @@ def _spill(fn: ir.Function, v: VReg, spill_temps: set) -> None:
     first_def = next(i for i in fn.all_insns() if i.dst == v)
     slot = SlotRef(fn.new_slot(8, "spill", first_def.loc))
     for block in fn.blocks:
-        out = []
+        out, after_args = [], []  # a value an arg defines is stored after the args, which stay first
         for insn in [*block.insns, block.term]:
+            if after_args and insn.op != "arg":
+                out += after_args
+                after_args = []
             if v in insn.args:
                 t = fn.new_vreg()
                 spill_temps.add(t)
@@ -211,7 +213,7 @@ def _spill(fn: ir.Function, v: VReg, spill_temps: set) -> None:
                 t = fn.new_vreg()
                 spill_temps.add(t)
                 insn.dst = t
-                out.append(Insn("store", None, [slot, t], insn.loc, size=8))
+                (after_args if insn.op == "arg" else out).append(Insn("store", None, [slot, t], insn.loc, size=8))
         block.insns, block.term = out[:-1], out[-1]
 
 

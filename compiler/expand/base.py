@@ -8,16 +8,16 @@ In: nothing (a library for ``body`` and the handler modules). Out: ``Scope``, ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from .. import builtins
+from ..budget import FORM_BYTES, Budget, OverBudget
 from ..errors import CompileError, Loc
 from ..forms import Form, Int, List, Str, Symbol, short
 from ..macro_eval import Closure, Interpreter, MacroError
+from ..records import dataclass, field
 
-MAX_MACRO_DEPTH = 100
-MAX_EXPANSIONS = 20_000
-MAX_MACRO_NODES = 200_000  # forms one macro call may produce
+MAX_MACRO_DEPTH = 100  # macro calls expanding inside each other's results
+# A macro's result nests at most this deep; the stages after expansion walk forms recursively.
+MAX_RESULT_DEPTH = 1000
 
 
 @dataclass
@@ -63,7 +63,6 @@ class Scope:
     structs: dict = field(default_factory=dict)  # lisp name -> decls.StructDef
     accessors: dict[str, Accessor] = field(default_factory=dict)  # generated form name -> Accessor
     setf_expanders: dict[str, SetfExpander] = field(default_factory=dict)
-    expansions: int = 0
 
 
 def error(form: Form, what: str, *, expected: str | None = None, hint: str | None = None) -> CompileError:
@@ -81,48 +80,83 @@ def is_type(form: Form) -> bool:
 
 def call_macro(scope: Scope, macro: Macro, form: List, args: list | None = None) -> Form:
     """Run ``macro`` on ``form`` (or on ``args`` instead of the form's own arguments); nodes
-    the macro built get the call's location."""
-    scope.expansions += 1
-    if scope.expansions > MAX_EXPANSIONS:
-        raise error(form, f"more than {MAX_EXPANSIONS} macro expansions in one unit",
-                    hint="a macro that keeps generating calls to itself?")
+    the macro built get the call's location. The work (evaluation, and copying the result) is
+    charged to the compile's budget."""
+    args = list(form.items[1:]) if args is None else args
     try:
-        args = list(form.items[1:]) if args is None else args
         result = scope.interp.call(macro.expander, args)
     except MacroError as e:
         raise error(form, f"in macro {macro.name.lower()}: {e}",
                     hint=f"the macro is defined at {macro.loc}") from None
-    if isinstance(result, Closure):
-        raise error(form, f"macro {macro.name.lower()} returned a function, not code")
-    passed = set()
-    for arg in args:
-        _collect_ids(arg, passed)
-    budget = [MAX_MACRO_NODES]
+    budget = scope.interp.budget
     try:
-        relocated = _relocate(result, form.loc, passed, budget)
-    except RecursionError:
-        raise error(form, f"macro {macro.name.lower()} produced code nested too deeply") from None
-    if budget[0] < 0:
-        raise error(form, f"macro {macro.name.lower()} produced more than {MAX_MACRO_NODES} forms")
-    return relocated
+        return _relocate(result, form.loc, _ids(args, budget), budget)
+    except OverBudget as e:
+        raise error(form, f"in macro {macro.name.lower()}: {e}",
+                    hint="does the macro build ever larger code?") from None
+    except _BadResult as e:
+        raise error(form, f"macro {macro.name.lower()} {e}",
+                    hint=f"the macro is defined at {macro.loc}") from None
 
 
-def _collect_ids(form: Form, out: set) -> None:
-    out.add(id(form))
-    if isinstance(form, List):
-        for item in form.items:
-            _collect_ids(item, out)
+class _BadResult(Exception):
+    """A macro's result that is not code; ``str()`` says why."""
 
 
-def _relocate(form: Form, loc: Loc, keep: set, budget: list) -> Form:
-    """Copy ``form`` with ``loc`` on every node the macro made; stops early once ``budget``
-    (a shared node count: shared substructure could otherwise make the walk exponential) runs out."""
-    budget[0] -= 1
-    if id(form) in keep or budget[0] < 0:
+def _ids(forms, budget: Budget) -> set:
+    """ids of every node in ``forms`` (shared nodes once)."""
+    seen: set = set()
+    pending = list(forms)
+    while pending:
+        form = pending.pop()
+        if id(form) not in seen:
+            budget.step()
+            seen.add(id(form))
+            if isinstance(form, List):
+                pending.extend(form.items)
+    return seen
+
+
+_END = object()
+
+
+def _relocate(form: Form, loc: Loc, keep: set, budget: Budget) -> Form:
+    """Copy ``form`` with ``loc`` on every node the macro made; nodes in ``keep`` (the call's own
+    arguments) stay as they are. One step and one form's size per node copied, so a result that
+    shares a sublist many times over ends in ``OverBudget``, not in an exponential copy."""
+    if id(form) in keep:
         return form
-    if isinstance(form, List):
-        return List(tuple(_relocate(i, loc, keep, budget) for i in form.items), loc)
-    return type(form)(form.value if isinstance(form, (Int, Str)) else form.name, loc)
+    if not isinstance(form, List):
+        return _atom_at(form, loc)
+    stack = [(iter(form.items), [])]
+    while True:
+        pending, built = stack[-1]
+        item = next(pending, _END)
+        if item is _END:
+            stack.pop()
+            copy = List(tuple(built), loc)
+            if not stack:
+                return copy
+            stack[-1][1].append(copy)
+            continue
+        budget.step()
+        budget.alloc(FORM_BYTES)
+        if id(item) in keep:
+            built.append(item)
+        elif isinstance(item, List):
+            if len(stack) >= MAX_RESULT_DEPTH:
+                raise _BadResult(f"produced code nested too deeply (more than {MAX_RESULT_DEPTH} levels)")
+            stack.append((iter(item.items), []))
+        else:
+            built.append(_atom_at(item, loc))
+
+
+def _atom_at(form: Form, loc: Loc) -> Form:
+    if isinstance(form, (Int, Str)):
+        return type(form)(form.value, loc)
+    if isinstance(form, Symbol):
+        return Symbol(form.name, loc)
+    raise _BadResult(f"returned {form}, a function, where code belongs")
 
 
 def progn_of(bx, loc: Loc, body) -> Form:

@@ -7,12 +7,10 @@ from the binding, else from a leading ``(declare (type T VAR...))``, else NIL (i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..forms import Form, Int, List, Symbol, is_nil, short
 from .base import L, error, is_type, progn_of
 
-if TYPE_CHECKING:
+if False:  # for linters only, like typing.TYPE_CHECKING (importing typing costs start-up time)
     from .body import BodyExpander
 
 

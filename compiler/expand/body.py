@@ -15,6 +15,7 @@ form it came from.
 from __future__ import annotations
 
 from .. import builtins
+from ..budget import FORM_BYTES, OverBudget
 from ..errors import Loc
 from ..forms import Form, Int, List, Str, Symbol, short
 from . import arith, asm, bindings, control, maps, memory, places, ringbuf, structs
@@ -41,9 +42,15 @@ class BodyExpander:
         self.scope = scope
         self.prog_type = prog_type
         self.macro_depth = 0
+        self.budget = scope.interp.budget
 
     # entry ------------------------------------------------------------------------------
     def expand(self, form: Form) -> Form:
+        try:  # every form expanded is work and memory the program's size is made of
+            self.budget.step()
+            self.budget.alloc(FORM_BYTES)
+        except OverBudget as e:
+            raise error(form, str(e), hint="do macros or dotimes loops multiply the code without end?") from None
         if isinstance(form, Int):
             return form
         if isinstance(form, Str):

@@ -10,10 +10,9 @@ kind of accessor, made from ``protocols.ACCESSORS``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .. import builtins, protocols
 from ..forms import Form, Int, List, Symbol, short
+from ..records import dataclass
 from .base import Accessor, L, error
 from .structs import MAX_OFFSET, constant
 

@@ -20,12 +20,11 @@ range); on hash-like maps an atomic add, or an insert of the delta when the key 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .. import builtins
 from ..decls import MapDef
-from ..errors import Loc
+from ..errors import CompileError, Loc
 from ..forms import Form, Int, List, Symbol, short
+from ..records import dataclass
 from .base import L, error
 from .memory import chunks, once
 from .structs import is_constructor_call
@@ -81,6 +80,20 @@ def _value(bx, m: MapDef, source: Form) -> _Operand:
     return _Operand(bx.expand(source), m.value_struct is not None or is_constructor_call(bx.scope, source))
 
 
+STACK_BYTES = 512  # the BPF stack, where a key or value passed by value is written
+
+
+def _by_value(m: MapDef, operand: _Operand, what: str, loc: Loc) -> _Operand:
+    """``operand``, unless it must be written to the stack and cannot fit there."""
+    size = m.key_size if what == "key" else m.value_size
+    if not operand.pointer and size > STACK_BYTES:
+        raise CompileError(loc, f"{m.lisp_name.lower()} has {size}-byte {what}s: too large to pass by value "
+                           f"through the {STACK_BYTES}-byte BPF stack",
+                           hint=f"pass a pointer to the {what} (map-lookup-ptr / map-update-ptr), "
+                                "e.g. into another map's value")
+    return operand
+
+
 def _in_memory(bx, value: Form, size: int, loc: Loc) -> tuple[list, Symbol, list]:
     """(bindings, pointer, stores) putting ``value`` zero-extended into ``size`` zeroed stack bytes."""
     buf = bx.gensym("VALUE", loc)
@@ -101,15 +114,19 @@ def _let(loc: Loc, bindings: list, *body: Form) -> Form:
 
 
 def _lookup(m: MapDef, key: _Operand, loc: Loc) -> List:
+    _by_value(m, key, "key", loc)
     return L(loc, "MAP-LOOKUP-PTR" if key.pointer else "MAP-LOOKUP", Symbol(m.lisp_name, loc), key.form)
 
 
 def _delete(m: MapDef, key: _Operand, loc: Loc) -> List:
+    _by_value(m, key, "key", loc)
     return L(loc, "MAP-DELETE-PTR" if key.pointer else "MAP-DELETE", Symbol(m.lisp_name, loc), key.form)
 
 
 def _update(bx, m: MapDef, key: _Operand, value: _Operand, flags: Form, loc: Loc) -> Form:
     """Core update; when only one of key and value is a pointer, the other goes to memory."""
+    _by_value(m, key, "key", loc)
+    _by_value(m, value, "value", loc)
     name = Symbol(m.lisp_name, loc)
     if not key.pointer and not value.pointer:
         return L(loc, "MAP-UPDATE", name, key.form, value.form, flags)

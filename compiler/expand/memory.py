@@ -12,21 +12,20 @@ holding X's current value (zero-extended), for helpers that want a pointer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .. import builtins
 from ..errors import Loc
 from ..forms import Form, Int, List, Symbol, short
 from .base import L, error, is_type
 
-if TYPE_CHECKING:
+if False:  # for linters only, like typing.TYPE_CHECKING (importing typing costs start-up time)
     from .body import BodyExpander
 
 
 def _pointer_and_offset(bx: BodyExpander, ptr: Form, off: Form, loc: Loc) -> tuple[Form, Int]:
-    """A literal offset stays an offset; a computed one is added to the pointer."""
+    """A literal offset that fits the instruction's signed 16-bit field stays an offset; any
+    other offset is added to the pointer."""
     pointer, offset = bx.expand(ptr), bx.expand(off)
-    if isinstance(offset, Int):
+    if isinstance(offset, Int) and -0x8000 <= offset.value <= 0x7FFF:
         return pointer, offset
     return L(loc, "+", pointer, offset), Int(0, loc)
 

@@ -7,13 +7,11 @@ expanded first; ``(setf P1 V1 P2 V2 ...)`` is a progn of single assignments, lef
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..forms import Form, Int, List, Symbol, short
 from . import maps, memory
 from .base import L, SetfExpander, call_macro, error
 
-if TYPE_CHECKING:
+if False:  # for linters only, like typing.TYPE_CHECKING (importing typing costs start-up time)
     from .body import BodyExpander
 
 

@@ -21,12 +21,11 @@ it and the members' accessors work on its pointer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .. import builtins
 from ..decls import FieldDef, StructDef
 from ..forms import Form, Int, List, Symbol, mangle, short
 from ..macro_eval import MacroError
+from ..records import dataclass
 from .base import Accessor, L, error
 
 # load/store offsets are signed 16-bit, so no field may start beyond this.

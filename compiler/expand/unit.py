@@ -16,16 +16,14 @@ constants and maps defined further down, as in Whistler.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 from .. import builtins, protocols, reader
 from ..decls import MAP_TYPES, MapDef, ProgDef, Unit
 from ..errors import CompileError, Loc
 from ..forms import NIL, Form, Int, List, Str, Symbol, is_nil, mangle, short
 from ..macro_eval import Interpreter, MacroError
+from ..records import dataclass
 from . import headers, structs
-from .base import Accessor, Macro, Scope, SetfExpander, call_macro, error
+from .base import MAX_MACRO_DEPTH, Accessor, Macro, Scope, SetfExpander, call_macro, error
 from .body import BUILTIN_NAMES, BodyExpander
 
 # The kernel keeps 15 characters of a program's or map's name (BPF_OBJ_NAME_LEN - 1) and
@@ -33,7 +31,14 @@ from .body import BUILTIN_NAMES, BodyExpander
 # name, so two names that share their first 15 characters are still two objects. BTF refuses
 # identifiers of KSYM_NAME_LEN (128) characters or more.
 MAX_NAME = 127
-_C_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+# What one file may hold. The back end takes time roughly linear in a program's size with a
+# large constant (about 0.3 ms per form on a busy 2-core machine, and a fixed cost per program),
+# so these keep any file's compile within seconds; real programs are far smaller (the seed's
+# three programs are 133 forms after expansion).
+MAX_FORMS = 16_000  # core forms of all programs after macro expansion
+MAX_PROGRAMS = 256
+MAX_MAPS = 1024
+MAX_STRING_OPTION = 127  # characters of a :section or :license
 
 _MAP_OPTIONS = (":TYPE", ":KEY-SIZE", ":VALUE-SIZE", ":MAX-ENTRIES", ":MAP-FLAGS", ":KEY-TYPE", ":VALUE-TYPE")
 _SIZE_OPTIONS = (":KEY-SIZE", ":VALUE-SIZE", ":MAX-ENTRIES", ":MAP-FLAGS")
@@ -68,18 +73,55 @@ def _expand_located(expander: BodyExpander, form: Form) -> Form:
                     hint="split it into smaller expressions; check macros that build deep code") from None
 
 
+def _is_c_identifier(name: str) -> bool:
+    """``[a-z_][a-z0-9_]*``, as mangled names are lower case."""
+    return name.isascii() and name.isidentifier() and name == name.lower()
+
+
+def _count_forms(form: Form) -> int:
+    count, pending = 0, [form]
+    while pending:
+        f = pending.pop()
+        count += 1
+        if isinstance(f, List):
+            pending.extend(f.items)
+    return count
+
+
 def expand_unit(forms: list[Form], filename: str) -> Unit:
     """Expand every top-level form; raises ``CompileError`` at the offending form."""
     return _UnitExpander(filename).run(forms)
 
 
-_PRELUDE_FORMS: list[Form] = []
+_LIBRARY: dict[str, tuple[str, int]] = {}
 
 
-def _prelude() -> list[Form]:
-    if not _PRELUDE_FORMS:
-        _PRELUDE_FORMS.extend(reader.read(protocols.PRELUDE, protocols.PRELUDE_FILE))
-    return _PRELUDE_FORMS
+def _library() -> dict[str, tuple[str, int]]:
+    """Macro name -> (its ``defmacro`` in ``protocols.PRELUDE``, the line where that starts).
+    Cut at the lines that start with ``(defmacro ``, without reading anything: each macro is
+    read and defined only when a program first uses it (most use one or two)."""
+    if not _LIBRARY:
+        lines = protocols.PRELUDE.split("\n")
+        starts = [i for i, line in enumerate(lines) if line.startswith("(defmacro ")]
+        for start, end in zip(starts, [*starts[1:], len(lines)]):
+            _LIBRARY[lines[start].split()[1].upper()] = ("\n".join(lines[start:end]), start + 1)
+    return _LIBRARY
+
+
+class _LibraryMacro:
+    """A macro of the protocol library, read and defined the first time it is expanded."""
+
+    def __init__(self, name: str, text: str, line: int, unit: _UnitExpander):
+        self.name, self.text, self.unit = name, text, unit
+        self.loc = Loc(protocols.PRELUDE_FILE, line, 1)
+        self._expander = None
+
+    @property
+    def expander(self):
+        if self._expander is None:
+            (form,) = reader.read(self.text, protocols.PRELUDE_FILE, self.loc.line)
+            self._expander = self.unit.scope.interp.make_closure(self.name, form.items[2], form.items[3:])
+        return self._expander
 
 
 class _UnitExpander:
@@ -92,12 +134,19 @@ class _UnitExpander:
         self.accessor_origin: dict[str, str] = dict.fromkeys(self.scope.accessors, "a built-in header accessor")
         self.programs: list[_PendingProgram] = []
         self.kernel_names: dict[str, Loc] = {}  # mangled map and program names share the ELF symtab
+        self.macro_depth = 0  # top-level macro calls expanding inside each other's results
+        self.sections: dict[str, _PendingProgram] = {}
+        self.forms = 0  # core forms of the programs expanded so far
 
     def run(self, forms: list[Form]) -> Unit:
-        for form in _prelude():
-            self.toplevel(form)
+        for name, (text, line) in _library().items():
+            self.scope.macros[name] = _LibraryMacro(name, text, line, self)
         for form in forms:
-            self.toplevel(form)
+            try:
+                self.toplevel(form)
+            except RecursionError:
+                raise error(form, "this form nests too deeply to compile",
+                            hint="check macros that expand into more top-level macro calls") from None
         if not self.programs:
             raise CompileError(forms[0].loc if forms else Loc(self.filename, 1, 1), "no program in this file",
                                expected="at least one (defprog NAME (...) BODY...)")
@@ -117,7 +166,14 @@ class _UnitExpander:
         elif name in _IGNORED:
             pass
         elif name in self.scope.macros:
-            self.toplevel(call_macro(self.scope, self.scope.macros[name], form))
+            if self.macro_depth >= MAX_MACRO_DEPTH:
+                raise error(form, f"macro {name.lower()} nests more than {MAX_MACRO_DEPTH} expansions deep",
+                            hint="does the macro expand into a call to itself?")
+            self.macro_depth += 1
+            try:
+                self.toplevel(call_macro(self.scope, self.scope.macros[name], form))
+            finally:
+                self.macro_depth -= 1
         else:
             raise error(form, f"unknown top-level form {name.lower()}",
                         expected=_TOPLEVEL,
@@ -232,11 +288,11 @@ class _UnitExpander:
         if isinstance(name, Symbol) and name.name in self.scope.structs:
             raise error(form, f"struct {name.name.lower()} is already defined (at {self.scope.structs[name.name].loc})")
         struct = define(self.scope, form)
-        if not _C_IDENTIFIER.fullmatch(struct.name) or len(struct.name) > MAX_NAME:
+        if not _is_c_identifier(struct.name) or len(struct.name) > MAX_NAME:
             raise error(form, f"struct name {struct.name} is not a C identifier (of at most {MAX_NAME} "
                         "characters) once mangled", expected="letters, digits, '-' and '_', not starting with a digit")
         for f in struct.fields:
-            if not _C_IDENTIFIER.fullmatch(f.name):
+            if not _is_c_identifier(f.name):
                 raise error(form, f"field name {f.name} is not a C identifier once mangled")
         self.define_accessors(structs.accessors(struct), form, f"generated by defstruct {struct.lisp_name.lower()}")
         self.scope.structs[struct.lisp_name] = struct
@@ -248,7 +304,7 @@ class _UnitExpander:
     # maps and programs ------------------------------------------------------------------
     def claim_name(self, sym: Symbol, form: List, kind: str) -> str:
         name = mangle(sym.name)
-        if not _C_IDENTIFIER.fullmatch(name):
+        if not _is_c_identifier(name):
             # BTF (FUNC, VAR), bpffs pin names and libbpf skeletons all take the name as a C
             # identifier; anything else fails only at load time, far from the source.
             raise error(form, f"{kind} name {name} is not a C identifier once mangled",
@@ -302,6 +358,8 @@ class _UnitExpander:
             raise error(form, f"bad :{kind} map {sym.name.lower()}: {problem[0]}", hint=problem[1])
         if sym.name in self.scope.maps:
             raise error(form, f"map {sym.name.lower()} is already defined (at {self.scope.maps[sym.name].loc})")
+        if len(self.scope.maps) >= MAX_MAPS:
+            raise error(form, f"more than {MAX_MAPS} maps in one file", hint="split the file")
         name = self.claim_name(sym, form, "map")
         self.scope.maps[sym.name] = MapDef(name=name, lisp_name=sym.name, kind=kind, map_type=MAP_TYPES[kind],
                                            key_size=sizes[":KEY-SIZE"], value_size=sizes[":VALUE-SIZE"],
@@ -346,19 +404,23 @@ class _UnitExpander:
                         expected=" or ".join(f'"{p}" / "{p}/NAME"' for p in prefixes),
                         hint="the loader picks the program type from the section name")
         license_ = self.string_option(opts, ":LICENSE", "GPL", form)
-        for other in self.programs:
-            if other.section == section:
-                # One program per section keeps `bpftool prog loadall` pin names and our
-                # loader's section -> program mapping unambiguous (issue #2).
-                raise error(form, f"section \"{section}\" is already used by {other.lisp_name.lower()}",
-                            expected="a distinct :section for every defprog",
-                            hint='name handler sections after the dispatcher, e.g. "xdp/tcp", "xdp/udp"')
-            if other.license != license_:
-                raise error(form, f"license \"{license_}\" conflicts with \"{other.license}\" of "
-                            f"{other.lisp_name.lower()}", hint="one object file has one license")
+        other = self.sections.get(section)
+        if other is not None:
+            # One program per section keeps `bpftool prog loadall` pin names and our
+            # loader's section -> program mapping unambiguous (issue #2).
+            raise error(form, f"section \"{section}\" is already used by {other.lisp_name.lower()}",
+                        expected="a distinct :section for every defprog",
+                        hint='name handler sections after the dispatcher, e.g. "xdp/tcp", "xdp/udp"')
+        if self.programs and self.programs[0].license != license_:
+            first = self.programs[0]
+            raise error(form, f"license \"{license_}\" conflicts with \"{first.license}\" of "
+                        f"{first.lisp_name.lower()}", hint="one object file has one license")
+        if len(self.programs) >= MAX_PROGRAMS:
+            raise error(form, f"more than {MAX_PROGRAMS} programs in one file", hint="split the file")
         name = self.claim_name(sym, form, "program")
         self.programs.append(_PendingProgram(name, sym.name, prog_type, section, license_,
                                              tuple(form.items[3:]), form.loc))
+        self.sections[section] = self.programs[-1]
 
     def string_option(self, opts: dict, key: str, default: str, form: List) -> str:
         value = opts.get(key)
@@ -366,7 +428,14 @@ class _UnitExpander:
             return default
         if not isinstance(value, Str) or not value.value:
             raise error(form, f"{key.lower()} must be a non-empty string, not {short(value)}")
-        return value.value
+        text = value.value
+        # Section and license end up as C strings in the object (the kernel reads at most 127
+        # characters of a license); loaders treat section names as names, not text.
+        if len(text) > MAX_STRING_OPTION or not text.isprintable() or (key == ":SECTION" and " " in text):
+            raise error(form, f"{key.lower()} {short(value)} is not a name",
+                        expected=f"at most {MAX_STRING_OPTION} printable characters"
+                                 + (" without spaces" if key == ":SECTION" else ""))
+        return text
 
     def finish(self, p: _PendingProgram) -> ProgDef:
         body = list(p.body)
@@ -375,8 +444,16 @@ class _UnitExpander:
         elif not (isinstance(body[-1], List) and body[-1].head_is("RETURN")):
             body[-1] = List((Symbol("RETURN", body[-1].loc), body[-1]), body[-1].loc)
         expander = BodyExpander(self.scope, p.prog_type)
+        expanded = []
+        for form in body:
+            expanded.append(_expand_located(expander, form))
+            self.forms += _count_forms(expanded[-1])
+            if self.forms > MAX_FORMS:
+                raise error(form, f"the programs of this file are too large: more than {MAX_FORMS:,} forms "
+                            "after macro expansion", hint="split the file, or generate less code with macros "
+                            "and dotimes")
         return ProgDef(name=p.name, lisp_name=p.lisp_name, prog_type=p.prog_type, section=p.section,
-                       license=p.license, body=tuple(_expand_located(expander, f) for f in body), loc=p.loc)
+                       license=p.license, body=tuple(expanded), loc=p.loc)
 
     _HANDLERS = {
         "DEFMAP": defmap, "DEFPROG": defprog, "DEFCONSTANT": defconstant, "DEFMACRO": defmacro,

@@ -13,9 +13,8 @@ Sound because the two tests compare the same values: nothing between them assign
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from .. import ir
+from ..records import replace
 
 MAX_COPIED = 4
 

@@ -77,6 +77,9 @@ CASES = [
           sum(i * j for i in range(64) for j in range(64))),
     value("64x64x64 nest", "(let ((s 0)) (dotimes (i 64) (dotimes (j 64) (dotimes (k 64) (incf s (logxor i j k))))) s)",
           sum(i ^ j ^ k for i in range(64) for j in range(64) for k in range(64))),
+    # found by the fuzzer: the callbacks' register pressure spills a value an arg defines
+    value("64x64x64 nest reading a map", f"(let ((s 0)) (dotimes (i 64) (dotimes (j 64) (dotimes (k 64)"
+          f" (incf s (logxor i j {A}))))) s)", sum(i ^ j ^ 5 for i in range(64) for j in range(64)) * 64, args={0: 5}),
     value("64**4 nest", "(let ((s 0)) (dotimes (i 64) (dotimes (j 64) (dotimes (k 64) (dotimes (l 64)"
           " (incf s (logand (+ i j k l) 7)))))) s)", 64 ** 4 // 8 * sum(range(8))),
     value("inner count from the outer index", "(let ((s 0)) (dotimes (i 10) (dotimes (j i :max 10) (incf s))) s)",

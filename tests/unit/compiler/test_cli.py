@@ -185,3 +185,36 @@ def test_module_entry_point_never_prints_a_traceback(tmp_path):
                        check=False, capture_output=True, text=True)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.startswith(f"{src}:1:")
+
+
+@pytest.mark.parametrize("command", ["check", "disasm", "compile", "--help"])
+def test_a_closed_output_pipe_ends_the_command_quietly(command, seed_file, tmp_path):
+    # The reader is gone before the command writes anything, so every write fails with EPIPE,
+    # as with `python -m compiler disasm OBJ | head` once head has exited.
+    argv = [command] if command == "--help" else [command, str(seed_file)]
+    if command == "compile":
+        argv += ["-o", str(tmp_path / "x.o")]
+    proc = subprocess.Popen([sys.executable, "-m", "compiler", *argv], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    code = proc.wait()
+    assert err == b""
+    # compile writes nothing to stdout; argparse's --help swallows the failed write itself
+    assert code in ({"compile": (0,), "--help": (0, 141)}.get(command, (141,)))
+
+
+def test_disasm_stops_quietly_when_head_has_read_enough(tmp_path):
+    src = tmp_path / "long.lisp"
+    src.write_text("(defmap m :type :array :key-size 4 :value-size 8 :max-entries 4)\n(defprog p ()\n  "
+                   + " ".join(f"(setf (getmap m {i % 4}) {i})" for i in range(1200)) + ")\n")
+    obj = tmp_path / "long.bpf.o"
+    assert main(["compile", str(src), "-o", str(obj)]) == 0
+    # far more than the pipe (64 KiB) and our read buffer (8 KiB) hold, so the writer must block
+    assert sum(len(line) + 1 for line in disassemble(list(read_programs(obj.read_bytes())[0].insns))) > 128 << 10
+    proc = subprocess.Popen([sys.executable, "-m", "compiler", "disasm", str(obj)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().startswith(b"section xdp: p, ")
+    proc.stdout.close()  # like head -1
+    err = proc.stderr.read()
+    assert (proc.wait(), err) == (141, b"")

@@ -74,6 +74,11 @@ BAD = [
     # maps
     Bad("tail-call on a non-prog-array", prog("(tail-call res 0)"), "(tail-call", "prog-array"),
     Bad("map-lookup on a prog-array", prog("(map-lookup jt 0)"), "(map-lookup", "jt"),
+    # a key or value passed by value is written to the 512-byte stack first
+    *[Bad(f"{what} of a map value too large for the stack", prog(body, "(defmap wide :type :hash :key-size 4 "
+          ":value-size 65544 :max-entries 2)"), body, "too large to pass by value")
+      for what, body in [("setf", "(setf (getmap wide 1) 2)"), ("incf", "(incf (getmap wide 1))"),
+                         ("map-update", "(map-update wide 1 2 0)")]],
     Bad("unknown map", prog("(getmap no-such-map 0)"), ("(getmap", "no-such-map"), "no-such-map"),
     Bad("unknown map in incf", prog("(incf (getmap no-such-map 0))"), ("(incf", "(getmap", "no-such-map"),
         "no-such-map"),
@@ -94,7 +99,7 @@ BAD = [
     # (defprog plus 199 (+ ...) make 200 levels: the first (- ...) is one too many
     Bad("lists nested too deep", prog("(+ 1 " * 199 + "(- 1 " * 50 + "1" + ")" * 249), "(- 1", "nest"),
     Bad("let* chain too long to compile",
-        prog("(let* (" + " ".join(f"(v{i} {i})" for i in range(20000)) + ") v0)"), "(defprog", "nests too deeply"),
+        prog("(let* (" + " ".join(f"(v{i} {i})" for i in range(20000)) + ") v0)"), "(let*", "too large"),
     Bad("macro building code too deep to compile",
         prog("(deep)", "(defmacro deep () (let ((code 1)) (dolist (i '(" + " 0" * 30000 + "))"
              " (setq code (list 'progn code))) code))"), "(deep)", "too deeply"),

@@ -16,6 +16,7 @@ import pytest
 from compiler import builtins, protocols
 from compiler.errors import CompileError, Loc
 from compiler.expand import expand_unit
+from compiler.expand.unit import _library
 from compiler.forms import Int, List, Symbol
 from compiler.reader import read
 from tests.conftest import seed_source
@@ -673,10 +674,10 @@ def test_macro_errors_point_at_the_call():
     ("(defun f (n) (f (+ n 1))) (defmacro loopy () (f 0))", "in macro loopy: calls nested more than"),
     ("(defun f (n) (if (> n 0) (f (- n 1)) 0)) (defmacro loopy () (f 100000))", "in macro loopy: calls nested"),
     ("(defmacro loopy () (let ((x nil) (l '(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16))) (dolist (a l) (dolist (b l)"
-     " (dolist (c l) (dolist (d l) (dolist (e l) (setq x a)))))) x))", "evaluation steps"),
+     " (dolist (c l) (dolist (d l) (dolist (e l) (setq x a)))))) x))", "steps of compile-time work"),
     ("(defmacro loopy () (open \"/etc/passwd\"))", "unknown function open"),
     ("(defun dbl (x n) (if (= n 0) x (dbl (list '+ x x) (- n 1)))) (defmacro loopy () (dbl 1 60))",
-     "produced more than"),
+     "gave up after"),
     ("(defun dbl (x n) (if (= n 0) x (dbl (append x x) (- n 1)))) (defmacro loopy () (dbl '(1) 40))",
      "grew past"),
 ])
@@ -860,3 +861,15 @@ def test_protocol_accessor_offsets_match_c_headers(tmp_path):
     offsets = _offsets_from_gcc(["linux/if_ether.h", "linux/ip.h", "linux/ipv6.h", "linux/icmp.h", "linux/tcp.h",
                                  "linux/udp.h"], [C_HEADER_FIELDS[n] for n in names], tmp_path)
     assert offsets == [protocols.ACCESSORS[n].offset for n in names]
+
+
+def test_the_protocol_library_is_cut_into_one_definition_per_macro():
+    # Each macro is read on first use from its own piece of PRELUDE; together the pieces are
+    # every definition of PRELUDE, each at the line where it starts there.
+    whole = read(protocols.PRELUDE, protocols.PRELUDE_FILE)
+    assert all(f.head_is("DEFMACRO") for f in whole)
+    pieces = _library()
+    assert list(pieces) == [f.items[1].name for f in whole]
+    for form, (text, line) in zip(whole, pieces.values()):
+        (alone,) = read(text, protocols.PRELUDE_FILE, line)
+        assert alone == form and alone.loc == form.loc

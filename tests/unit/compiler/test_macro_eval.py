@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from compiler.budget import MAX_STEPS
 from compiler.forms import Int, Str
 from compiler.macro_eval import Interpreter, MacroError
 from compiler.reader import read
@@ -162,15 +163,46 @@ def test_errors(interp, expr, message):
 
 def test_step_budget_stops_a_long_loop(interp):
     # Shallow but long: (dolist over a long list calling a cheap function) exceeds the step budget.
-    with pytest.raises(MacroError, match="evaluation steps"):
+    with pytest.raises(MacroError, match="steps of compile-time work"):
         ev(interp, "(let ((l '(1 2 3 4 5 6 7 8 9 10))) (dolist (a l) (dolist (b l) (dolist (c l) "
-                   "(dolist (d l) (dolist (e l) (square 1)))))))")
+                   "(dolist (d l) (dolist (e l) (dolist (f l) (square 1))))))))")
 
 
-def test_budget_resets_per_call(interp):
-    assert ev(interp, "(spin 100)") == Int(0)
-    assert ev(interp, "(spin 100)") == Int(0)
+def test_one_budget_spans_every_evaluation(interp):
+    # Each evaluation is cheap; together they are not: the budget is per compile, not per call.
+    loop = "(let ((l '(1 2 3 4 5 6 7 8 9 10))) (dolist (a l) (dolist (b l) (dolist (c l) (dolist (d l) 1)))))"
+    with pytest.raises(MacroError, match="steps of compile-time work"):
+        for _call in range(MAX_STEPS // 10_000):
+            ev(interp, loop)
+    assert interp.budget.steps > MAX_STEPS
 
 
 def test_values_are_forms(interp):
     assert ev(interp, '"x"') == Str("x")
+
+
+def test_functions_see_constants_and_later_globals(interp):
+    (form,) = read("(defun plus-len (x) (+ x +len+ *extra*))")
+    interp.functions["PLUS-LEN"] = interp.make_closure("PLUS-LEN", form.items[2], form.items[3:])
+    interp.variables["*EXTRA*"] = Int(100)  # defined after the function, as defparameter does
+    assert ev(interp, "(plus-len 1)") == Int(115)
+    assert ev(interp, "(let ((f (lambda () (setq *extra* 5)))) (funcall f) *extra*)") == Int(5)
+    with pytest.raises(MacroError, match="constant"):
+        ev(interp, "((lambda () (setq +len+ 1)))")
+
+
+def test_sizes_are_charged_before_the_value_is_built(interp):
+    # 10,000 strings of 100,000 characters: concatenating them would take 1 GB; the length is
+    # checked first, so the attempt costs no more than the strings themselves (about 1 MB: one
+    # string shared 10,000 times).
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(MacroError, match="grew past 100000 characters"):
+            ev(interp, "(let ((s \"0123456789\")) (dolist (i '(1 2 3 4)) (setq s (concatenate 'string s s s s s"
+                       " s s s s s))) (let ((l (list s))) (dolist (i '(1 2 3 4)) (setq l (append l l l l l l l l l l)))"
+                       " (apply #'concatenate 'string l)))")
+        assert tracemalloc.get_traced_memory()[1] < 20 << 20
+    finally:
+        tracemalloc.stop()
