@@ -43,7 +43,7 @@ Instructions (``dst`` is the register written, ``args`` the operands read)::
     ret     a                        return a (r0 = a; exit)
 
 Shared analyses: ``reverse_postorder``, ``has_back_edges``, ``live_out`` (liveness),
-``live_in_of`` and ``prune_unreachable``.
+``live_in_of``, ``prune_unreachable``, ``immediate_dominators`` and ``loops``.
 """
 
 from __future__ import annotations
@@ -470,3 +470,63 @@ def has_back_edges(rpo: list) -> bool:
     does the function loop?"""
     position = {b.label: i for i, b in enumerate(rpo)}
     return any(position[t] <= position[b.label] for b in rpo for t in b.successors)
+
+
+# -- dominators and loops ---------------------------------------------------------------------
+
+def immediate_dominators(fn: Function) -> dict:
+    """label -> its immediate dominator (the entry's is itself): Cooper, Harvey and Kennedy's
+    iteration over reverse postorder."""
+    order = reverse_postorder(fn)
+    index = {b.label: i for i, b in enumerate(order)}
+    preds = fn.predecessors()
+    entry = order[0].label
+    idom = {entry: entry}
+
+    def meet(a: str, b: str) -> str:
+        while a != b:
+            while index[a] > index[b]:
+                a = idom[a]
+            while index[b] > index[a]:
+                b = idom[b]
+        return a
+
+    changed = True
+    while changed:
+        changed = False
+        for block in order[1:]:
+            known = [p for p in preds[block.label] if p in idom]
+            new = known[0]
+            for p in known[1:]:
+                new = meet(p, new)
+            if idom.get(block.label) != new:
+                idom[block.label] = new
+                changed = True
+    return idom
+
+
+def loops(fn: Function) -> dict:
+    """header label -> set of the labels in its loop (natural loops; one per header)."""
+    if not has_back_edges(reverse_postorder(fn)):
+        return {}
+    idom = immediate_dominators(fn)
+    preds = fn.predecessors()
+
+    def dominates(a: str, b: str) -> bool:
+        while b != a and idom[b] != b:
+            b = idom[b]
+        return b == a
+
+    found: dict = {}
+    for block in fn.blocks:
+        for header in block.successors:
+            if not dominates(header, block.label):
+                continue
+            body = found.setdefault(header, {header})
+            stack = [block.label]
+            while stack:
+                label = stack.pop()
+                if label not in body:
+                    body.add(label)
+                    stack.extend(preds[label])
+    return found

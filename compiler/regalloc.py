@@ -61,7 +61,8 @@ def _allocate(fn: ir.Function) -> Allocation:
             regs, failed = _color(graph, coalesce=False)
         if not failed:
             break
-        for v in sorted({_spill_choice(graph, f, spill_temps) for f in failed}, key=lambda v: v.id):
+        weights = _spill_weights(fn)
+        for v in sorted({_spill_choice(graph, f, spill_temps, weights) for f in failed}, key=lambda v: v.id):
             _spill(fn, v, spill_temps)
     frame, size = _layout(fn)
     return Allocation(ir.validate(fn), regs, frame, size)
@@ -186,26 +187,58 @@ def _color(graph: _Graph, coalesce: bool) -> tuple:
     return {m: color[c] for c in color for m in members[c]}, failed
 
 
-def _spill_choice(graph: _Graph, failed: VReg, spill_temps: set) -> VReg:
-    """The vreg to spill: the failed one or a neighbour, preferring long-lived, busy ones."""
+LOOP_WEIGHT = 8  # a use inside a loop counts as this many (it runs once per iteration)
+
+
+def _spill_choice(graph: _Graph, failed: VReg, spill_temps: set, weights: dict) -> VReg:
+    """The vreg to spill: the failed one or a neighbour, the cheapest per interference removed
+    (Chaitin's cost / degree), where the cost is the loads and stores spilling adds."""
     pool = [v for v in [failed, *sorted(graph.adj[failed], key=lambda v: v.id)] if v not in spill_temps]
     if not pool:
         raise RuntimeError(f"cannot colour {failed}: only spill reloads compete for registers")
-    return max(pool, key=lambda v: len(graph.adj[v]))
+    return min(pool, key=lambda v: (weights.get(v, 0) / max(len(graph.adj[v]), 1), v.id))
+
+
+def _spill_weights(fn: ir.Function) -> dict:
+    """VReg -> the instructions spilling it would add, uses in loops weighted by LOOP_WEIGHT: a
+    reload per use, and a store per definition unless the value is a constant (rematerialised)."""
+    in_loop = set().union(*ir.loops(fn).values()) if fn.blocks else set()
+    weights: dict = {}
+    for block in fn.blocks:
+        w = LOOP_WEIGHT if block.label in in_loop else 1
+        for insn in [*block.insns, block.term]:
+            for v in insn.vreg_uses():
+                weights[v] = weights.get(v, 0) + w
+            if insn.dst is not None and _constant_def(fn, insn.dst) is None:
+                weights[insn.dst] = weights.get(insn.dst, 0) + w
+    return weights
+
+
+def _constant_def(fn: ir.Function, v: VReg):
+    """The constant or slot address ``v`` is always set to, when its only definition is a ``mov`` of one."""
+    defs = [i for i in fn.all_insns() if i.dst == v]
+    if len(defs) == 1 and defs[0].op == "mov" and isinstance(defs[0].args[0], (int, SlotRef)):
+        return defs[0].args[0]
+    return None
 
 
 def _spill(fn: ir.Function, v: VReg, spill_temps: set) -> None:
-    """Keep ``v`` in a fresh 8-byte slot: store after each definition, reload before each use."""
+    """Keep ``v`` in a fresh 8-byte slot: store after each definition, reload before each use.
+    A constant (or slot address) is set again before each use instead, with no slot."""
+    constant = _constant_def(fn, v)
     first_def = next(i for i in fn.all_insns() if i.dst == v)
-    slot = SlotRef(fn.new_slot(8, "spill", first_def.loc))
+    slot = None if constant is not None else SlotRef(fn.new_slot(8, "spill", first_def.loc))
     for block in fn.blocks:
         out = []
         for insn in [*block.insns, block.term]:
             if v in insn.args:
                 t = fn.new_vreg()
                 spill_temps.add(t)
-                out.append(Insn("load", t, [slot], insn.loc, size=8))
+                out.append(Insn("mov", t, [constant], insn.loc) if slot is None
+                           else Insn("load", t, [slot], insn.loc, size=8))
                 insn.args = [t if a == v else a for a in insn.args]
+            if insn.dst == v and slot is None:
+                continue  # the constant's definition: every use sets it afresh
             out.append(insn)
             if insn.dst == v:
                 t = fn.new_vreg()

@@ -10,9 +10,10 @@ edge, and only a vreg with a single definition has facts (``facts``).
 from __future__ import annotations
 
 from .. import ir
-from . import addrfold, branchthread, bswapcmp, cfg, constarm, constfold, copyprop, dce, licm, tailmerge
+from . import (addrfold, boolsel, branchthread, bswapcmp, cfg, constarm, constfold, copyprop, dce, deadstore, licm,
+               tailmerge)
 
-PASSES = (copyprop, constfold, bswapcmp, addrfold, dce, licm, constarm, cfg, branchthread, tailmerge)
+PASSES = (copyprop, constfold, bswapcmp, addrfold, dce, deadstore, licm, boolsel, constarm, cfg, branchthread, tailmerge)
 MAX_ROUNDS = 20
 
 

@@ -47,7 +47,8 @@ def evaluate(e: Expr, env: dict) -> int:
     if op == "loop":
         acc, init, count, maximum, index, body = args
         value = evaluate(init, env)
-        n = count if maximum is None else min(evaluate(count, env), maximum)
+        # COUNT is rendered inside the accumulator's let: it sees the accumulator's initial value
+        n = count if maximum is None else min(evaluate(count, {**env, acc: value}), maximum)
         for i in range(n):
             value = evaluate(body, {**env, acc: value, index: i})
         return value
