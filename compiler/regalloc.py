@@ -62,7 +62,11 @@ def _allocate(fn: ir.Function) -> Allocation:
         if not failed:
             break
         weights = _spill_weights(fn)
-        for v in sorted({_spill_choice(graph, f, spill_temps, weights) for f in failed}, key=lambda v: v.id):
+        chosen: set = set()
+        for f in failed:  # a spill for each vreg that found no register
+            if f not in chosen:
+                chosen.add(_spill_choice(graph, f, spill_temps, chosen, weights))
+        for v in sorted(chosen, key=lambda v: v.id):
             _spill(fn, v, spill_temps)
     frame, size = _layout(fn)
     return Allocation(ir.validate(fn), regs, frame, size)
@@ -77,15 +81,17 @@ class _Graph:
         self.adj: dict = {}  # VReg -> set of interfering VRegs
         self.forbidden: dict = {}  # VReg -> registers it must not use
         self.hints: dict = {}  # VReg -> registers the hardware would like it in (in order)
-        self.copies: list = []  # (dst, src) pairs whose copy vanishes if they share a register
+        self.copies: list = []  # (dst, src) pairs whose copy vanishes if they share a register, the
+        # most worth coalescing first: copies in loops, then real copies before ALU operands
         self.first_def: dict = {}  # VReg -> position of its first definition (colouring order)
         out = ir.live_out(fn)
+        in_loop = set().union(*ir.loops(fn).values())
         position = 0
         for block in ir.reverse_postorder(fn):
             insns = [*block.insns, block.term]
             for insn in insns:
                 position += 1
-                self._note(insn, position)
+                self._note(insn, position, LOOP_WEIGHT if block.label in in_loop else 1)
             live = set(out[block.label])
             for insn in reversed(insns):
                 self._interfere(insn, live)
@@ -95,7 +101,7 @@ class _Graph:
         self.forbidden.setdefault(v, set())
         self.hints.setdefault(v, [])
 
-    def _note(self, insn: Insn, position: int) -> None:
+    def _note(self, insn: Insn, position: int, weight: int) -> None:
         for v in [*insn.vreg_uses(), *([insn.dst] if insn.dst is not None else [])]:
             self._node(v)
         if insn.dst is not None:
@@ -110,8 +116,13 @@ class _Graph:
                 self.hints[insn.dst].append(0)
         elif insn.op == "ret" and isinstance(insn.args[0], VReg):
             self.hints[insn.args[0]].append(0)
-        if insn.dst is not None and insn.op not in ("arg", "load", "call", "asm") and isinstance(insn.args[0], VReg):
-            self.copies.append((insn.dst, insn.args[0]))
+        if insn.dst is not None and insn.op not in ("arg", "load", "call", "asm"):
+            # a mov is a copy; an ALU op copies its first operand into dst first (either one, when
+            # it commutes): each vanishes when the two share a register
+            candidates = [insn.args[0], *(insn.args[1:] if insn.op in ir.COMMUTATIVE else ())]
+            for rank, src in enumerate(candidates):
+                if isinstance(src, VReg):
+                    self.copies.append((-weight, insn.op != "mov", rank, position, insn.dst, src))
 
     def _edge(self, a: VReg, b: VReg) -> None:
         if a != b:
@@ -148,8 +159,9 @@ def _color(graph: _Graph, coalesce: bool) -> tuple:
 
     adj = {v: set(n) for v, n in graph.adj.items()}
     members = {v: [v] for v in graph.adj}
+    copies = [(d, s) for *_rank, d, s in sorted(graph.copies, key=lambda c: c[:4])]
     if coalesce:
-        for d, s in graph.copies:
+        for d, s in copies:
             a, b = find(d), find(s)
             if a == b or b in adj[a]:
                 continue
@@ -162,7 +174,7 @@ def _color(graph: _Graph, coalesce: bool) -> tuple:
     classes = sorted(members, key=lambda c: (not any(graph.forbidden[m] for m in members[c]),
                                              min(graph.first_def.get(m, 0) for m in members[c])))
     partners: dict = {c: set() for c in members}
-    for d, s in graph.copies:
+    for d, s in copies:
         a, b = find(d), find(s)
         if a != b:
             partners[a].add(b)
@@ -190,33 +202,38 @@ def _color(graph: _Graph, coalesce: bool) -> tuple:
 LOOP_WEIGHT = 8  # a use inside a loop counts as this many (it runs once per iteration)
 
 
-def _spill_choice(graph: _Graph, failed: VReg, spill_temps: set, weights: dict) -> VReg:
-    """The vreg to spill: the failed one or a neighbour, the cheapest per interference removed
-    (Chaitin's cost / degree), where the cost is the loads and stores spilling adds."""
+def _spill_choice(graph: _Graph, failed: VReg, spill_temps: set, chosen: set, weights: dict) -> VReg:
+    """The vreg to spill: the failed one or a neighbour (not a spill reload, preferably not one
+    ``chosen`` already), the cheapest per interference removed (Chaitin's cost / degree), where
+    the cost is the loads and stores spilling adds."""
     pool = [v for v in [failed, *sorted(graph.adj[failed], key=lambda v: v.id)] if v not in spill_temps]
     if not pool:
         raise RuntimeError(f"cannot colour {failed}: only spill reloads compete for registers")
+    pool = [v for v in pool if v not in chosen] or pool
     return min(pool, key=lambda v: (weights.get(v, 0) / max(len(graph.adj[v]), 1), v.id))
 
 
 def _spill_weights(fn: ir.Function) -> dict:
     """VReg -> the instructions spilling it would add, uses in loops weighted by LOOP_WEIGHT: a
     reload per use, and a store per definition unless the value is a constant (rematerialised)."""
-    in_loop = set().union(*ir.loops(fn).values()) if fn.blocks else set()
+    in_loop = set().union(*ir.loops(fn).values())
+    defs: dict = {}
+    for insn in fn.all_insns():
+        if insn.dst is not None:
+            defs.setdefault(insn.dst, []).append(insn)
     weights: dict = {}
     for block in fn.blocks:
         w = LOOP_WEIGHT if block.label in in_loop else 1
         for insn in [*block.insns, block.term]:
             for v in insn.vreg_uses():
                 weights[v] = weights.get(v, 0) + w
-            if insn.dst is not None and _constant_def(fn, insn.dst) is None:
+            if insn.dst is not None and _constant(defs[insn.dst]) is None:
                 weights[insn.dst] = weights.get(insn.dst, 0) + w
     return weights
 
 
-def _constant_def(fn: ir.Function, v: VReg):
-    """The constant or slot address ``v`` is always set to, when its only definition is a ``mov`` of one."""
-    defs = [i for i in fn.all_insns() if i.dst == v]
+def _constant(defs: list):
+    """The constant or slot address a vreg always holds, when its only definition is a ``mov`` of one."""
     if len(defs) == 1 and defs[0].op == "mov" and isinstance(defs[0].args[0], (int, SlotRef)):
         return defs[0].args[0]
     return None
@@ -225,7 +242,7 @@ def _constant_def(fn: ir.Function, v: VReg):
 def _spill(fn: ir.Function, v: VReg, spill_temps: set) -> None:
     """Keep ``v`` in a fresh 8-byte slot: store after each definition, reload before each use.
     A constant (or slot address) is set again before each use instead, with no slot."""
-    constant = _constant_def(fn, v)
+    constant = _constant([i for i in fn.all_insns() if i.dst == v])
     first_def = next(i for i in fn.all_insns() if i.dst == v)
     slot = None if constant is not None else SlotRef(fn.new_slot(8, "spill", first_def.loc))
     for block in fn.blocks:

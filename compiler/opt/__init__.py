@@ -10,10 +10,11 @@ edge, and only a vreg with a single definition has facts (``facts``).
 from __future__ import annotations
 
 from .. import ir
-from . import (addrfold, boolsel, branchthread, bswapcmp, cfg, constarm, constfold, copyprop, dce, deadstore, licm,
-               tailmerge)
+from . import (addrfold, boolsel, branchthread, bswapcmp, cfg, constarm, constfold, copyprop, crossjump, dce, deadstore,
+               licm, tailmerge)
 
-PASSES = (copyprop, constfold, bswapcmp, addrfold, dce, deadstore, licm, boolsel, constarm, cfg, branchthread, tailmerge)
+PASSES = (copyprop, constfold, bswapcmp, addrfold, dce, deadstore, licm, boolsel, constarm, cfg, branchthread, tailmerge,
+          crossjump)
 MAX_ROUNDS = 20
 
 

@@ -35,84 +35,75 @@ def _tracked(fn: ir.Function) -> set:
     return seen - escaped
 
 
-def _bytes(insn: ir.Insn, slot_size: int) -> int:
-    """The bytes of its slot a store or load covers, as a bitmask (clipped to the slot)."""
-    lo, hi = max(insn.off, 0), min(insn.off + insn.size, slot_size)
-    return ((1 << (hi - lo)) - 1) << lo if hi > lo else 0
+class _Bytes:
+    """Where each tracked slot's bytes sit in one bitmask holding the state of all of them."""
 
+    def __init__(self, slots: list):
+        self.base: dict = {}
+        self.size: dict = {}
+        bit = 0
+        for slot in slots:
+            self.base[slot.id], self.size[slot.id] = bit, slot.size
+            bit += slot.size
+        self.everything = (1 << bit) - 1
 
-class _Dead:
-    """Per tracked slot, the bitmask of bytes dead at a point."""
+    def of_slot(self, slot_id: int) -> int:
+        return ((1 << self.size[slot_id]) - 1) << self.base[slot_id]
 
-    def __init__(self, sizes: dict, everything: bool):
-        self.sizes = sizes
-        self.mask = {s: ((1 << n) - 1) if everything else 0 for s, n in sizes.items()}
+    def of_access(self, insn: ir.Insn) -> int:
+        """The bytes a load or store touches (clipped to its slot)."""
+        s = insn.args[0].slot.id
+        lo, hi = max(insn.off, 0), min(insn.off + insn.size, self.size[s])
+        return ((1 << (hi - lo)) - 1) << (self.base[s] + lo) if hi > lo else 0
 
-    def copy(self) -> _Dead:
-        other = _Dead(self.sizes, False)
-        other.mask = dict(self.mask)
-        return other
-
-    def meet(self, other: _Dead) -> None:
-        for s in self.mask:
-            self.mask[s] &= other.mask[s]
-
-    def step(self, insn: ir.Insn) -> bool:
-        """Move the state from after ``insn`` to before it; returns whether ``insn`` is a dead store."""
+    def step(self, dead: int, insn: ir.Insn) -> tuple[int, bool]:
+        """The dead bytes before ``insn`` given those after it, and whether it is a dead store."""
         if insn.op == "ret":
-            for s, n in self.sizes.items():
-                self.mask[s] = (1 << n) - 1
-            return False
+            return self.everything, False  # the frame dies
         base = insn.args[0] if insn.op in MEMORY else None
-        if isinstance(base, SlotRef) and base.slot.id in self.mask:
-            s = base.slot.id
-            covered = _bytes(insn, self.sizes[s])
+        if isinstance(base, SlotRef) and base.slot.id in self.base:
+            covered = self.of_access(insn)
             if insn.op == "store":
-                dead = covered & ~self.mask[s] == 0
-                self.mask[s] |= covered
-                return dead
-            self.mask[s] &= ~covered  # a load, or an atomic add (which reads)
+                return dead | covered, covered & ~dead == 0
+            dead &= ~covered  # a load, or an atomic add (which reads)
         if insn.op == "call":
             for a in insn.args:
-                if isinstance(a, SlotRef) and a.slot.id in self.mask:
-                    self.mask[a.slot.id] = 0
-        return False
+                if isinstance(a, SlotRef) and a.slot.id in self.base:
+                    dead &= ~self.of_slot(a.slot.id)
+        return dead, False
 
 
 def run(fn: ir.Function) -> bool:
     tracked = _tracked(fn)
     if not tracked:
         return False
-    sizes = {s.id: s.size for s in fn.slots if s.id in tracked}
+    layout = _Bytes([s for s in fn.slots if s.id in tracked])
     order = ir.reverse_postorder(fn)
-    dead_in: dict = {b.label: _Dead(sizes, True) for b in order}  # optimistic start for loops
+    dead_in = {b.label: layout.everything for b in order}  # optimistic start, for loops
 
-    def dead_out(block: ir.Block) -> _Dead:
-        state = None
+    def dead_out(block: ir.Block) -> int:
+        dead = layout.everything
         for t in block.successors:
-            if state is None:
-                state = dead_in[t].copy()
-            else:
-                state.meet(dead_in[t])
-        return state if state is not None else _Dead(sizes, True)
+            dead &= dead_in[t]
+        return dead
 
     changed = True
     while changed:
         changed = False
         for block in reversed(order):
-            state = dead_out(block)
+            dead = dead_out(block)
             for insn in reversed([*block.insns, block.term]):
-                state.step(insn)
-            if state.mask != dead_in[block.label].mask:
-                dead_in[block.label] = state
+                dead = layout.step(dead, insn)[0]
+            if dead != dead_in[block.label]:
+                dead_in[block.label] = dead
                 changed = True
     removed = False
     for block in order:
-        state = dead_out(block)
-        state.step(block.term)
+        dead = layout.step(dead_out(block), block.term)[0]
         kept = []
         for insn in reversed(block.insns):
-            if state.step(insn):
+            dead, is_dead = layout.step(dead, insn)
+            if is_dead:
                 removed = True
             else:
                 kept.append(insn)

@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings
 
 from compiler import ir
 from tests.unit.compiler import ir_interp
-from tests.unit.compiler.backend_util import optimized
+from compiler import opt
+from tests.unit.compiler.backend_util import lowered, optimized
 from tests.unit.compiler.exprgen import OPERANDS, evaluate, expressions, render
 
 ARGS = "(let ((a nil (ctx-load u64 0)) (b nil (ctx-load u64 8)) (c nil (ctx-load u64 16))) {})"
@@ -139,3 +140,86 @@ def test_branch_threading_implications():
     assert implied("eq", "ne") is False and implied("ne", "ne") is True and implied("ne", "eq") is False
     assert implied("gt", "ge") is True and implied("gt", "le") is False and implied("ge", "gt") is None
     assert implied("slt", "sle") is True and implied("slt", "lt") is None and implied("eq", "sge") is True
+
+
+def test_an_and_of_tests_branches_without_materialising_each_test():
+    fn = optimized("(let ((a nil (ctx-load u64 0)) (b nil (ctx-load u64 8)))"
+                   " (let ((s nil (and (= a 1) (or (= b 2) (= b 3))))) (if s 7 9)))")
+    movs = [i for i in fn.all_insns() if i.op == "mov" and i.args[0] in (0, 1)]
+    assert len(movs) <= 2  # the value 1 once and 0 once, not one pair per comparison
+    for a, b, want in ((1, 2, 7), (1, 3, 7), (1, 4, 9), (0, 2, 9)):
+        assert ir_interp.run(fn, ctx_of(a, b, 0)) == want
+
+
+def test_a_select_of_1_and_0_on_a_0_or_1_value_is_a_copy():
+    fn = optimized("(let ((a nil (ctx-load u64 0)) (b nil (ctx-load u64 8)))"
+                   " (let ((s nil (and (= a 1) (= b 2)))) (+ (if s 1 0) (if s 0 1))))")
+    assert [b.term.op for b in fn.blocks].count("branch") == 2  # the tests of the and, no more
+    for a, b in ((1, 2), (1, 3), (0, 2)):
+        assert ir_interp.run(fn, ctx_of(a, b, 0)) == 1
+
+
+def test_a_select_on_a_value_that_may_be_2_stays_a_branch():
+    fn = optimized("(let ((a nil (ctx-load u64 0))) (let ((s nil (if (= a 5) 2 0))) (if s 1 0)))")
+    assert ir_interp.run(fn, ctx_of(5, 0, 0)) == 1 and ir_interp.run(fn, ctx_of(4, 0, 0)) == 0
+
+
+def stores(fn: ir.Function) -> list:
+    return [(i.size, i.off, i.args[1]) for i in fn.all_insns() if i.op == "store"]
+
+
+def test_stack_stores_overwritten_before_any_read_are_dropped():
+    # struct-alloc zeroes 8 bytes; both halves are written before the 8-byte load
+    fn = optimized("(let ((a nil (ctx-load u64 0)) (p nil (struct-alloc 8)))"
+                   " (store u32 p 0 a) (store u32 p 4 7) (load u64 p 0))")
+    assert len(stores(fn)) == 2
+    assert ir_interp.run(fn, ctx_of(5, 0, 0)) == 5 | 7 << 32
+
+
+def test_stack_stores_that_are_read_stay():
+    # the high half is never overwritten: its zeroes are read
+    fn = optimized("(let ((a nil (ctx-load u64 0)) (p nil (struct-alloc 8))) (store u32 p 0 a) (load u64 p 0))")
+    assert ir_interp.run(fn, ctx_of(2**40 + 5, 0, 0)) == 5
+    # a helper reads its key: the store before the call stays
+    fn = optimized("(map-lookup stats 3)")
+    assert stores(fn) == [(4, 0, 3)]
+
+
+def test_stack_stores_in_a_loop_that_a_later_iteration_reads_stay():
+    fn = optimized("(let ((p nil (struct-alloc 8)) (s nil 0))"
+                   " (dotimes (i 3 3) (setq s (+ s (load u64 p 0))) (store u64 p 0 (+ i 10))) s)",
+                   strategy="open")
+    assert ir_interp.run(fn, ctx_of(0, 0, 0)) == 10 + 11
+
+
+def test_alike_code_at_the_ends_of_two_arms_is_shared():
+    # both arms store a different value at the same place and go on alike: one store remains,
+    # its value in a register each arm sets
+    body = ("(let ((a nil (ctx-load u64 0)) (p nil (struct-alloc 16)))"
+            " (if (= a 1) (progn (store u64 p 0 (ctx-load u64 8)) (store u64 p 8 a))"
+            "             (progn (store u64 p 0 (ctx-load u64 16)) (store u64 p 8 a)))"
+            " (+ (load u64 p 0) (load u64 p 8)))")
+    fn = optimized(body)
+    assert len(stores(fn)) == 2
+    assert ir_interp.run(fn, ctx_of(1, 20, 30)) == 21 and ir_interp.run(fn, ctx_of(2, 20, 30)) == 32
+
+
+def test_map_bumps_in_two_arms_are_one_lookup():
+    body = ("(let ((a nil (ctx-load u64 0)))"
+            " (if (= a 1) (let ((p nil (map-lookup stats 0))) (if p (atomic-add u64 p 0 1) 0))"
+            "             (let ((p nil (map-lookup stats 2))) (if p (atomic-add u64 p 0 1) 0)))"
+            " 0)")
+    fn = optimized(body)
+    assert [i.helper for i in fn.all_insns() if i.op == "call"] == [1]
+    assert sum(i.op == "atomic_add" for i in fn.all_insns()) == 1
+
+
+def test_tails_that_assign_a_value_used_later_are_not_shared():
+    from compiler.opt import crossjump
+
+    fn = lowered("(let ((a nil (ctx-load u64 0)) (x nil 0))"
+                 " (if (= a 1) (setq x (+ a 5)) (setq x (+ a 6))) x)")
+    opt.optimize(fn)
+    crossjump.run(fn)
+    for a in (1, 2):
+        assert ir_interp.run(fn, ctx_of(a, 0, 0)) == a + (5 if a == 1 else 6)
