@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from .. import ir
 from . import (addrfold, boolsel, branchthread, bswapcmp, cfg, constarm, constfold, copyprop, crossjump, dce, deadstore,
-               licm, tailmerge)
+               licm, retval, tailmerge)
 
 PASSES = (copyprop, constfold, bswapcmp, addrfold, dce, deadstore, licm, boolsel, constarm, cfg, branchthread, tailmerge,
-          crossjump)
+          crossjump, retval)
 MAX_ROUNDS = 20
 
 

@@ -223,3 +223,28 @@ def test_tails_that_assign_a_value_used_later_are_not_shared():
     crossjump.run(fn)
     for a in (1, 2):
         assert ir_interp.run(fn, ctx_of(a, 0, 0)) == a + (5 if a == 1 else 6)
+
+
+def test_the_most_common_return_value_is_set_once_before_the_tests():
+    # three early exits return 2, one path returns 1: 2 is set at the top, every return is one exit
+    fn = optimized("(let ((a nil (ctx-load u64 0)))"
+                   " (if (> a 9) (return 2) 0) (if (= a 3) (return 2) 0) (if (= a 5) (return 1) 0) 2)")
+    rets = [b.term for b in fn.blocks if b.term.op == "ret"]
+    assert len(rets) == 1 and isinstance(rets[0].args[0], ir.VReg)
+    for a, want in ((10, 2), (3, 2), (5, 1), (4, 2)):
+        assert ir_interp.run(fn, ctx_of(a, 0, 0)) == want
+
+
+def test_the_return_value_is_not_preset_across_a_helper_call():
+    fn = optimized("(let ((a nil (ctx-load u64 0)))"
+                   " (if (> a 9) (return 2) 0) (map-lookup stats 0) (if (= a 5) (return 1) 0) 2)")
+    assert all(isinstance(b.term.args[0], int) for b in fn.blocks if b.term.op == "ret")
+
+
+def test_a_test_of_a_value_an_arm_just_set_is_decided_on_that_arm():
+    # (if p (load p) 0) tested again: the arm that yields 0 goes straight to the else side
+    fn = optimized("(let ((a nil (ctx-load u64 0)))"
+                   " (let ((v nil (if (= a 0) 0 (load u8 (ctx-ptr) 8)))) (if v 7 9)))")
+    assert [b.term.op for b in fn.blocks].count("branch") == 2
+    for a, byte, want in ((0, 5, 9), (1, 5, 7), (1, 0, 9)):
+        assert ir_interp.run(fn, ctx_of(a, byte, 0)) == want
