@@ -66,6 +66,9 @@ ALL_OPS = frozenset(("arg", "mov", "load", "store", "atomic_add", "call", "asm",
                      *TERMINATORS))
 # Instructions after which r0-r5 hold nothing the program put there.
 CLOBBERS_SCRATCH = frozenset(("call", "asm"))
+# Helpers whose only effect is their result: ktime_get_ns, get_smp_processor_id, ktime_get_boot_ns.
+PURE_HELPERS = frozenset((5, 8, 125))
+HELPER_MAP_LOOKUP = 1
 CONDS = ("eq", "ne", "gt", "ge", "lt", "le", "sgt", "sge", "slt", "sle")
 # not (a COND b)  ==  a NEGATED b
 NEGATED = {"eq": "ne", "ne": "eq", "gt": "le", "le": "gt", "ge": "lt", "lt": "ge",
@@ -104,6 +107,8 @@ class SlotRef:
 @dataclass(frozen=True)
 class MapRef:
     name: str  # MapDef.name (mangled); becomes ld_imm64 with a map relocation
+    # a lookup in this map only reads it (an LRU map's lookup marks the entry used)
+    pure_lookup: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
         return f"map:{self.name}"
@@ -136,6 +141,13 @@ class Insn:
     @property
     def is_terminator(self) -> bool:
         return self.op in TERMINATORS
+
+    @property
+    def is_pure_call(self) -> bool:
+        """A helper call whose only effect is its result (removable when nobody reads it)."""
+        return self.op == "call" and (self.helper in PURE_HELPERS or (
+            self.helper == HELPER_MAP_LOOKUP and bool(self.args) and isinstance(self.args[0], MapRef)
+            and self.args[0].pure_lookup))
 
     def vreg_uses(self) -> list[VReg]:
         return [a for a in self.args if isinstance(a, VReg)]

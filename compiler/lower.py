@@ -410,7 +410,7 @@ class _Lowerer:
         operands = [self.lower(f) for f in form.items[2:]]
         by_value = not name.endswith("-PTR")
         group = self.fn.new_id()  # this call's key and value slots live together
-        args = [MapRef(mapdef.name)]
+        args = [_map_ref(mapdef)]
         for operand, size, f in zip(operands, (mapdef.key_size, mapdef.value_size), form.items[2:4]):
             args.append(self._spill(operand, size, group, f.loc) if by_value else operand)
         if helper == HELPER_UPDATE:
@@ -428,7 +428,7 @@ class _Lowerer:
     def _call_arg(self, form: Form):
         if isinstance(form, List) and form.head_is("MAP-FD"):
             self._arity(form, 1, "(map-fd MAP)")
-            return MapRef(self._map(form[1], "fd").name)
+            return _map_ref(self._map(form[1], "fd"))
         return self.lower(form)
 
     def _f_asm(self, form: List) -> VReg:
@@ -490,6 +490,15 @@ class _Lowerer:
                 self.test(operand, yes, rest)
             self.block = rest
         self.test(operands[-1], yes, no)
+
+
+# Maps whose lookups only read them (an LRU map's marks the entry used; a sockmap's takes a
+# reference to a socket).
+PURE_LOOKUPS = ("hash", "array", "percpu-hash", "percpu-array", "lpm-trie")
+
+
+def _map_ref(mapdef: MapDef) -> MapRef:
+    return MapRef(mapdef.name, pure_lookup=mapdef.kind in PURE_LOOKUPS)
 
 
 def _boolean(form: Form) -> bool:

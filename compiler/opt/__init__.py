@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from .. import ir
 from . import (addrfold, boolsel, branchthread, bswapcmp, cfg, constarm, constfold, copyprop, crossjump, dce, deadstore,
-               licm, retval, tailmerge)
+               licm, loadcse, retval, tailmerge)
 
-PASSES = (copyprop, constfold, bswapcmp, addrfold, dce, deadstore, licm, boolsel, constarm, cfg, branchthread, tailmerge,
+PASSES = (copyprop, constfold, bswapcmp, addrfold, loadcse, dce, deadstore, licm, boolsel, constarm, cfg, branchthread, tailmerge,
           crossjump, retval)
 MAX_ROUNDS = 20
 

@@ -237,7 +237,7 @@ def test_the_most_common_return_value_is_set_once_before_the_tests():
 
 def test_the_return_value_is_not_preset_across_a_helper_call():
     fn = optimized("(let ((a nil (ctx-load u64 0)))"
-                   " (if (> a 9) (return 2) 0) (map-lookup stats 0) (if (= a 5) (return 1) 0) 2)")
+                   " (if (> a 9) (return 2) 0) (map-update stats 0 1 0) (if (= a 5) (return 1) 0) 2)")
     assert all(isinstance(b.term.args[0], int) for b in fn.blocks if b.term.op == "ret")
 
 
@@ -248,3 +248,36 @@ def test_a_test_of_a_value_an_arm_just_set_is_decided_on_that_arm():
     assert [b.term.op for b in fn.blocks].count("branch") == 2
     for a, byte, want in ((0, 5, 9), (1, 5, 7), (1, 0, 9)):
         assert ir_interp.run(fn, ctx_of(a, byte, 0)) == want
+
+
+def test_a_map_lookup_nobody_reads_is_removed_with_its_key():
+    fn = optimized("(let ((v nil (map-lookup stats 2))) 42)")
+    assert ops(fn) == ["ret"]
+
+
+def test_a_lookup_in_an_lru_map_stays_it_marks_the_entry_used():
+    from tests.unit.compiler.backend_util import DEFAULT_MAPS, mapdef
+
+    fn = optimized("(let ((v nil (map-lookup recent 2))) 42)", maps=(*DEFAULT_MAPS, mapdef("recent", "lru-hash")))
+    assert [i.helper for i in fn.all_insns() if i.op == "call"] == [1]
+
+
+def test_two_loads_of_one_context_field_are_one():
+    fn = optimized("(let ((a nil (ctx-load u32 0)) (b nil (ctx-load u32 0))) (+ a b))")
+    assert ops(fn).count("load") == 1
+
+
+def test_a_load_after_a_store_that_may_change_it_stays():
+    fn = optimized("(let ((a nil (ctx-load u32 0))) (ctx-store u32 0 5) (+ a (ctx-load u32 0)))")
+    assert ops(fn).count("load") == 2
+    fn = optimized("(let ((p nil (struct-alloc 8)) (a nil (ctx-load u64 0)))"
+                   " (store u64 p 0 a) (let ((x nil (load u64 p 0))) (store u32 p 0 7) (+ x (load u64 p 0))))")
+    assert ops(fn).count("load") == 3  # a, and both loads of p: the u32 store changed it
+    assert ir_interp.run(fn, ctx_of(2**33 + 1, 0, 0)) == (2**33 + 1) + (2**33 + 7)
+
+
+def test_a_load_kept_around_a_loop_is_reloaded_after_the_loop_writes_it():
+    fn = optimized("(let ((p nil (struct-alloc 8)) (s nil 0)) (store u64 p 0 1)"
+                   " (let ((x nil (load u64 p 0))) (dotimes (i 3 3) (setq s (+ s (load u64 p 0))) (store u64 p 0 (+ i 5)))"
+                   " (+ s x)))", strategy="open")
+    assert ir_interp.run(fn, ctx_of(0, 0, 0)) == 1 + 5 + 6 + 1

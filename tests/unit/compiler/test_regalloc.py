@@ -140,7 +140,7 @@ def test_the_value_spilled_is_the_one_used_least():
     from tests.unit.compiler.backend_util import lowered
     from compiler import opt, regalloc
 
-    fn = opt.optimize(lowered(body.replace("(ktime-get-ns)", "(call 5)")))
+    fn = opt.optimize(lowered(body.replace("(ktime-get-ns)", "(call 7)")))
     a = next(i.dst for i in fn.all_insns() if i.op == "load" and i.off == 0)
     alloc = regalloc.allocate(fn)
     check(alloc)
