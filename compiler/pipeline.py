@@ -7,7 +7,8 @@ In: source text and the file name to report in errors and line info. Out: the ``
     -> opt.optimize -> regalloc.allocate -> emit.emit_program -> elf.write_object
 
 A loop that the plan lists as worth trying unrolled (a few iterations of a small body) is
-compiled both ways, one loop at a time, and the program keeps whichever has fewer instructions.
+compiled both ways, one loop at a time, and the program keeps whichever ``loopplan.keep_unrolled``
+prefers: the smaller, or unrolled when that makes a scan of memory faster for a few slots.
 
 A ``CompileError`` (bad source) propagates with the offending source line attached. Running
 out of recursion depth while compiling a program is a ``CompileError`` at that program. Any
@@ -82,7 +83,7 @@ def _program(prog, unit):
     for loop in plan.unroll_candidates:
         trial = plan.unrolling(loop)
         code = _back_end(prog, unit, trial)
-        if code.slots < best.slots:
+        if loopplan.keep_unrolled(loop, best.slots, code.slots):
             plan, best = trial, code
     return best
 

@@ -10,11 +10,29 @@ edge, and only a vreg with a single definition has facts (``facts``).
 from __future__ import annotations
 
 from .. import ir
-from . import (addrfold, boolsel, branchthread, bswapcmp, cfg, constarm, constfold, copyprop, crossjump, dce, deadstore,
-               licm, loadcse, retval, tailmerge)
+from . import (
+    addrfold,
+    boolsel,
+    branchthread,
+    bswapcmp,
+    cfg,
+    constarm,
+    constfold,
+    constprop,
+    copyfold,
+    copyprop,
+    crossjump,
+    dce,
+    deadstore,
+    licm,
+    loadcse,
+    retval,
+    tailmerge,
+    zeroguard,
+)
 
-PASSES = (copyprop, constfold, bswapcmp, addrfold, loadcse, dce, deadstore, licm, boolsel, constarm, cfg, branchthread, tailmerge,
-          crossjump, retval)
+PASSES = (copyprop, copyfold, constprop, constfold, bswapcmp, addrfold, loadcse, dce, deadstore, licm, boolsel, zeroguard, constarm,
+          cfg, branchthread, tailmerge, crossjump, retval)
 MAX_ROUNDS = 20
 
 

@@ -237,7 +237,7 @@ def _apply(fn: ir.Function, region: _Region, preds: dict) -> None:
     blocks = fn.block_map()
     params = {pair: fn.new_vreg() for pair in region.params}
     copies = {bx.label: fn.new_label("tail") for bx, _by, _n in region.pairs}
-    for (bx, by, _n), (tx, ty) in zip(region.pairs, list(region.tails())):
+    for (bx, _by, _n), (tx, ty) in zip(region.pairs, list(region.tails())):
         code = []
         for ix, iy in zip(tx, ty):
             args = [params.get((a, b), a) for a, b in zip(ix.args, iy.args)]
@@ -246,26 +246,26 @@ def _apply(fn: ir.Function, region: _Region, preds: dict) -> None:
     x, y, n = region.pairs[0]
     shared = copies[x.label]
     preds_of_both = set(preds[x.label]) & set(preds[y.label])
+    def sets(pick: int, loc) -> list:
+        return [Insn("mov", p, [pair[pick]], loc) for pair, p in params.items()]
+
     for side, pick in ((x, 0), (y, 1)):
         seq = [*side.insns, side.term]
-
-        def sets(loc):
-            return [Insn("mov", p, [pair[pick]], loc) for pair, p in params.items()]
 
         if n == len(seq):  # the whole block: its predecessors set the parameters and go to S
             for label in dict.fromkeys(preds[side.label]):
                 pred = blocks[label]
                 target = shared
                 if params and side is y and label in preds_of_both:  # a branch into X and Y
-                    edge = ir.Block(fn.new_label("edge"), sets(pred.term.loc),
+                    edge = ir.Block(fn.new_label("edge"), sets(pick, pred.term.loc),
                                     Insn("jump", None, [], pred.term.loc, targets=(shared,)))
                     fn.blocks.append(edge)
                     target = edge.label
                 else:
-                    pred.insns += sets(pred.term.loc)
+                    pred.insns += sets(pick, pred.term.loc)
                 pred.term.targets = tuple(target if t == side.label else t for t in pred.term.targets)
         else:
-            side.insns = side.insns[:len(seq) - n] + sets(side.term.loc)
+            side.insns = side.insns[:len(seq) - n] + sets(pick, side.term.loc)
             side.term = Insn("jump", None, [], side.term.loc, targets=(shared,))
     ir.prune_unreachable(fn)
 

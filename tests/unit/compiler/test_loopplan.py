@@ -4,6 +4,7 @@ programs the verifier could not walk within its budget whatever the choice."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -153,3 +154,22 @@ def test_a_loop_body_beyond_a_jumps_reach_is_a_located_error():
     err = error(f"(let ((s 0))\n    (dotimes (i 2)\n      {huge})\n    s)")
     assert "jump over" in err.what and "more than the 32767 a BPF jump reaches" in err.what
     assert err.loc.line == 5
+
+
+def test_a_scan_of_packet_bytes_is_unrolled_for_speed_a_loop_of_lookups_is_not():
+    scan = (f"{MAPS}(defprog p () (with-packet (data end :min-len 30) (let ((s 0))"
+            " (dotimes (i 8) (when (> (load u8 data (+ 14 i)) 64) (setf s (+ s 1)))) (setf (getmap res 0) s))) 0)")
+    lookups = f"{MAPS}(defprog p () (let ((s 0)) (dotimes (i 4) (setf s (+ s (getmap res i)))) s))"
+    for source, unrolled in ((scan, True), (lookups, False)):
+        code = compiler.compile_source(source).programs[0]
+        assert any(i.is_jump and i.off < 0 for i in code.insns) != unrolled, source
+
+
+def test_keeping_a_loop_unrolled():
+    unit = unit_of("(let ((s 0)) (dotimes (i 2) (incf s)) s)")
+    loop = loopplan.plan(unit.programs[0], unit).unroll_candidates[0]
+    assert not loop.indexed and loopplan.keep_unrolled(loop, 10, 9) and not loopplan.keep_unrolled(loop, 10, 11)
+    indexed = replace(loop, indexed=True)
+    assert loopplan.keep_unrolled(indexed, 10, 10 + loopplan.SPEED_UNROLL_GROWTH)
+    assert not loopplan.keep_unrolled(indexed, 10, 11 + loopplan.SPEED_UNROLL_GROWTH)
+    assert not loopplan.keep_unrolled(replace(indexed, calls=True), 10, 11)

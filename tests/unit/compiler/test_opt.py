@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 
-from compiler import ir
+from compiler import ir, opt
 from tests.unit.compiler import ir_interp
-from compiler import opt
 from tests.unit.compiler.backend_util import lowered, optimized
 from tests.unit.compiler.exprgen import OPERANDS, evaluate, expressions, render
 
@@ -281,3 +280,41 @@ def test_a_load_kept_around_a_loop_is_reloaded_after_the_loop_writes_it():
                    " (let ((x nil (load u64 p 0))) (dotimes (i 3 3) (setq s (+ s (load u64 p 0))) (store u64 p 0 (+ i 5)))"
                    " (+ s x)))", strategy="open")
     assert ir_interp.run(fn, ctx_of(0, 0, 0)) == 1 + 5 + 6 + 1
+
+
+def test_a_zero_test_guarding_an_add_of_that_value_goes():
+    fn = optimized("(let ((a nil (ctx-load u64 0)) (t nil (ctx-load u64 8)))"
+                   " (let ((v nil (load u64 (ctx-ptr) 16))) (if v (setq t (+ t v)) 0)) t)")
+    assert [b.term.op for b in fn.blocks] == ["ret"]
+    assert ir_interp.run(fn, ctx_of(0, 5, 0)) == 5 and ir_interp.run(fn, ctx_of(0, 5, 7)) == 12
+
+
+def test_a_zero_test_guarding_a_multiply_stays():
+    fn = optimized("(let ((t nil (ctx-load u64 8)))"
+                   " (let ((v nil (load u64 (ctx-ptr) 16))) (if v (setq t (* t v)) 0)) t)")
+    assert "branch" in ops(fn)
+    assert ir_interp.run(fn, ctx_of(0, 5, 0)) == 5 and ir_interp.run(fn, ctx_of(0, 5, 7)) == 35
+
+
+def test_a_setq_computes_into_the_variable():
+    fn = optimized("(let ((s nil (ctx-load u64 0)) (x nil (ctx-load u64 8)))"
+                   " (if (= x 3) (setq s (+ s x)) (setq s (- s x))) s)")
+    assert not [i for i in fn.all_insns() if i.op == "mov" and isinstance(i.args[0], ir.VReg)]
+    assert ir_interp.run(fn, ctx_of(10, 3, 0)) == 13 and ir_interp.run(fn, ctx_of(10, 4, 0)) == 6
+
+
+def test_constants_held_by_a_reassigned_variable_fold():
+    # s is assigned three times: 0, then 0 + x, then that + 1
+    fn = optimized("(let ((x nil (ctx-load u64 0)) (s nil 0)) (setq s (+ s 4)) (setq s (+ s x)) s)")
+    assert ops(fn).count("add") == 1 and ir_interp.run(fn, ctx_of(5, 0, 0)) == 9
+
+
+def test_a_constant_assigned_again_on_a_path_that_holds_it_goes():
+    fn = optimized("(let ((x nil (ctx-load u64 0)) (r nil 7)) (if (= x 1) (setq r 7) (setq r (+ x 2))) r)")
+    assert sum(1 for i in fn.all_insns() if i.op == "mov" and i.args == [7]) == 1
+    assert ir_interp.run(fn, ctx_of(1, 0, 0)) == 7 and ir_interp.run(fn, ctx_of(4, 0, 0)) == 6
+
+
+def test_a_constant_in_a_loop_variable_is_not_assumed_past_the_back_edge():
+    fn = optimized("(let ((s nil 0)) (dotimes (i 4 4) (setq s (+ s 3))) s)", strategy="open")
+    assert ir_interp.run(fn, ctx_of(0, 0, 0)) == 12

@@ -137,8 +137,8 @@ def test_the_value_spilled_is_the_one_used_least():
     body = ("(let ((a nil (ctx-load u64 0)) (b nil (ctx-load u64 8)) (c nil (ctx-load u64 16))"
             " (d nil (ctx-load u64 24)) (e nil (ctx-load u64 32)) (f nil (ctx-load u64 40)))"
             " (ktime-get-ns) (+ (* a b) (+ (* a c) (+ (* a d) (+ (* a e) (* a f))))))")
-    from tests.unit.compiler.backend_util import lowered
     from compiler import opt, regalloc
+    from tests.unit.compiler.backend_util import lowered
 
     fn = opt.optimize(lowered(body.replace("(ktime-get-ns)", "(call 7)")))
     a = next(i.dst for i in fn.all_insns() if i.op == "load" and i.off == 0)

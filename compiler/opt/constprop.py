@@ -1,0 +1,89 @@
+"""Constants in variables: where a vreg assigned more than once is known to hold a constant, use
+the constant, and drop an assignment of the value it already holds.
+
+In/out: an ``ir.Function``, rewritten in place; returns whether anything changed.
+``facts`` knows the constants of vregs with one definition; a variable that is ``setq``'d (an
+unrolled loop's accumulator, a return value set on several paths) has none. Forward "must"
+dataflow: vreg -> the constant it holds at a point, known on entry to a block when every
+predecessor leaves it with the same constant (a fixpoint, optimistic on back edges so a loop
+keeps only what its every iteration keeps). A use of such a vreg becomes the constant where
+``ir.operand_ok`` allows (``s = 0; s = s + x`` is ``s = x + 0``, which ``constfold`` makes a
+copy), except in returns and helper calls; an operation on constants only is computed
+(``s = s + 1`` is ``s = 1``), and ``mov v, K`` where v already holds K goes.
+"""
+
+from __future__ import annotations
+
+from .. import ir
+from ..ir import Insn, VReg
+
+# A return or helper argument already in its register (r0, r1-r5) costs nothing; a constant
+# costs a mov. (``retval`` makes returns read a register on purpose.)
+KEEP_REGISTERS = frozenset(("ret", "call"))
+
+
+def _step(state: dict, insn: Insn) -> dict:
+    if insn.dst is None:
+        return state
+    value = insn.args[0] if insn.op == "mov" else None
+    if isinstance(value, VReg):
+        value = state.get(value)
+    if isinstance(value, int):
+        return state if state.get(insn.dst) == value else {**state, insn.dst: value}
+    if insn.dst in state:
+        state = dict(state)
+        del state[insn.dst]
+    return state
+
+
+def _meet(states: list) -> dict:
+    first, *rest = states
+    return {v: c for v, c in first.items() if all(s.get(v) == c for s in rest)}
+
+
+def run(fn: ir.Function) -> bool:
+    order = ir.reverse_postorder(fn)
+    preds = fn.predecessors()
+    out: dict = {}  # label -> constants at its end; missing: not reached yet (optimistic)
+    entry = order[0].label
+
+    def entering(block: ir.Block) -> dict:
+        known = [out[p] for p in preds[block.label] if p in out]
+        return _meet(known) if known and block.label != entry else {}
+
+    changed = True
+    while changed:
+        changed = False
+        for block in order:
+            state = entering(block)
+            for insn in block.insns:
+                state = _step(state, insn)
+            if out.get(block.label) != state:
+                out[block.label] = state
+                changed = True
+    rewritten = False
+    for block in order:
+        state = entering(block)
+        kept = []
+        for insn in [*block.insns, block.term]:
+            if insn.op in ir.BINARY_OPS or insn.op in ir.UNARY_OPS:
+                values = [state.get(a) if isinstance(a, VReg) else a for a in insn.args]
+                result = None if None in values else ir.evaluate(insn.op, *values, size=insn.size)
+                if result is not None:
+                    insn.op, insn.args, insn.size = "mov", [result], 0
+                    rewritten = True
+            if insn.op in ir.COMMUTATIVE and insn.args[0] in state and isinstance(insn.args[1], VReg) \
+                    and insn.args[1] not in state:
+                insn.args.reverse()  # the constant goes second, where it can be an immediate
+            for i, a in enumerate(insn.args):
+                if insn.op not in KEEP_REGISTERS and isinstance(a, VReg) and a in state \
+                        and ir.operand_ok(insn, i, state[a]):
+                    insn.args[i] = state[a]
+                    rewritten = True
+            if insn.op == "mov" and isinstance(insn.args[0], int) and state.get(insn.dst) == insn.args[0]:
+                rewritten = True
+                continue  # it already holds that value
+            state = _step(state, insn)
+            kept.append(insn)
+        block.insns, block.term = kept[:-1], kept[-1]
+    return rewritten
