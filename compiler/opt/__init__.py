@@ -16,6 +16,7 @@ from . import (
     branchthread,
     bswapcmp,
     cfg,
+    coalesce,
     constarm,
     constfold,
     constprop,
@@ -26,13 +27,14 @@ from . import (
     deadstore,
     licm,
     loadcse,
+    reassoc,
     retval,
     tailmerge,
     zeroguard,
 )
 
-PASSES = (copyprop, copyfold, constprop, constfold, bswapcmp, addrfold, loadcse, dce, deadstore, licm, boolsel, zeroguard, constarm,
-          cfg, branchthread, tailmerge, crossjump, retval)
+PASSES = (copyprop, copyfold, coalesce, constprop, constfold, bswapcmp, addrfold, loadcse, dce, deadstore, licm, boolsel, zeroguard, constarm,
+          cfg, branchthread, tailmerge, crossjump, retval, reassoc)
 MAX_ROUNDS = 20
 
 
