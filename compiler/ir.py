@@ -43,7 +43,8 @@ Instructions (``dst`` is the register written, ``args`` the operands read)::
     ret     a                        return a (r0 = a; exit)
 
 Shared analyses: ``reverse_postorder``, ``has_back_edges``, ``live_out`` (liveness),
-``live_in_of``, ``prune_unreachable``, ``immediate_dominators`` and ``loops``.
+``live_in_of``, ``prune_unreachable``, ``immediate_dominators``, ``common_dominator`` and
+``loops``.
 """
 
 from __future__ import annotations
@@ -486,6 +487,17 @@ def has_back_edges(rpo: list) -> bool:
 
 # -- dominators and loops ---------------------------------------------------------------------
 
+def common_dominator(idom: dict, index: dict, a: str, b: str) -> str:
+    """The nearest block dominating both ``a`` and ``b``, given immediate dominators (as far as
+    known) and each label's position in reverse postorder."""
+    while a != b:
+        while index[a] > index[b]:
+            a = idom[a]
+        while index[b] > index[a]:
+            b = idom[b]
+    return a
+
+
 def immediate_dominators(fn: Function) -> dict:
     """label -> its immediate dominator (the entry's is itself): Cooper, Harvey and Kennedy's
     iteration over reverse postorder."""
@@ -496,12 +508,7 @@ def immediate_dominators(fn: Function) -> dict:
     idom = {entry: entry}
 
     def meet(a: str, b: str) -> str:
-        while a != b:
-            while index[a] > index[b]:
-                a = idom[a]
-            while index[b] > index[a]:
-                b = idom[b]
-        return a
+        return common_dominator(idom, index, a, b)
 
     changed = True
     while changed:

@@ -11,7 +11,8 @@ of tests, a materialised comparison, and copies of those.
 from __future__ import annotations
 
 from .. import ir
-from ..ir import Insn, VReg
+from ..ir import Insn
+from .facts import zero_test
 
 
 def booleans(fn: ir.Function) -> set:
@@ -48,22 +49,22 @@ def run(fn: ir.Function) -> bool:
     blocks = fn.block_map()
     changed = False
     for block in fn.blocks:
-        term = block.term
-        if term.op != "branch" or term.cond not in ("eq", "ne") or term.args[1] != 0 \
-                or not isinstance(term.args[0], VReg) or term.targets[0] == term.targets[1]:
+        test = zero_test(block.term)
+        if test is None:
             continue
-        yes, no = (_sets(blocks[t], preds) for t in term.targets)
-        if yes is None or no is None or yes[0] != no[0] or yes[2] != no[2] or yes[1] == no[1]:
+        v, nonzero, zero = test
+        when_set, when_clear = _sets(blocks[nonzero], preds), _sets(blocks[zero], preds)
+        if when_set is None or when_clear is None or when_set[0] != when_clear[0] or when_set[2] != when_clear[2] \
+                or when_set[1] == when_clear[1]:
             continue
         if bools is None:
             bools = booleans(fn)
-        v = term.args[0]
         if v not in bools:
             continue
-        r, when_true, join = yes
-        flipped = (when_true == 1) != (term.cond == "ne")  # r = not v
-        block.insns.append(Insn("xor", r, [v, 1], term.loc) if flipped else Insn("mov", r, [v], term.loc))
-        block.term = Insn("jump", None, [], term.loc, targets=(join,))
+        r, value_when_set, join = when_set
+        loc = block.term.loc
+        block.insns.append(Insn("mov", r, [v], loc) if value_when_set == 1 else Insn("xor", r, [v, 1], loc))
+        block.term = Insn("jump", None, [], loc, targets=(join,))
         changed = True
     if changed:
         ir.prune_unreachable(fn)

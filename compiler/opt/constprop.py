@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from .. import ir
 from ..ir import Insn, VReg
+from . import dataflow
 
 # A return or helper argument already in its register (r0, r1-r5) costs nothing; a constant
 # costs a mov. (``retval`` makes returns read a register on purpose.)
@@ -36,33 +37,10 @@ def _step(state: dict, insn: Insn) -> dict:
     return state
 
 
-def _meet(states: list) -> dict:
-    first, *rest = states
-    return {v: c for v, c in first.items() if all(s.get(v) == c for s in rest)}
-
-
 def run(fn: ir.Function) -> bool:
-    order = ir.reverse_postorder(fn)
-    preds = fn.predecessors()
-    out: dict = {}  # label -> constants at its end; missing: not reached yet (optimistic)
-    entry = order[0].label
-
-    def entering(block: ir.Block) -> dict:
-        known = [out[p] for p in preds[block.label] if p in out]
-        return _meet(known) if known and block.label != entry else {}
-
-    changed = True
-    while changed:
-        changed = False
-        for block in order:
-            state = entering(block)
-            for insn in block.insns:
-                state = _step(state, insn)
-            if out.get(block.label) != state:
-                out[block.label] = state
-                changed = True
+    entering = dataflow.entering(fn, _step)
     rewritten = False
-    for block in order:
+    for block in fn.blocks:
         state = entering(block)
         kept = []
         for insn in [*block.insns, block.term]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from .. import ir
 from ..ir import Insn, SlotRef
+from . import dataflow
 from .licm import KEEP_PACKET
 
 
@@ -60,34 +61,11 @@ class _Memory:
         return state
 
 
-def _meet(states: list) -> dict:
-    first, *rest = states
-    return {k: v for k, v in first.items() if all(s.get(k) == v for s in rest)}
-
-
 def run(fn: ir.Function) -> bool:
     memory = _Memory(fn)
-    order = ir.reverse_postorder(fn)
-    preds = fn.predecessors()
-    out: dict = {}  # label -> available loads at its end; a label missing: not reached yet (optimistic)
-    entry = order[0].label
-
-    def entering(block: ir.Block) -> dict:
-        known = [out[p] for p in preds[block.label] if p in out]
-        return _meet(known) if known and block.label != entry else {}
-
-    changed = True
-    while changed:
-        changed = False
-        for block in order:
-            state = entering(block)
-            for insn in block.insns:
-                state = memory.step(state, insn)
-            if out.get(block.label) != state:
-                out[block.label] = state
-                changed = True
+    entering = dataflow.entering(fn, memory.step)
     rewritten = False
-    for block in order:
+    for block in fn.blocks:
         state = entering(block)
         for insn in block.insns:
             holder = state.get((insn.args[0], insn.off, insn.size)) if insn.op == "load" else None

@@ -17,23 +17,10 @@ right before every other return.
 
 from __future__ import annotations
 
+import functools
+
 from .. import ir
 from ..ir import Insn
-
-
-def _common_dominator(idom: dict, labels: list, order: dict) -> str:
-    def meet(a: str, b: str) -> str:
-        while a != b:
-            while order[a] > order[b]:
-                a = idom[a]
-            while order[b] > order[a]:
-                b = idom[b]
-        return a
-
-    d = labels[0]
-    for label in labels[1:]:
-        d = meet(d, label)
-    return d
 
 
 def _between(fn: ir.Function, start: str, ends: set) -> set:
@@ -70,7 +57,7 @@ def run(fn: ir.Function) -> bool:
     targets = [b.label for b in returns if b.term.args[0] == common]
     order = {b.label: i for i, b in enumerate(ir.reverse_postorder(fn))}
     idom = ir.immediate_dominators(fn)
-    d = _common_dominator(idom, [idom[t] if idom[t] != t else t for t in targets], order)
+    d = functools.reduce(lambda a, b: ir.common_dominator(idom, order, a, b), [idom[t] for t in targets])
     blocks = fn.block_map()
     on_the_way = _between(fn, d, set(targets))
     if any(i.op in ir.CLOBBERS_SCRATCH for label in on_the_way for i in blocks[label].insns):

@@ -11,7 +11,8 @@ one branch fewer on every path (``(when v (setf total (+ total v)))`` after a ma
 from __future__ import annotations
 
 from .. import ir
-from ..ir import Insn, VReg
+from ..ir import Insn
+from .facts import zero_test
 
 ZERO_IS_IDENTITY = frozenset(("add", "sub", "or", "xor", "lsh", "rsh", "arsh"))
 
@@ -21,12 +22,10 @@ def run(fn: ir.Function) -> bool:
     blocks = fn.block_map()
     changed = False
     for block in fn.blocks:
-        term = block.term
-        if term.op != "branch" or term.cond not in ("eq", "ne") or term.args[1] != 0 \
-                or not isinstance(term.args[0], VReg):
+        test = zero_test(block.term)
+        if test is None:
             continue
-        x = term.args[0]
-        arm_label, other = term.targets if term.cond == "ne" else term.targets[::-1]
+        x, arm_label, other = test
         arm = blocks[arm_label]
         if arm is block or preds[arm_label] != [block.label] or len(arm.insns) != 1 \
                 or arm.term.op != "jump" or arm.term.targets[0] != other:
@@ -35,7 +34,7 @@ def run(fn: ir.Function) -> bool:
         if insn.op not in ZERO_IS_IDENTITY or insn.args[1] != x or insn.dst != insn.args[0]:
             continue
         block.insns.append(Insn(insn.op, insn.dst, list(insn.args), insn.loc))
-        block.term = Insn("jump", None, [], term.loc, targets=(other,))
+        block.term = Insn("jump", None, [], block.term.loc, targets=(other,))
         changed = True
     if changed:
         ir.prune_unreachable(fn)
