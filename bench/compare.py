@@ -111,8 +111,8 @@ def _first_error(text: str) -> str:
                     break
                 gist.append(follow)
             gist = re.sub(r"^.*?\}>:\s*", "", " ".join(gist))  # SBCL's thread name, wrapped
-            return gist[:160] or line
-    return (lines[-1] if lines else "no output")[:160]
+            return gist[:100] or line
+    return (lines[-1] if lines else "no output")[:100]
 
 
 @dataclass

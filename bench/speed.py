@@ -6,7 +6,7 @@ packet of each side and the ratio ours/clang. With ``--check`` the exit status i
 ratio of a checked program (the seed and the loop-heavy ones) exceeds ``--limit`` (default
 1.00). Needs root, bpffs and bpftool.
 
-    sudo .venv/bin/python bench/speed.py [--check] [--rounds 15] [--repeat 1000000] [--loads 3]
+    sudo .venv/bin/python bench/speed.py [--check] [--rounds 31] [--repeat 1000000] [--loads 5]
 
 How it measures: both objects are loaded with ``bpftool prog loadall`` (libbpf: the loader a C
 user would use, so both sides are loaded alike) and their jump tables wired. Each round runs
@@ -16,7 +16,9 @@ the kernel's own per-run figure is whole nanoseconds, too coarse for programs th
 few, and wall time would count the time other processes on a busy machine ran instead. The
 fixed cost of one call (a few microseconds) is spread over a million runs. Where the kernel
 places a JIT image shifts timings by about 1%, so each side is loaded ``--loads`` times and the
-rounds are spread over the loads. The table reports the median over all rounds.
+rounds are spread over the loads. The table reports each side's median over all rounds, their
+ratio, and the middle half of the ratios of the rounds (ours / clang's in the same round): how
+far apart the two would look from one round to the next.
 """
 
 from __future__ import annotations
@@ -126,8 +128,8 @@ def measure(bench: Speed, rounds: int, repeat: int, loads: int) -> dict[str, lis
 
 
 def table(results: list[tuple[Speed, dict]], limit: float) -> tuple[str, bool]:
-    lines = ["| program | Whistler source | ours ns/packet | clang -O2 ns/packet | ratio |",
-             "|---|---|---:|---:|---:|"]
+    lines = ["| program | Whistler source | ours ns/packet | clang -O2 ns/packet | ratio | rounds' ratios (middle half) |",
+             "|---|---|---:|---:|---:|---:|"]
     ok = True
     for bench, times in results:
         ours, clang = statistics.median(times["ours"]), statistics.median(times["clang"])
@@ -135,7 +137,10 @@ def table(results: list[tuple[Speed, dict]], limit: float) -> tuple[str, bool]:
         over = bench.checked and ratio > limit
         ok = ok and not over
         note = " (over)" if over else "" if bench.checked else " (not checked)"
-        lines.append(f"| {bench.program} | {bench.lisp} | {ours:.2f} | {clang:.2f} | {ratio:.3f}{note} |")
+        paired = sorted(a / b for a, b in zip(times["ours"], times["clang"]))
+        q1, q3 = paired[len(paired) // 4], paired[(3 * len(paired)) // 4]
+        lines.append(f"| {bench.program} | {bench.lisp} | {ours:.2f} | {clang:.2f} | {ratio:.3f}{note} | "
+                     f"{q1:.3f}-{q3:.3f} |")
     return "\n".join(lines), ok
 
 
@@ -143,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Whistler vs clang -O2: ns per packet under BPF_PROG_TEST_RUN")
     parser.add_argument("--check", action="store_true", help="exit 1 if a ratio exceeds --limit")
     parser.add_argument("--limit", type=float, default=1.00, help="highest acceptable ours/clang ratio")
-    parser.add_argument("--rounds", type=int, default=15, help="timed runs of each side per program")
+    parser.add_argument("--rounds", type=int, default=31, help="timed runs of each side per program")
     parser.add_argument("--repeat", type=int, default=1_000_000, help="runs per BPF_PROG_TEST_RUN call")
-    parser.add_argument("--loads", type=int, default=3, help="times each object is loaded afresh")
+    parser.add_argument("--loads", type=int, default=5, help="times each object is loaded afresh")
     parser.add_argument("--only", action="append", default=[], help="program name(s) to run")
     args = parser.parse_args(argv)
     chosen = [b for b in SPEED if not args.only or b.program in args.only]
