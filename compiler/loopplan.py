@@ -112,6 +112,7 @@ def plan(prog: ProgDef, unit: Unit) -> LoopPlan:
         for key in chosen:
             strategies[key] = "callback"
     loops = {id(lp.form): replace(lp, strategy=strategies[id(lp.form)]) for lp in found}
+
     def candidate(lp: Loop) -> bool:
         if lp.strategy != "open" or not lp.constant:
             return False

@@ -159,7 +159,7 @@ def _color(graph: _Graph, coalesce: bool) -> tuple:
 
     adj = {v: set(n) for v, n in graph.adj.items()}
     members = {v: [v] for v in graph.adj}
-    copies = [(d, s) for *_rank, d, s in sorted(graph.copies, key=lambda c: c[:4])]
+    copies = [c[-2:] for c in sorted(graph.copies, key=lambda c: c[:4])]
     if coalesce:
         for d, s in copies:
             a, b = find(d), find(s)

@@ -46,7 +46,7 @@ def _candidate(fn: ir.Function, insn: ir.Insn, uses: Counter, defs: Counter) -> 
 
 def run(fn: ir.Function) -> bool:
     changed = False
-    for _ in range(MAX_MERGES):
+    for _merge in range(MAX_MERGES):
         uses = Counter(v for insn in fn.all_insns() for v in insn.vreg_uses())
         defs = Counter(insn.dst for insn in fn.all_insns() if insn.dst is not None)
         out = None

@@ -246,6 +246,7 @@ def _apply(fn: ir.Function, region: _Region, preds: dict) -> None:
     x, y, n = region.pairs[0]
     shared = copies[x.label]
     preds_of_both = set(preds[x.label]) & set(preds[y.label])
+
     def sets(pick: int, loc) -> list:
         return [Insn("mov", p, [pair[pick]], loc) for pair, p in params.items()]
 

@@ -64,7 +64,7 @@ def evaluate(e: Expr, env: dict) -> int:
         for statement in statements:
             if statement[0] == "if":
                 statement = statement[2] if evaluate(statement[1], env) else statement[3]
-            _, styp, soff, value = statement
+            _store, styp, soff, value = statement
             size = CASTS[styp]
             buffer[soff:soff + size] = (evaluate(value, env) & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
         return int.from_bytes(buffer[off:off + CASTS[typ]], "little")
@@ -124,7 +124,7 @@ def render(e: Expr, dialect: str) -> str:
         statements, (typ, off) = args
 
         def store(statement) -> str:
-            _, styp, soff, value = statement
+            _store, styp, soff, value = statement
             return f"(store {styp} m {soff} {render(value, dialect)})"
 
         body = " ".join(store(st) if st[0] == "store" else
@@ -212,7 +212,7 @@ def memory(draw, depth: int = 3, names: tuple = VARS) -> Expr:
         return ("store", *place(), draw(sub))
 
     statements = tuple(("if", draw(sub), store(), store()) if draw(st.booleans()) else store()
-                       for _ in range(draw(st.integers(1, 3))))
+                       for _statement in range(draw(st.integers(1, 3))))
     return Expr("memory", (statements, place()))
 
 
