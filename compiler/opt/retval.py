@@ -3,7 +3,7 @@ through one shared exit.
 
 In/out: an ``ir.Function``, rewritten in place; returns whether anything changed.
 When a function returns in two or more places, take the constant C of the return entered from
-the most places (XDP_PASS at the end of a filter's early exits, say). A fresh vreg ``rv`` is set
+the most places (at least two) (XDP_PASS at the end of a filter's early exits, say). A fresh vreg ``rv`` is set
 to C at the end of the block D that dominates those returns, they return ``rv``, and every other
 ``ret X`` becomes ``rv = X; ret rv``; ``tailmerge`` then makes them one exit, which the
 allocator gives r0. So a filter's tests branch straight to a bare ``exit`` (clang's
@@ -54,6 +54,8 @@ def run(fn: ir.Function) -> bool:
     if not entered:
         return False
     common = max(entered, key=lambda c: (entered[c], -c))
+    if entered[common] < 2:
+        return False  # no return entered from two places: nothing to share
     targets = [b.label for b in returns if b.term.args[0] == common]
     order = {b.label: i for i, b in enumerate(ir.reverse_postorder(fn))}
     idom = ir.immediate_dominators(fn)
