@@ -8,8 +8,9 @@ status is 1 when any program is above clang (``--limit``, default 1.00), the tot
 ``--total-limit`` (default 0.95) of clang's, any program above the other compiler's count (when
 it compiled the program), or anything fails to build.
 
-    .venv/bin/python bench/compare.py [--check] [--original-cmd 'CMD {src} {out}']
+    .venv/bin/python bench/compare.py [--check] [--original-cmd 'CMD {src} {out}'] [--speed]
 
+``--speed`` adds the run-time table of ``bench/speed.py`` (and its bound to ``--check``).
 ``--original-cmd`` is a command you supply; ``{src}`` is replaced by the Whistler source and
 ``{out}`` by the object file to write. It runs in a scratch directory (a source may ask its
 compiler to write files of its own there). A program it cannot compile gets the first lines of
@@ -202,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--total-limit", type=float, default=0.95, help="highest acceptable ours/clang ratio overall")
     parser.add_argument("--original-cmd", metavar="'CMD {src} {out}'",
                         help="a command compiling Whistler source {src} into the object {out}")
+    parser.add_argument("--speed", action="store_true",
+                        help="also time the programs of bench/speed.py (root, bpffs, bpftool)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="whistler-bench-") as work:
         results = rows(Path(work), args.original_cmd)
@@ -212,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
         text, original_ok = original_table(results)
         ok = ok and original_ok
         print("\nSize vs the original Whistler (instruction slots)\n")
+        print(text)
+    if args.speed:
+        import speed  # here, not above: speed imports this module (bench/ is on sys.path as a script)
+
+        text, speed_ok = speed.run()
+        ok = ok and speed_ok
+        print("\nRun time vs clang -O2 (BPF_PROG_TEST_RUN, ns per packet)\n")
         print(text)
     return 0 if ok or not args.check else 1
 
