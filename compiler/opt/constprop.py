@@ -14,6 +14,8 @@ copy), except in returns and helper calls; an operation on constants only is com
 
 from __future__ import annotations
 
+from collections import Counter
+
 from .. import ir
 from ..ir import Insn, VReg
 from . import dataflow
@@ -23,21 +25,31 @@ from . import dataflow
 KEEP_REGISTERS = frozenset(("ret", "call"))
 
 
-def _step(state: dict, insn: Insn) -> dict:
-    if insn.dst is None:
+class _Constants:
+    """The dataflow's step, over the vregs assigned more than once (``facts`` has the others; a
+    copy of one of these into a single-assignment vreg becomes a constant here, for ``facts``)."""
+
+    def __init__(self, fn: ir.Function):
+        defs = Counter(insn.dst for insn in fn.all_insns() if insn.dst is not None)
+        self.tracked = {v for v, n in defs.items() if n > 1}
+
+    def step(self, state: dict, insn: Insn) -> dict:
+        if insn.dst is None or insn.dst not in self.tracked:
+            return state
+        value = insn.args[0] if insn.op == "mov" else None
+        if isinstance(value, VReg):
+            value = state.get(value)
+        if isinstance(value, int):
+            return state if state.get(insn.dst) == value else {**state, insn.dst: value}
+        if insn.dst in state:
+            state = dict(state)
+            del state[insn.dst]
         return state
-    value = insn.args[0] if insn.op == "mov" else None
-    if isinstance(value, VReg):
-        value = state.get(value)
-    if isinstance(value, int):
-        return state if state.get(insn.dst) == value else {**state, insn.dst: value}
-    if insn.dst in state:
-        state = dict(state)
-        del state[insn.dst]
-    return state
 
 
 def run(fn: ir.Function) -> bool:
+    constants = _Constants(fn)
+    _step = constants.step
     entering = dataflow.entering(fn, _step)
     rewritten = False
     for block in fn.blocks:

@@ -283,21 +283,38 @@ def _groups(fn: ir.Function) -> list:
     return [g[:MAX_GROUP] for g in groups.values() if len(g) > 1]
 
 
+def _touched(region: _Region, preds: dict) -> set:
+    """Labels of the blocks a merge rewrites: the matched blocks and, for a block matched as a
+    whole, its predecessors (which get the parameters and the new target)."""
+    (x, y, n), labels = region.pairs[0], region.labels_x | region.labels_y
+    for side in (x, y):
+        if n == len(side.insns) + 1:
+            labels |= set(preds[side.label])
+    return labels
+
+
 def run(fn: ir.Function) -> bool:
+    """Each scan finds every profitable merge, applies the best ones that rewrite disjoint
+    blocks (what a scan knows about the others stays true), and scans again until none is left."""
     changed = False
     while True:
         preds, blocks = fn.predecessors(), fn.block_map()
         counts = Counter()
         for insn in fn.all_insns():
             counts.update(_names(insn))
-        best = None
+        found = []
         for group in _groups(fn):
             for i, x in enumerate(group):
                 for y in group[i + 1:]:
-                    found = _best(fn, blocks, x, y, preds, counts)
-                    if found is not None and (best is None or found[0] > best[0]):
-                        best = found
-        if best is None:
+                    merge = _best(fn, blocks, x, y, preds, counts)
+                    if merge is not None:
+                        found.append(merge)
+        if not found:
             return changed
-        _apply(fn, best[1], preds)
+        taken: set = set()
+        for _benefit, region in sorted(found, key=lambda m: -m[0]):
+            touched = _touched(region, preds)
+            if not touched & taken:
+                taken |= touched
+                _apply(fn, region, preds)
         changed = True
