@@ -43,7 +43,8 @@ Instructions (``dst`` is the register written, ``args`` the operands read)::
     ret     a                        return a (r0 = a; exit)
 
 Shared analyses: ``reverse_postorder``, ``has_back_edges``, ``live_out`` (liveness),
-``live_in_of`` and ``prune_unreachable``.
+``live_in_of``, ``prune_unreachable``, ``immediate_dominators``, ``common_dominator`` and
+``loops``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ ALL_OPS = frozenset(("arg", "mov", "load", "store", "atomic_add", "call", "asm",
                      *TERMINATORS))
 # Instructions after which r0-r5 hold nothing the program put there.
 CLOBBERS_SCRATCH = frozenset(("call", "asm"))
+# Helpers whose only effect is their result: ktime_get_ns, get_smp_processor_id, ktime_get_boot_ns.
+PURE_HELPERS = frozenset((5, 8, 125))
+HELPER_MAP_LOOKUP = 1
 CONDS = ("eq", "ne", "gt", "ge", "lt", "le", "sgt", "sge", "slt", "sle")
 # not (a COND b)  ==  a NEGATED b
 NEGATED = {"eq": "ne", "ne": "eq", "gt": "le", "le": "gt", "ge": "lt", "lt": "ge",
@@ -102,6 +106,8 @@ class SlotRef:
 @dataclass(frozen=True)
 class MapRef:
     name: str  # MapDef.name (mangled); becomes ld_imm64 with a map relocation
+    # a lookup in this map only reads it (an LRU map's lookup marks the entry used)
+    pure_lookup: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
         return f"map:{self.name}"
@@ -134,6 +140,13 @@ class Insn:
     @property
     def is_terminator(self) -> bool:
         return self.op in TERMINATORS
+
+    @property
+    def is_pure_call(self) -> bool:
+        """A helper call whose only effect is its result (removable when nobody reads it)."""
+        return self.op == "call" and (self.helper in PURE_HELPERS or (
+            self.helper == HELPER_MAP_LOOKUP and bool(self.args) and isinstance(self.args[0], MapRef)
+            and self.args[0].pure_lookup))
 
     def vreg_uses(self) -> list[VReg]:
         return [a for a in self.args if isinstance(a, VReg)]
@@ -480,3 +493,69 @@ def has_back_edges(rpo: list) -> bool:
     does the function loop?"""
     position = {b.label: i for i, b in enumerate(rpo)}
     return any(position[t] <= position[b.label] for b in rpo for t in b.successors)
+
+
+# -- dominators and loops ---------------------------------------------------------------------
+
+def common_dominator(idom: dict, index: dict, a: str, b: str) -> str:
+    """The nearest block dominating both ``a`` and ``b``, given immediate dominators (as far as
+    known) and each label's position in reverse postorder."""
+    while a != b:
+        while index[a] > index[b]:
+            a = idom[a]
+        while index[b] > index[a]:
+            b = idom[b]
+    return a
+
+
+def immediate_dominators(fn: Function) -> dict:
+    """label -> its immediate dominator (the entry's is itself): Cooper, Harvey and Kennedy's
+    iteration over reverse postorder."""
+    order = reverse_postorder(fn)
+    index = {b.label: i for i, b in enumerate(order)}
+    preds = fn.predecessors()
+    entry = order[0].label
+    idom = {entry: entry}
+
+    def meet(a: str, b: str) -> str:
+        return common_dominator(idom, index, a, b)
+
+    changed = True
+    while changed:
+        changed = False
+        for block in order[1:]:
+            known = [p for p in preds[block.label] if p in idom]
+            new = known[0]
+            for p in known[1:]:
+                new = meet(p, new)
+            if idom.get(block.label) != new:
+                idom[block.label] = new
+                changed = True
+    return idom
+
+
+def loops(fn: Function) -> dict:
+    """header label -> set of the labels in its loop (natural loops; one per header)."""
+    if not has_back_edges(reverse_postorder(fn)):
+        return {}
+    idom = immediate_dominators(fn)
+    preds = fn.predecessors()
+
+    def dominates(a: str, b: str) -> bool:
+        while b != a and idom[b] != b:
+            b = idom[b]
+        return b == a
+
+    found: dict = {}
+    for block in fn.blocks:
+        for header in block.successors:
+            if not dominates(header, block.label):
+                continue
+            body = found.setdefault(header, {header})
+            stack = [block.label]
+            while stack:
+                label = stack.pop()
+                if label not in body:
+                    body.add(label)
+                    stack.extend(preds[label])
+    return found

@@ -4,7 +4,8 @@ In: a ``decls.ProgDef`` whose body is core forms, and the ``Unit`` (map sizes). 
 that ``lower`` follows, with one ``Loop`` per ``(dotimes (VAR COUNT MAX) ...)`` form (by identity):
 
   "unroll"    the body once per iteration, VAR a constant (counts 0 and 1; small loops that the
-              pipeline finds smaller unrolled: ``unroll_candidates``),
+              pipeline finds smaller unrolled, or worth unrolling for speed: ``unroll_candidates``,
+              ``keep_unrolled``),
   "open"      a real loop in the program's code; the verifier walks it once per iteration,
   "callback"  the body becomes a function the ``bpf_loop`` helper calls COUNT times; the verifier
               checks that function a few times (until its entry state stops changing), whatever
@@ -44,6 +45,12 @@ MAX_PATHS = 8  # the most paths through one iteration the estimate assumes the v
 RUNTIME_COUNT_FACTOR = 2  # a run-time count: each iteration also walks the exit path to its first merge
 UNROLL_TRIAL_COUNT = 8  # loops with at most this many iterations ...
 UNROLL_TRIAL_WALK = 64  # ... and at most this much code unrolled are tried both ways
+# An indexed loop (see ``keep_unrolled``) with at most this many iterations and this much code
+# unrolled is tried both ways too, and kept unrolled when that costs at most SPEED_UNROLL_GROWTH
+# instruction slots more than the loop.
+SPEED_UNROLL_COUNT = 16
+SPEED_UNROLL_WALK = 512
+SPEED_UNROLL_GROWTH = 96
 
 COMPARE = frozenset(("=", "/=", "<", "<=", ">", ">=", "S<", "S<=", "S>", "S>="))
 MAP_OPS = frozenset(("MAP-LOOKUP", "MAP-UPDATE", "MAP-DELETE", "MAP-LOOKUP-PTR", "MAP-UPDATE-PTR",
@@ -67,6 +74,8 @@ class Loop:
     returns: bool  # the body contains a return
     blocker: str = ""  # why the body cannot run as a callback ("" when it can)
     tracked: Symbol | None = None  # where the program needs the exact value of a variable the body changes
+    indexed: bool = False  # the body computes a memory address from the loop variable
+    calls: bool = False  # the body calls a helper (a map operation, a tail call ...)
 
 
 @dataclass(frozen=True)
@@ -102,10 +111,27 @@ def plan(prog: ProgDef, unit: Unit) -> LoopPlan:
         for key in chosen:
             strategies[key] = "callback"
     loops = {id(lp.form): replace(lp, strategy=strategies[id(lp.form)]) for lp in found}
-    candidates = tuple(lp for lp in loops.values() if lp.strategy == "open" and lp.constant
-                       and lp.trip <= UNROLL_TRIAL_COUNT
-                       and lp.trip * planner.walk(_body(lp.form), strategies, 1)[0] <= UNROLL_TRIAL_WALK)
-    return LoopPlan(loops, walk, candidates)
+
+    def candidate(lp: Loop) -> bool:
+        if lp.strategy != "open" or not lp.constant:
+            return False
+        unrolled = lp.trip * planner.walk(_body(lp.form), strategies, 1)[0]
+        if lp.indexed and not lp.calls:
+            return lp.trip <= SPEED_UNROLL_COUNT and unrolled <= SPEED_UNROLL_WALK
+        return lp.trip <= UNROLL_TRIAL_COUNT and unrolled <= UNROLL_TRIAL_WALK
+
+    return LoopPlan(loops, walk, tuple(lp for lp in loops.values() if candidate(lp)))
+
+
+def keep_unrolled(loop: Loop, rolled_slots: int, unrolled_slots: int) -> bool:
+    """Should the program keep ``loop`` unrolled, given its instruction slots both ways? When that
+    is smaller, and also for an indexed loop without helper calls (a scan of packet bytes, say)
+    when it costs at most SPEED_UNROLL_GROWTH slots more: BPF has no indexed addressing, so each
+    rolled iteration spends about as much on its address arithmetic and counter as on its work,
+    where unrolled the addresses are constant offsets (docs/loops.md, Speed)."""
+    if unrolled_slots < rolled_slots:
+        return True
+    return loop.indexed and not loop.calls and unrolled_slots <= rolled_slots + SPEED_UNROLL_GROWTH
 
 
 def _body(form: List) -> List:
@@ -182,9 +208,11 @@ class _Planner:
                        "iteration anyway")
         constant = isinstance(count, Int)
         trip = min(count.value & ((1 << 64) - 1), maximum.value) if constant else maximum.value
+        calls = _find(body, lambda f: _head(f) in MAP_OPS or _head(f) in ("CALL", "TAIL-CALL", "ASM")) is not None
         return Loop(form, var.name, trip, constant, "open", reads, assigns,
                     var.name in _free(body, frozenset())[0],
-                    _find(body, lambda f: _head(f) == "RETURN") is not None, blocker, tracked)
+                    _find(body, lambda f: _head(f) == "RETURN") is not None, blocker, tracked,
+                    indexed is not None, calls)
 
     # -- the verifier's walk -----------------------------------------------------------------
     def walk(self, form: Form, strategies: dict, times: int, rest: bool = True) -> tuple[int, int]:

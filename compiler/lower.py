@@ -252,23 +252,47 @@ class _Lowerer:
             self._jump(join, loc)
 
     def _f_and_or(self, form: List) -> VReg:
+        """An operand that is a test (``_boolean``) branches straight to a block setting the
+        result to 1 or 0, shared by all such operands; any other operand's value is the result
+        when it stops the chain."""
         operands = list(form.items[1:])
         is_and = form.head.name == "AND"
         if not operands:
             return self._const(1 if is_and else 0, form.loc)
         result, join = self.fn.new_vreg(), self._new_block("join")
+        constant_arms: dict = {}
+
+        def arm(value: int) -> ir.Block:
+            if value not in constant_arms:
+                block = self._new_block("true" if value else "false")
+                block.insns.append(Insn("mov", result, [value], form.loc))
+                block.term = Insn("jump", None, [], form.loc, targets=(join.label,))
+                constant_arms[value] = block
+            return constant_arms[value]
+
         for i, operand in enumerate(operands):
-            value = self.lower(operand)
-            if self.block is None:
-                break
-            self._emit("mov", result, [value], operand.loc)
-            if i == len(operands) - 1:
-                self._jump(join, form.loc)
-                break
-            rest = self._new_block("next")
-            zero = self._const(0, operand.loc)
-            stop, go_on = (join, rest) if is_and else (rest, join)
-            self._terminate("branch", [value, zero], operand.loc, cond="eq", targets=(stop.label, go_on.label))
+            last = i == len(operands) - 1
+            if _boolean(operand):
+                if last:
+                    self.test(operand, arm(1), arm(0))
+                    break
+                rest = self._new_block("next")
+                if is_and:
+                    self.test(operand, rest, arm(0))
+                else:
+                    self.test(operand, arm(1), rest)
+            else:
+                value = self.lower(operand)
+                if self.block is None:
+                    break
+                self._emit("mov", result, [value], operand.loc)
+                if last:
+                    self._jump(join, form.loc)
+                    break
+                rest = self._new_block("next")
+                zero = self._const(0, operand.loc)
+                stop, go_on = (join, rest) if is_and else (rest, join)
+                self._terminate("branch", [value, zero], operand.loc, cond="eq", targets=(stop.label, go_on.label))
             self.block = rest
         self.block = join
         return result
@@ -386,7 +410,7 @@ class _Lowerer:
         operands = [self.lower(f) for f in form.items[2:]]
         by_value = not name.endswith("-PTR")
         group = self.fn.new_id()  # this call's key and value slots live together
-        args = [MapRef(mapdef.name)]
+        args = [_map_ref(mapdef)]
         for operand, size, f in zip(operands, (mapdef.key_size, mapdef.value_size), form.items[2:4]):
             args.append(self._spill(operand, size, group, f.loc) if by_value else operand)
         if helper == HELPER_UPDATE:
@@ -404,7 +428,7 @@ class _Lowerer:
     def _call_arg(self, form: Form):
         if isinstance(form, List) and form.head_is("MAP-FD"):
             self._arity(form, 1, "(map-fd MAP)")
-            return MapRef(self._map(form[1], "fd").name)
+            return _map_ref(self._map(form[1], "fd"))
         return self.lower(form)
 
     def _f_asm(self, form: List) -> VReg:
@@ -466,6 +490,24 @@ class _Lowerer:
                 self.test(operand, yes, rest)
             self.block = rest
         self.test(operands[-1], yes, no)
+
+
+# Maps whose lookups only read them (an LRU map's marks the entry used; a sockmap's takes a
+# reference to a socket).
+PURE_LOOKUPS = ("hash", "array", "percpu-hash", "percpu-array", "lpm-trie")
+
+
+def _map_ref(mapdef: MapDef) -> MapRef:
+    return MapRef(mapdef.name, pure_lookup=mapdef.kind in PURE_LOOKUPS)
+
+
+def _boolean(form: Form) -> bool:
+    """Is ``form`` a test whose value is 1 or 0 (a comparison, ``not``, or ``and``/``or`` of
+    such tests)? ``test`` compiles it to branches without materialising the value."""
+    name = form.head.name if isinstance(form, List) and isinstance(form.head, Symbol) else None
+    if name in COMPARE or name == "NOT":
+        return True
+    return name in ("AND", "OR") and len(form) > 1 and all(_boolean(f) for f in form.items[1:])
 
 
 _FORMS = {

@@ -8,8 +8,9 @@ In: source text and the file name to report in errors and line info. Out: the ``
     -> elf.write_object
 
 A loop that the plan lists as worth trying unrolled (a few iterations of a small body) is
-compiled both ways, one loop at a time, and the program keeps whichever has fewer instructions
-among the ways the checking stage accepts (the error of the planned way if it accepts none).
+compiled both ways, one loop at a time, and among the ways the checking stage accepts the program
+keeps whichever ``loopplan.keep_unrolled`` prefers: the smaller, or unrolled when that makes a scan
+of memory faster for a few slots (the error of the planned way if the stage accepts none).
 
 A ``CompileError`` (bad source) propagates with the offending source line attached. Running
 out of recursion depth while compiling a program is a ``CompileError`` at that program. Any
@@ -94,7 +95,7 @@ def _program(prog, unit, check_stage: bool):
     for loop in plan.unroll_candidates:
         trial = plan.unrolling(loop)
         code, _refused = _back_end(prog, unit, trial, check_stage)
-        if code is not None and (best is None or code.slots < best.slots):
+        if code is not None and (best is None or loopplan.keep_unrolled(loop, best.slots, code.slots)):
             plan, best = trial, code
     if best is None:
         raise refused

@@ -60,7 +60,12 @@ def _allocate(fn: ir.Function) -> Allocation:
             regs, failed = _color(graph, coalesce=False)
         if not failed:
             break
-        for v in sorted({_spill_choice(graph, f, spill_temps) for f in failed}, key=lambda v: v.id):
+        weights = _spill_weights(fn)
+        chosen: set = set()
+        for f in failed:  # a spill for each vreg that found no register
+            if f not in chosen:
+                chosen.add(_spill_choice(graph, f, spill_temps, chosen, weights))
+        for v in sorted(chosen, key=lambda v: v.id):
             _spill(fn, v, spill_temps)
     frame, size = _layout(fn)
     return Allocation(ir.validate(fn), regs, frame, size)
@@ -75,15 +80,17 @@ class _Graph:
         self.adj: dict = {}  # VReg -> set of interfering VRegs
         self.forbidden: dict = {}  # VReg -> registers it must not use
         self.hints: dict = {}  # VReg -> registers the hardware would like it in (in order)
-        self.copies: list = []  # (dst, src) pairs whose copy vanishes if they share a register
+        self.copies: list = []  # (dst, src) pairs whose copy vanishes if they share a register, the
+        # most worth coalescing first: copies in loops, then real copies before ALU operands
         self.first_def: dict = {}  # VReg -> position of its first definition (colouring order)
         out = ir.live_out(fn)
+        in_loop = set().union(*ir.loops(fn).values())
         position = 0
         for block in ir.reverse_postorder(fn):
             insns = [*block.insns, block.term]
             for insn in insns:
                 position += 1
-                self._note(insn, position)
+                self._note(insn, position, LOOP_WEIGHT if block.label in in_loop else 1)
             live = set(out[block.label])
             for insn in reversed(insns):
                 self._interfere(insn, live)
@@ -93,7 +100,7 @@ class _Graph:
         self.forbidden.setdefault(v, set())
         self.hints.setdefault(v, [])
 
-    def _note(self, insn: Insn, position: int) -> None:
+    def _note(self, insn: Insn, position: int, weight: int) -> None:
         for v in [*insn.vreg_uses(), *([insn.dst] if insn.dst is not None else [])]:
             self._node(v)
         if insn.dst is not None:
@@ -108,8 +115,13 @@ class _Graph:
                 self.hints[insn.dst].append(0)
         elif insn.op == "ret" and isinstance(insn.args[0], VReg):
             self.hints[insn.args[0]].append(0)
-        if insn.dst is not None and insn.op not in ("arg", "load", "call", "asm") and isinstance(insn.args[0], VReg):
-            self.copies.append((insn.dst, insn.args[0]))
+        if insn.dst is not None and insn.op not in ("arg", "load", "call", "asm"):
+            # a mov is a copy; an ALU op copies its first operand into dst first (either one, when
+            # it commutes): each vanishes when the two share a register
+            candidates = [insn.args[0], *(insn.args[1:] if insn.op in ir.COMMUTATIVE else ())]
+            for rank, src in enumerate(candidates):
+                if isinstance(src, VReg):
+                    self.copies.append((-weight, insn.op != "mov", rank, position, insn.dst, src))
 
     def _edge(self, a: VReg, b: VReg) -> None:
         if a != b:
@@ -146,8 +158,9 @@ def _color(graph: _Graph, coalesce: bool) -> tuple:
 
     adj = {v: set(n) for v, n in graph.adj.items()}
     members = {v: [v] for v in graph.adj}
+    copies = [c[-2:] for c in sorted(graph.copies, key=lambda c: c[:4])]
     if coalesce:
-        for d, s in graph.copies:
+        for d, s in copies:
             a, b = find(d), find(s)
             if a == b or b in adj[a]:
                 continue
@@ -160,7 +173,7 @@ def _color(graph: _Graph, coalesce: bool) -> tuple:
     classes = sorted(members, key=lambda c: (not any(graph.forbidden[m] for m in members[c]),
                                              min(graph.first_def.get(m, 0) for m in members[c])))
     partners: dict = {c: set() for c in members}
-    for d, s in graph.copies:
+    for d, s in copies:
         a, b = find(d), find(s)
         if a != b:
             partners[a].add(b)
@@ -185,18 +198,52 @@ def _color(graph: _Graph, coalesce: bool) -> tuple:
     return {m: color[c] for c in color for m in members[c]}, failed
 
 
-def _spill_choice(graph: _Graph, failed: VReg, spill_temps: set) -> VReg:
-    """The vreg to spill: the failed one or a neighbour, preferring long-lived, busy ones."""
+LOOP_WEIGHT = 8  # a use inside a loop counts as this many (it runs once per iteration)
+
+
+def _spill_choice(graph: _Graph, failed: VReg, spill_temps: set, chosen: set, weights: dict) -> VReg:
+    """The vreg to spill: the failed one or a neighbour (not a spill reload, preferably not one
+    ``chosen`` already), the cheapest per interference removed (Chaitin's cost / degree), where
+    the cost is the loads and stores spilling adds."""
     pool = [v for v in [failed, *sorted(graph.adj[failed], key=lambda v: v.id)] if v not in spill_temps]
     if not pool:
         raise RuntimeError(f"cannot colour {failed}: only spill reloads compete for registers")
-    return max(pool, key=lambda v: len(graph.adj[v]))
+    pool = [v for v in pool if v not in chosen] or pool
+    return min(pool, key=lambda v: (weights.get(v, 0) / max(len(graph.adj[v]), 1), v.id))
+
+
+def _spill_weights(fn: ir.Function) -> dict:
+    """VReg -> the instructions spilling it would add, uses in loops weighted by LOOP_WEIGHT: a
+    reload per use, and a store per definition unless the value is a constant (rematerialised)."""
+    in_loop = set().union(*ir.loops(fn).values())
+    defs: dict = {}
+    for insn in fn.all_insns():
+        if insn.dst is not None:
+            defs.setdefault(insn.dst, []).append(insn)
+    weights: dict = {}
+    for block in fn.blocks:
+        w = LOOP_WEIGHT if block.label in in_loop else 1
+        for insn in [*block.insns, block.term]:
+            for v in insn.vreg_uses():
+                weights[v] = weights.get(v, 0) + w
+            if insn.dst is not None and _constant(defs[insn.dst]) is None:
+                weights[insn.dst] = weights.get(insn.dst, 0) + w
+    return weights
+
+
+def _constant(defs: list):
+    """The constant or slot address a vreg always holds, when its only definition is a ``mov`` of one."""
+    if len(defs) == 1 and defs[0].op == "mov" and isinstance(defs[0].args[0], (int, SlotRef)):
+        return defs[0].args[0]
+    return None
 
 
 def _spill(fn: ir.Function, v: VReg, spill_temps: set) -> None:
-    """Keep ``v`` in a fresh 8-byte slot: store after each definition, reload before each use."""
+    """Keep ``v`` in a fresh 8-byte slot: store after each definition, reload before each use.
+    A constant (or slot address) is set again before each use instead, with no slot."""
+    constant = _constant([i for i in fn.all_insns() if i.dst == v])
     first_def = next(i for i in fn.all_insns() if i.dst == v)
-    slot = SlotRef(fn.new_slot(8, "spill", first_def.loc))
+    slot = None if constant is not None else SlotRef(fn.new_slot(8, "spill", first_def.loc))
     for block in fn.blocks:
         out, after_args = [], []  # a value an arg defines is stored after the args, which stay first
         for insn in [*block.insns, block.term]:
@@ -206,8 +253,11 @@ def _spill(fn: ir.Function, v: VReg, spill_temps: set) -> None:
             if v in insn.args:
                 t = fn.new_vreg()
                 spill_temps.add(t)
-                out.append(Insn("load", t, [slot], insn.loc, size=8))
+                out.append(Insn("mov", t, [constant], insn.loc) if slot is None
+                           else Insn("load", t, [slot], insn.loc, size=8))
                 insn.args = [t if a == v else a for a in insn.args]
+            if insn.dst == v and slot is None:
+                continue  # the constant's definition: every use sets it afresh
             out.append(insn)
             if insn.dst == v:
                 t = fn.new_vreg()

@@ -16,7 +16,6 @@ it, and without the collection's ``plugins`` directory a trial load is unavailab
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import importlib.util
 import os
@@ -27,6 +26,7 @@ from pathlib import Path
 from .code import CompiledObject, ProgramCode
 from .errors import CompileError, Loc
 from .isa import encode, slot_count
+from .records import replace
 
 PROG_TYPES = {"xdp": (6, 37), "tc": (3, 0)}  # BPF_PROG_TYPE_*, expected_attach_type (BPF_XDP)
 F_XDP_HAS_FRAGS = 0x20
@@ -123,7 +123,7 @@ def linked(prog: ProgramCode) -> tuple:
     out, slot = [], 0
     for insn in code:
         if insn.func_ref is not None and insn.func_ref in start:
-            insn = dataclasses.replace(insn, imm=start[insn.func_ref] - (slot + 1))
+            insn = replace(insn, imm=start[insn.func_ref] - (slot + 1))
         out.append(insn)
         slot += insn.slots
     return out, start
@@ -155,7 +155,7 @@ def _load(sc, errors, obj: CompiledObject, prog: ProgramCode, maps: MapCache) ->
     insns = []
     for insn in code:
         if insn.map_ref is not None:
-            insn = dataclasses.replace(insn, imm=maps.fd(obj.unit.map_named(insn.map_ref), prog.decl.prog_type))
+            insn = replace(insn, imm=maps.fd(obj.unit.map_named(insn.map_ref), prog.decl.prog_type))
         insns.append(insn)
     flags = F_XDP_HAS_FRAGS if prog.decl.section.startswith("xdp.frags") else 0
     info, btf_fd = {}, 0

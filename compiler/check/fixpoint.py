@@ -82,7 +82,7 @@ class Checker:
         out = ir.live_out(fn)
         self.live_in = {b.label: ir.live_in_of(b, out[b.label]) for b in order}
         self.scratch = {slot_key(s) for s in fn.slots if s.kind == "scratch"}
-        self.relevant = relevance.relevant(fn)
+        self.relevant = relevance.relevant(fn, returns_checked=self.is_callback)
         self.thresholds = _thresholds(fn)
         self._ids = {}
         for i, insn in enumerate(fn.all_insns(), 1):

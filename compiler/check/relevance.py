@@ -4,7 +4,9 @@ In: an ``ir.Function``. Out: the set of vregs whose numeric value can change whe
 passes or which way a branch goes: the operands of branches, of memory accesses and helper calls,
 both operands of an addition or subtraction of two registers (one may be a pointer, whose
 offset the other becomes), a value stored where it can be loaded back exactly (the stack, and a
-map key written for a call), and everything any of those is computed from.
+map key written for a call), the value returned where the verifier checks its range
+(``returns_checked``: a bpf_loop callback must return 0 or 1), and everything any of those is
+computed from.
 
 The verifier prunes a state when another one it already verified differs only in numbers it did
 not mark precise (numbers no check depended on). The checker does the same by forgetting, at each
@@ -20,7 +22,7 @@ from ..ir import SlotRef, VReg
 _MEMORY = ("load", "store", "atomic_add")
 
 
-def relevant(fn: ir.Function) -> set:
+def relevant(fn: ir.Function, returns_checked: bool = False) -> set:
     key_slots = _key_slots(fn)
     defs: dict = {}
     for insn in fn.all_insns():
@@ -29,7 +31,7 @@ def relevant(fn: ir.Function) -> set:
     work = []
     for insn in fn.all_insns():
         op = insn.op
-        if op in ("branch", "call"):
+        if op in ("branch", "call") or (op == "ret" and returns_checked):
             work += insn.vreg_uses()
         elif op in _MEMORY:
             base, *value = insn.args

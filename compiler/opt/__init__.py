@@ -4,15 +4,44 @@ In: a valid ``ir.Function`` from ``lower``. Out: the same function and each of i
 callbacks, rewritten in place and validated after every pass (a pass that breaks an invariant
 is named in the error). Each pass is one file with a ``run(fn) -> changed`` function and must be
 sound on its own, on loops too: a vreg assigned in a loop carries its value around the back
-edge, and only a vreg with a single definition has facts (``facts``).
+edge, and only a vreg with a single definition has facts (``facts``); ``constprop`` and
+``loadcse`` follow values through variables with a forward dataflow (``dataflow``).
+
+The order within a round: clean-ups that expose constants and copies first (copyprop,
+copyfold, coalesce, constprop, constfold), then the passes that rewrite memory accesses and
+drop dead code, then control flow (selects, zero guards, constant arms, CFG clean-up, branch
+threading), then the ones that share code (tailmerge, crossjump, retval: they want the CFG
+clean), and last reassoc, which regroups what is left of straight-line arithmetic.
 """
 
 from __future__ import annotations
 
 from .. import ir
-from . import addrfold, branchthread, bswapcmp, cfg, constarm, constfold, copyprop, dce, licm, tailmerge
+from . import (
+    addrfold,
+    boolsel,
+    branchthread,
+    bswapcmp,
+    cfg,
+    coalesce,
+    constarm,
+    constfold,
+    constprop,
+    copyfold,
+    copyprop,
+    crossjump,
+    dce,
+    deadstore,
+    licm,
+    loadcse,
+    reassoc,
+    retval,
+    tailmerge,
+    zeroguard,
+)
 
-PASSES = (copyprop, constfold, bswapcmp, addrfold, dce, licm, constarm, cfg, branchthread, tailmerge)
+PASSES = (copyprop, copyfold, coalesce, constprop, constfold, bswapcmp, addrfold, loadcse, dce, deadstore, licm, boolsel, zeroguard, constarm,
+          cfg, branchthread, tailmerge, crossjump, retval, reassoc)
 MAX_ROUNDS = 20
 
 

@@ -9,12 +9,17 @@ test proto once on each path. Besides the instructions saved, the verifier needs
 does not remember that a value is *not* equal to a constant, so it would walk the impossible
 path through the second test, where a packet bounds check made on the real path is missing.
 Sound because the two tests compare the same values: nothing between them assigns a or b.
+
+Likewise a branch ``if v C k`` entered from a block whose last assignment to v sets it to a
+constant: that edge goes where the test then goes (``(when (getmap m k) ...)`` tests the value
+the lookup's miss arm set to 0 again; the miss path now skips the test).
 """
 
 from __future__ import annotations
 
 from .. import ir
 from ..records import replace
+from .constfold import compare
 
 MAX_COPIED = 4
 
@@ -38,9 +43,73 @@ def implied(known: str, test: str) -> bool | None:
     return None
 
 
+def _thread_edge(fn: ir.Function, blocks: dict, source: ir.Block, index: int, nxt: ir.Block, outcome: bool) -> None:
+    """Send ``source``'s ``index``-th edge (into ``nxt``) to where ``nxt``'s branch goes when its
+    test comes out as ``outcome``, through a copy of ``nxt``'s instructions if it has any."""
+    second = nxt.term
+    decided = second.targets[0] if outcome else second.targets[1]
+    if nxt.insns:  # the edge still runs nxt's instructions, then goes on
+        copy = ir.Block(fn.new_label("thread"), [replace(i, args=list(i.args)) for i in nxt.insns],
+                        ir.Insn("jump", None, [], second.loc, targets=(decided,)))
+        fn.blocks.append(copy)
+        blocks[copy.label] = copy
+        decided = copy.label
+    targets = list(source.term.targets)
+    targets[index] = decided
+    source.term.targets = tuple(targets)
+
+
+def _constants_at_end(block: ir.Block) -> dict:
+    """vreg -> the constant it holds when ``block`` ends, for vregs the block last sets to one."""
+    known: dict = {}
+    for insn in block.insns:
+        if insn.dst is not None:
+            if insn.op == "mov" and isinstance(insn.args[0], int):
+                known[insn.dst] = insn.args[0]
+            else:
+                known.pop(insn.dst, None)
+    return known
+
+
+def _decided(nxt: ir.Block, known: dict) -> bool | None:
+    """The outcome of ``nxt``'s branch given the constants ``known`` on entry, if they decide it
+    (following ``nxt``'s own copies of constants)."""
+    known = dict(known)
+    for insn in nxt.insns:
+        if insn.dst is not None:
+            value = insn.args[0] if insn.op == "mov" else None
+            value = known.get(value) if isinstance(value, ir.VReg) else value
+            if isinstance(value, int):
+                known[insn.dst] = value
+            else:
+                known.pop(insn.dst, None)
+    a, b = (x if isinstance(x, int) else known.get(x) for x in nxt.term.args)
+    return None if a is None or b is None else compare(nxt.term.cond, a, b)
+
+
+def _known_on_entry(fn: ir.Function, blocks: dict) -> bool:
+    """A branch entered from a block that just set what it tests to constants is decided on that
+    edge (an ``if`` whose arm yields 0, tested again)."""
+    changed = False
+    preds = fn.predecessors()
+    for nxt in list(fn.blocks):
+        if nxt.term.op != "branch" or len(nxt.insns) > MAX_COPIED:
+            continue
+        for label in dict.fromkeys(preds[nxt.label]):
+            source = blocks[label]
+            outcome = None if source is nxt else _decided(nxt, _constants_at_end(source))
+            if outcome is None:
+                continue
+            for index, target in enumerate(source.term.targets):
+                if target == nxt.label:
+                    _thread_edge(fn, blocks, source, index, nxt, outcome)
+                    changed = True
+    return changed
+
+
 def run(fn: ir.Function) -> bool:
     blocks = fn.block_map()
-    changed = False
+    changed = _known_on_entry(fn, blocks)
     for block in fn.blocks:
         first = block.term
         if first.op != "branch" or first.targets[0] == first.targets[1]:
@@ -60,16 +129,7 @@ def run(fn: ir.Function) -> bool:
                 continue
             if outcome is None:
                 continue
-            decided = second.targets[0] if outcome else second.targets[1]
-            if nxt.insns:  # the edge still runs B's instructions, then goes on
-                copy = ir.Block(fn.new_label("thread"), [replace(i, args=list(i.args)) for i in nxt.insns],
-                                ir.Insn("jump", None, [], second.loc, targets=(decided,)))
-                fn.blocks.append(copy)
-                blocks[copy.label] = copy
-                decided = copy.label
-            targets = list(first.targets)
-            targets[i] = decided
-            first.targets = tuple(targets)
+            _thread_edge(fn, blocks, block, i, nxt, outcome)
             changed = True
     if changed:
         ir.prune_unreachable(fn)

@@ -2,8 +2,9 @@
 
 In/out: an ``ir.Function``, rewritten in place; returns whether anything changed. Uses
 liveness, so it also removes dead assignments to multiply-assigned vregs (an ``if`` result
-in statement position). A helper call whose result is unused keeps running but loses its
-destination.
+in statement position). A helper call whose result is unused goes too when reading the result
+is all it does (``Insn.is_pure_call``: a map lookup, the time); any other keeps running but loses
+its destination.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ def run(fn: ir.Function) -> bool:
         kept = []
         for insn in reversed(block.insns):
             if insn.dst is not None and insn.dst not in live:
-                if insn.op in ir.PURE:
+                if insn.op in ir.PURE or insn.is_pure_call:
                     changed = True
                     continue
                 insn.dst = None

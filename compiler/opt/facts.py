@@ -47,3 +47,12 @@ class Facts:
         if d.op == "mov" and isinstance(d.args[0], VReg):
             return self.width(d.args[0])
         return 8
+
+
+def zero_test(term: Insn):
+    """(x, target when x != 0, target when x == 0) if ``term`` branches on a vreg against 0."""
+    if term.op != "branch" or term.cond not in ("eq", "ne") or term.args[1] != 0 \
+            or not isinstance(term.args[0], VReg) or term.targets[0] == term.targets[1]:
+        return None
+    nonzero, zero = term.targets if term.cond == "ne" else term.targets[::-1]
+    return term.args[0], nonzero, zero

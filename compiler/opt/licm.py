@@ -30,64 +30,6 @@ KEEP_PACKET = frozenset((1, 2, 3, 5, 7, 8, 12))  # map lookup/update/delete, kti
 HOISTABLE = frozenset(("mov", *ir.BINARY_OPS, *ir.UNARY_OPS))
 
 
-def immediate_dominators(fn: ir.Function) -> dict:
-    """label -> its immediate dominator (the entry's is itself): Cooper, Harvey and Kennedy's
-    iteration over reverse postorder."""
-    order = ir.reverse_postorder(fn)
-    index = {b.label: i for i, b in enumerate(order)}
-    preds = fn.predecessors()
-    entry = order[0].label
-    idom = {entry: entry}
-
-    def meet(a: str, b: str) -> str:
-        while a != b:
-            while index[a] > index[b]:
-                a = idom[a]
-            while index[b] > index[a]:
-                b = idom[b]
-        return a
-
-    changed = True
-    while changed:
-        changed = False
-        for block in order[1:]:
-            known = [p for p in preds[block.label] if p in idom]
-            new = known[0]
-            for p in known[1:]:
-                new = meet(p, new)
-            if idom.get(block.label) != new:
-                idom[block.label] = new
-                changed = True
-    return idom
-
-
-def loops(fn: ir.Function) -> dict:
-    """header label -> set of the labels in its loop (natural loops; one per header)."""
-    if not ir.has_back_edges(ir.reverse_postorder(fn)):
-        return {}
-    idom = immediate_dominators(fn)
-    preds = fn.predecessors()
-
-    def dominates(a: str, b: str) -> bool:
-        while b != a and idom[b] != b:
-            b = idom[b]
-        return b == a
-
-    found: dict = {}
-    for block in fn.blocks:
-        for header in block.successors:
-            if not dominates(header, block.label):
-                continue
-            body = found.setdefault(header, {header})
-            stack = [block.label]
-            while stack:
-                label = stack.pop()
-                if label not in body:
-                    body.add(label)
-                    stack.extend(preds[label])
-    return found
-
-
 def _preheader(fn: ir.Function, header: str, body: set) -> ir.Block | None:
     outside = [p for p in fn.predecessors()[header] if p not in body]
     if len(outside) != 1:
@@ -104,7 +46,7 @@ def _context(fn: ir.Function):
 def run(fn: ir.Function) -> bool:
     changed = False
     ctx = _context(fn)
-    for header, body in sorted(loops(fn).items(), key=lambda item: len(item[1])):  # inner loops first
+    for header, body in sorted(ir.loops(fn).items(), key=lambda item: len(item[1])):  # inner loops first
         pre = _preheader(fn, header, body)
         if pre is None:
             continue

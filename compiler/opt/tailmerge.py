@@ -1,38 +1,15 @@
-"""Share identical code at the ends of paths: duplicate blocks and common return blocks.
+"""Share common return blocks.
 
 In/out: an ``ir.Function``, rewritten in place; returns whether anything changed.
-- Blocks that do exactly the same thing (same instructions and terminator, locations aside)
-  are one block: predecessors of the copies go to the first.
-- When two or more blocks end in ``ret X`` with the same ``X``, one block holding only
-  ``ret X`` is shared and the others jump to it (a jump is one instruction, often none once
-  laid out as a fall-through; ``mov r0, X; exit`` is two).
+When two or more blocks end in ``ret X`` with the same ``X``, one block holding only ``ret X``
+is shared and the others jump to it (a jump is one instruction, often none once laid out as a
+fall-through; ``mov r0, X; exit`` is two). Blocks that end alike in other ways: ``crossjump``.
 """
 
 from __future__ import annotations
 
 from .. import ir
 from ..ir import Insn
-
-
-def _shape(block: ir.Block) -> tuple:
-    return tuple(i.shape() for i in block.insns) + (block.term.shape(),)
-
-
-def _dedupe(fn: ir.Function) -> bool:
-    first: dict = {}
-    rename: dict = {}
-    for block in fn.blocks[1:]:
-        key = _shape(block)
-        if key in first:
-            rename[block.label] = first[key]
-        else:
-            first[key] = block.label
-    if not rename:
-        return False
-    for block in fn.blocks:
-        block.term.targets = tuple(rename.get(t, t) for t in block.term.targets)
-    fn.blocks = [b for b in fn.blocks if b.label not in rename]
-    return True
 
 
 def _share_returns(fn: ir.Function) -> bool:
@@ -56,6 +33,4 @@ def _share_returns(fn: ir.Function) -> bool:
 
 
 def run(fn: ir.Function) -> bool:
-    changed = _dedupe(fn)
-    changed |= _share_returns(fn)
-    return changed
+    return _share_returns(fn)

@@ -13,6 +13,7 @@ from compiler import compile_source
 from compiler.check import helpers
 from tests.kernel.harness import BpftoolError, loaded
 from tests.unit.compiler.check_cases import CASES
+from tests.unit.compiler.test_check_rules import REREAD
 
 RULES = [c for c in CASES if c.verifier is not None]
 
@@ -34,6 +35,11 @@ def test_the_verifier_refuses_what_the_stage_refuses(case, pin_dir, tmp_path):
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_near_misses_load(case, pin_dir, tmp_path):
     with loaded(_elf(tmp_path, case.source(case.fixed)), pin_dir, prog_type=case.prog_type) as obj:
+        assert obj.programs == ["p"]
+
+
+def test_a_packet_pointer_read_again_after_the_check_loads(pin_dir, tmp_path):
+    with loaded(_elf(tmp_path, REREAD), pin_dir) as obj:
         assert obj.programs == ["p"]
 
 

@@ -156,11 +156,6 @@ CASES = [
          "  (let ((data (xdp-data)))\n"
          "    (when (<= (+ data 14) (xdp-data-end)) (setf (getmap h 0) (load u8 data 0))))",
          "outside of the packet"),
-    case("a packet pointer read again after the check",
-         "  (with-packet (data data-end :min-len 14) (setf (getmap h 0) (load u8 (xdp-data) 0)))",
-         1, 63, "no comparison with data-end covers them",
-         "  (with-packet (data data-end :min-len 14) (setf (getmap h 0) (load u8 data 0)))",
-         "outside of the packet"),
     case("a packet pointer after xdp-adjust-head",
          "  (with-packet (data data-end :min-len 14)\n"
          "    (xdp-adjust-head (ctx-ptr) 0)\n"

@@ -6,7 +6,10 @@ or as Whistler source (``source``, for the kernel tests), and ``evaluate`` givin
 value the language defines (reference §2: wrap mod 2**64, unsigned / and mod with x/0 = 0 and
 x mod 0 = x, >>> arithmetic, comparisons 1/0, and/or values, one-armed if = 0, cast truncates),
 and loops: ``(let ((s INIT)) (dotimes (i COUNT [:max MAX]) (setf s BODY)) s)``, where BODY sees the
-running value of s and the index i, and a run-time COUNT runs min(COUNT, MAX) times (§2.15).
+running value of s and the index i, and a run-time COUNT runs min(COUNT, MAX) times (§2.15), and
+stack memory: ``(let ((m (struct-alloc 16))) STATEMENT... (load T m OFF))``, each statement a
+``store`` of a value at an aligned offset or an ``if`` choosing between two stores (§2.9; the
+buffer starts zeroed, values are stored little-endian and truncated to their type).
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ VARS = ("a", "b", "c")
 
 @dataclass(frozen=True)
 class Expr:
-    op: str  # "int", "var", a BINARY/SHIFTS/COMPARES op, "if", "and", "or", "not", "cast", "swap", "let", "loop"
+    op: str  # "int", "var", a BINARY/SHIFTS/COMPARES op, "if", "and", "or", "not", "cast", "swap", "let",
+    # "loop", "memory"
     args: tuple = ()  # sub-expressions, or the literal / variable name / (type, expr) / (size, expr);
-    # a loop: (accumulator name, init, count (an int, or an Expr with a max), max or None, index name, body)
+    # a loop: (accumulator name, init, count (an int, or an Expr with a max), max or None, index name, body);
+    # memory: (statements, (type, offset) loaded at the end), a statement ("store", type, offset, expr)
+    # or ("if", test, store, store)
 
 
 def _signed(x: int) -> int:
@@ -47,10 +53,21 @@ def evaluate(e: Expr, env: dict) -> int:
     if op == "loop":
         acc, init, count, maximum, index, body = args
         value = evaluate(init, env)
-        n = count if maximum is None else min(evaluate(count, env), maximum)
+        # COUNT is rendered inside the accumulator's let: it sees the accumulator's initial value
+        n = count if maximum is None else min(evaluate(count, {**env, acc: value}), maximum)
         for i in range(n):
             value = evaluate(body, {**env, acc: value, index: i})
         return value
+    if op == "memory":
+        statements, (typ, off) = args
+        buffer = bytearray(MEMORY_SIZE)
+        for statement in statements:
+            if statement[0] == "if":
+                statement = statement[2] if evaluate(statement[1], env) else statement[3]
+            _store, styp, soff, value = statement
+            size = CASTS[styp]
+            buffer[soff:soff + size] = (evaluate(value, env) & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        return int.from_bytes(buffer[off:off + CASTS[typ]], "little")
     if op == "if":
         test = evaluate(args[0], env)
         return evaluate(args[1], env) if test else (evaluate(args[2], env) if len(args) > 2 else 0)
@@ -103,6 +120,17 @@ def render(e: Expr, dialect: str) -> str:
         binding = f"({acc} nil {render(init, dialect)})" if core else f"({acc} {render(init, dialect)})"
         return (f"(let ({binding}) (dotimes {spec} ({'setq' if core else 'setf'} {acc} {render(body, dialect)})) "
                 f"{acc})")
+    if op == "memory":
+        statements, (typ, off) = args
+
+        def store(statement) -> str:
+            _store, styp, soff, value = statement
+            return f"(store {styp} m {soff} {render(value, dialect)})"
+
+        body = " ".join(store(st) if st[0] == "store" else
+                        f"(if {render(st[1], dialect)} {store(st[2])} {store(st[3])})" for st in statements)
+        binding = f"(m nil (struct-alloc {MEMORY_SIZE}))" if dialect == "core" else f"(m (struct-alloc {MEMORY_SIZE}))"
+        return f"(let ({binding}) {body} (load {typ} m {off}))"
     if op == "if" and len(args) == 2 and dialect == "core":
         return f"(if {render(args[0], dialect)} {render(args[1], dialect)} 0)"
     if op == "cast":
@@ -125,7 +153,7 @@ def expressions(draw, depth: int = 3, names: tuple = VARS) -> Expr:
         return Expr("int", (draw(LITERALS),))
     sub = expressions(depth - 1, names)
     kind = draw(st.sampled_from(("binary", "shift", "compare", "if", "andor", "not", "cast", "swap", "let",
-                                 "loop")))
+                                 "loop", "memory")))
     if kind == "binary":
         op = draw(st.sampled_from(BINARY))
         right = draw(sub)
@@ -149,6 +177,8 @@ def expressions(draw, depth: int = 3, names: tuple = VARS) -> Expr:
         return Expr("swap", (draw(st.sampled_from(sorted(SWAPS))), draw(sub)))
     if kind == "loop":
         return draw(loops(depth, names))
+    if kind == "memory":
+        return draw(memory(depth, names))
     name = draw(st.sampled_from(("x", "y")))
     return Expr("let", (name, draw(sub), draw(expressions(depth - 1, (*names, name)))))
 
@@ -164,6 +194,26 @@ def loops(draw, depth: int = 3, names: tuple = VARS) -> Expr:
         count, maximum = draw(sub), draw(st.integers(0, 5))
     body = draw(expressions(depth - 1, (*names, acc, index)))
     return Expr("loop", (acc, draw(sub), count, maximum, index, body))
+
+
+MEMORY_SIZE = 16
+
+
+@st.composite
+def memory(draw, depth: int = 3, names: tuple = VARS) -> Expr:
+    """Stores into a zeroed 16-byte stack buffer, some chosen by a test, then one load from it."""
+    sub = expressions(depth - 1, names)
+
+    def place():
+        typ = draw(st.sampled_from(sorted(CASTS)))
+        return typ, CASTS[typ] * draw(st.integers(0, MEMORY_SIZE // CASTS[typ] - 1))
+
+    def store():
+        return ("store", *place(), draw(sub))
+
+    statements = tuple(("if", draw(sub), store(), store()) if draw(st.booleans()) else store()
+                       for _statement in range(draw(st.integers(1, 3))))
+    return Expr("memory", (statements, place()))
 
 
 OPERANDS = st.sampled_from([0, 1, 2, 5, 0xFF, 0x1234, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 40,

@@ -2,7 +2,8 @@
 
 In: a function and the context bytes. Out: the returned 64-bit value. Pointers are
 (region, offset) pairs: region "ctx" (the given bytes) or a stack slot (function name, slot id),
-each function call getting fresh slots. ``bpf_loop`` (helper 181) runs the callback named by its
+each function call getting fresh slots; reading stack bytes nothing wrote is an error, as it is
+to the verifier. ``bpf_loop`` (helper 181) runs the callback named by its
 ``FuncRef`` with (index, pointer) as the kernel does, stopping when it returns 1; other helper
 calls are not modelled (``Unsupported``). ``steps`` bounds the instructions run (a loop that
 never ends is a failure, not a hang). Used to check that optimisation passes preserve meaning.
@@ -57,6 +58,8 @@ def run(fn: ir.Function, ctx: bytes, steps: int = 1_000_000) -> int:
 def _call(fn: ir.Function, arguments: list, memory: dict, callbacks: dict, budget: list):
     frame = id(object())  # this activation's stack slots
     memory.update({(fn.name, frame, s.id): bytearray(s.size) for s in fn.slots})
+    # which stack bytes were written: reading one that was not is what the verifier refuses
+    memory.update({("written", fn.name, frame, s.id): bytearray(s.size) for s in fn.slots})
     regs: dict = {}
 
     def value(a):
@@ -99,6 +102,10 @@ def _call(fn: ir.Function, arguments: list, memory: dict, callbacks: dict, budge
                 if pointer is not None and insn.size == 8:
                     regs[insn.dst] = pointer
                 else:
+                    written = memory.get(("written", *region)) if isinstance(region, tuple) else None
+                    if written is not None and not all(written[off:off + insn.size]):
+                        raise AssertionError(f"{insn}: reads stack bytes {off}..{off + insn.size - 1} of "
+                                             f"slot {region[2]} that nothing wrote")
                     regs[insn.dst] = int.from_bytes(memory[region][off:off + insn.size], "little")
             elif op == "store":
                 _store(memory, *address(insn), value(insn.args[1]), insn.size)
@@ -130,7 +137,11 @@ def _store(memory: dict, region, off: int, v, size: int) -> None:
         if size != 8:
             raise Unsupported("a pointer stored in part")
         memory[("pointer", region, off)] = v
+        if isinstance(region, tuple):
+            memory[("written", *region)][off:off + size] = b"\1" * size
         return
     memory.pop(("pointer", region, off), None)
     v &= (1 << (8 * size)) - 1
     memory[region][off:off + size] = v.to_bytes(size, "little")
+    if isinstance(region, tuple):
+        memory[("written", *region)][off:off + size] = b"\1" * size

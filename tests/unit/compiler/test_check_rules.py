@@ -28,3 +28,15 @@ def test_refused_where_and_why(case):
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_near_miss_compiles(case):
     assert compile_source(case.source(case.fixed), "prog.lisp").programs
+
+
+
+REREAD = ("(defmap h :type :array :key-size 4 :value-size 8 :max-entries 4)\n(defprog p ()\n"
+          "  (with-packet (data data-end :min-len 14) (setf (getmap h 0) (load u8 (xdp-data) 0)))\n  0)\n")
+
+
+def test_a_packet_pointer_read_again_after_the_check_is_the_checked_one():
+    """Two loads of ``data`` from the context with nothing written between are one value (loadcse),
+    so the verifier sees the checked pointer: the stage accepts it (the kernel loads it:
+    ``tests/kernel/compiler/test_checker_rules.py``)."""
+    assert compile_source(REREAD).programs[0].slots > 0

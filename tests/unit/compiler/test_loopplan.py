@@ -11,6 +11,7 @@ import compiler
 from compiler import loopplan, reader
 from compiler.errors import CompileError, Loc
 from compiler.expand import expand_unit
+from compiler.records import replace
 
 MAPS = """(defmap res :type :array :key-size 4 :value-size 8 :max-entries 4)
 (defmap jt :type :prog-array :key-size 4 :value-size 4 :max-entries 4) (defmap wide :type :array :key-size 4 :value-size 256 :max-entries 1)
@@ -162,3 +163,22 @@ def test_a_variable_named_dotimes_is_not_a_loop():
     # its binding, (DOTIMES NIL INIT) in core forms, looks like a loop form to a blind walk
     found = strategies("(let ((dotimes (getmap res 0))) (dotimes (i 3) (incf dotimes)) dotimes)")
     assert [(var, trip) for var, trip, _strategy in found] == [("i", 3)]
+
+
+def test_a_scan_of_packet_bytes_is_unrolled_for_speed_a_loop_of_lookups_is_not():
+    scan = (f"{MAPS}(defprog p () (with-packet (data end :min-len 30) (let ((s 0))"
+            " (dotimes (i 8) (when (> (load u8 data (+ 14 i)) 64) (setf s (+ s 1)))) (setf (getmap res 0) s))) 0)")
+    lookups = f"{MAPS}(defprog p () (let ((s 0)) (dotimes (i 4) (setf s (+ s (getmap res i)))) s))"
+    for source, unrolled in ((scan, True), (lookups, False)):
+        code = compiler.compile_source(source).programs[0]
+        assert any(i.is_jump and i.off < 0 for i in code.insns) != unrolled, source
+
+
+def test_keeping_a_loop_unrolled():
+    unit = unit_of("(let ((s 0)) (dotimes (i 2) (incf s)) s)")
+    loop = loopplan.plan(unit.programs[0], unit).unroll_candidates[0]
+    assert not loop.indexed and loopplan.keep_unrolled(loop, 10, 9) and not loopplan.keep_unrolled(loop, 10, 11)
+    indexed = replace(loop, indexed=True)
+    assert loopplan.keep_unrolled(indexed, 10, 10 + loopplan.SPEED_UNROLL_GROWTH)
+    assert not loopplan.keep_unrolled(indexed, 10, 11 + loopplan.SPEED_UNROLL_GROWTH)
+    assert not loopplan.keep_unrolled(replace(indexed, calls=True), 10, 11)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 
-from compiler import ir
+from compiler import ir, opt
 from tests.unit.compiler import ir_interp
-from tests.unit.compiler.backend_util import optimized
+from tests.unit.compiler.backend_util import lowered, optimized
 from tests.unit.compiler.exprgen import OPERANDS, evaluate, expressions, render
 
 ARGS = "(let ((a nil (ctx-load u64 0)) (b nil (ctx-load u64 8)) (c nil (ctx-load u64 16))) {})"
@@ -139,3 +139,182 @@ def test_branch_threading_implications():
     assert implied("eq", "ne") is False and implied("ne", "ne") is True and implied("ne", "eq") is False
     assert implied("gt", "ge") is True and implied("gt", "le") is False and implied("ge", "gt") is None
     assert implied("slt", "sle") is True and implied("slt", "lt") is None and implied("eq", "sge") is True
+
+
+def test_an_and_of_tests_branches_without_materialising_each_test():
+    fn = optimized("(let ((a nil (ctx-load u64 0)) (b nil (ctx-load u64 8)))"
+                   " (let ((s nil (and (= a 1) (or (= b 2) (= b 3))))) (if s 7 9)))")
+    movs = [i for i in fn.all_insns() if i.op == "mov" and i.args[0] in (0, 1)]
+    assert len(movs) <= 2  # the value 1 once and 0 once, not one pair per comparison
+    for a, b, want in ((1, 2, 7), (1, 3, 7), (1, 4, 9), (0, 2, 9)):
+        assert ir_interp.run(fn, ctx_of(a, b, 0)) == want
+
+
+def test_a_select_of_1_and_0_on_a_0_or_1_value_is_a_copy():
+    fn = optimized("(let ((a nil (ctx-load u64 0)) (b nil (ctx-load u64 8)))"
+                   " (let ((s nil (and (= a 1) (= b 2)))) (+ (if s 1 0) (if s 0 1))))")
+    assert [b.term.op for b in fn.blocks].count("branch") == 2  # the tests of the and, no more
+    for a, b in ((1, 2), (1, 3), (0, 2)):
+        assert ir_interp.run(fn, ctx_of(a, b, 0)) == 1
+
+
+def test_a_select_on_a_value_that_may_be_2_stays_a_branch():
+    fn = optimized("(let ((a nil (ctx-load u64 0))) (let ((s nil (if (= a 5) 2 0))) (if s 1 0)))")
+    assert ir_interp.run(fn, ctx_of(5, 0, 0)) == 1 and ir_interp.run(fn, ctx_of(4, 0, 0)) == 0
+
+
+def stores(fn: ir.Function) -> list:
+    return [(i.size, i.off, i.args[1]) for i in fn.all_insns() if i.op == "store"]
+
+
+def test_stack_stores_overwritten_before_any_read_are_dropped():
+    # struct-alloc zeroes 8 bytes; both halves are written before the 8-byte load
+    fn = optimized("(let ((a nil (ctx-load u64 0)) (p nil (struct-alloc 8)))"
+                   " (store u32 p 0 a) (store u32 p 4 7) (load u64 p 0))")
+    assert len(stores(fn)) == 2
+    assert ir_interp.run(fn, ctx_of(5, 0, 0)) == 5 | 7 << 32
+
+
+def test_stack_stores_that_are_read_stay():
+    # the high half is never overwritten: its zeroes are read
+    fn = optimized("(let ((a nil (ctx-load u64 0)) (p nil (struct-alloc 8))) (store u32 p 0 a) (load u64 p 0))")
+    assert ir_interp.run(fn, ctx_of(2**40 + 5, 0, 0)) == 5
+    # a helper reads its key: the store before the call stays
+    fn = optimized("(map-lookup stats 3)")
+    assert stores(fn) == [(4, 0, 3)]
+
+
+def test_stack_stores_in_a_loop_that_a_later_iteration_reads_stay():
+    fn = optimized("(let ((p nil (struct-alloc 8)) (s nil 0))"
+                   " (dotimes (i 3 3) (setq s (+ s (load u64 p 0))) (store u64 p 0 (+ i 10))) s)",
+                   strategy="open")
+    assert ir_interp.run(fn, ctx_of(0, 0, 0)) == 10 + 11
+
+
+def test_alike_code_at_the_ends_of_two_arms_is_shared():
+    # both arms store a different value at the same place and go on alike: one store remains,
+    # its value in a register each arm sets
+    body = ("(let ((a nil (ctx-load u64 0)) (p nil (struct-alloc 16)))"
+            " (if (= a 1) (progn (store u64 p 0 (ctx-load u64 8)) (store u64 p 8 a))"
+            "             (progn (store u64 p 0 (ctx-load u64 16)) (store u64 p 8 a)))"
+            " (+ (load u64 p 0) (load u64 p 8)))")
+    fn = optimized(body)
+    assert len(stores(fn)) == 2
+    assert ir_interp.run(fn, ctx_of(1, 20, 30)) == 21 and ir_interp.run(fn, ctx_of(2, 20, 30)) == 32
+
+
+def test_map_bumps_in_two_arms_are_one_lookup():
+    body = ("(let ((a nil (ctx-load u64 0)))"
+            " (if (= a 1) (let ((p nil (map-lookup stats 0))) (if p (atomic-add u64 p 0 1) 0))"
+            "             (let ((p nil (map-lookup stats 2))) (if p (atomic-add u64 p 0 1) 0)))"
+            " 0)")
+    fn = optimized(body)
+    assert [i.helper for i in fn.all_insns() if i.op == "call"] == [1]
+    assert sum(i.op == "atomic_add" for i in fn.all_insns()) == 1
+
+
+def test_tails_that_assign_a_value_used_later_are_not_shared():
+    from compiler.opt import crossjump
+
+    fn = lowered("(let ((a nil (ctx-load u64 0)) (x nil 0))"
+                 " (if (= a 1) (setq x (+ a 5)) (setq x (+ a 6))) x)")
+    opt.optimize(fn)
+    crossjump.run(fn)
+    for a in (1, 2):
+        assert ir_interp.run(fn, ctx_of(a, 0, 0)) == a + (5 if a == 1 else 6)
+
+
+def test_the_most_common_return_value_is_set_once_before_the_tests():
+    # three early exits return 2, one path returns 1: 2 is set at the top, every return is one exit
+    fn = optimized("(let ((a nil (ctx-load u64 0)))"
+                   " (if (> a 9) (return 2) 0) (if (= a 3) (return 2) 0) (if (= a 5) (return 1) 0) 2)")
+    rets = [b.term for b in fn.blocks if b.term.op == "ret"]
+    assert len(rets) == 1 and isinstance(rets[0].args[0], ir.VReg)
+    for a, want in ((10, 2), (3, 2), (5, 1), (4, 2)):
+        assert ir_interp.run(fn, ctx_of(a, 0, 0)) == want
+
+
+def test_the_return_value_is_not_preset_across_a_helper_call():
+    fn = optimized("(let ((a nil (ctx-load u64 0)))"
+                   " (if (> a 9) (return 2) 0) (map-update stats 0 1 0) (if (= a 5) (return 1) 0) 2)")
+    assert all(isinstance(b.term.args[0], int) for b in fn.blocks if b.term.op == "ret")
+
+
+def test_a_test_of_a_value_an_arm_just_set_is_decided_on_that_arm():
+    # (if p (load p) 0) tested again: the arm that yields 0 goes straight to the else side
+    fn = optimized("(let ((a nil (ctx-load u64 0)))"
+                   " (let ((v nil (if (= a 0) 0 (load u8 (ctx-ptr) 8)))) (if v 7 9)))")
+    assert [b.term.op for b in fn.blocks].count("branch") == 2
+    for a, byte, want in ((0, 5, 9), (1, 5, 7), (1, 0, 9)):
+        assert ir_interp.run(fn, ctx_of(a, byte, 0)) == want
+
+
+def test_a_map_lookup_nobody_reads_is_removed_with_its_key():
+    fn = optimized("(let ((v nil (map-lookup stats 2))) 42)")
+    assert ops(fn) == ["ret"]
+
+
+def test_a_lookup_in_an_lru_map_stays_it_marks_the_entry_used():
+    from tests.unit.compiler.backend_util import DEFAULT_MAPS, mapdef
+
+    fn = optimized("(let ((v nil (map-lookup recent 2))) 42)", maps=(*DEFAULT_MAPS, mapdef("recent", "lru-hash")))
+    assert [i.helper for i in fn.all_insns() if i.op == "call"] == [1]
+
+
+def test_two_loads_of_one_context_field_are_one():
+    fn = optimized("(let ((a nil (ctx-load u32 0)) (b nil (ctx-load u32 0))) (+ a b))")
+    assert ops(fn).count("load") == 1
+
+
+def test_a_load_after_a_store_that_may_change_it_stays():
+    fn = optimized("(let ((a nil (ctx-load u32 0))) (ctx-store u32 0 5) (+ a (ctx-load u32 0)))")
+    assert ops(fn).count("load") == 2
+    fn = optimized("(let ((p nil (struct-alloc 8)) (a nil (ctx-load u64 0)))"
+                   " (store u64 p 0 a) (let ((x nil (load u64 p 0))) (store u32 p 0 7) (+ x (load u64 p 0))))")
+    assert ops(fn).count("load") == 3  # a, and both loads of p: the u32 store changed it
+    assert ir_interp.run(fn, ctx_of(2**33 + 1, 0, 0)) == (2**33 + 1) + (2**33 + 7)
+
+
+def test_a_load_kept_around_a_loop_is_reloaded_after_the_loop_writes_it():
+    fn = optimized("(let ((p nil (struct-alloc 8)) (s nil 0)) (store u64 p 0 1)"
+                   " (let ((x nil (load u64 p 0))) (dotimes (i 3 3) (setq s (+ s (load u64 p 0))) (store u64 p 0 (+ i 5)))"
+                   " (+ s x)))", strategy="open")
+    assert ir_interp.run(fn, ctx_of(0, 0, 0)) == 1 + 5 + 6 + 1
+
+
+def test_a_zero_test_guarding_an_add_of_that_value_goes():
+    fn = optimized("(let ((a nil (ctx-load u64 0)) (t nil (ctx-load u64 8)))"
+                   " (let ((v nil (load u64 (ctx-ptr) 16))) (if v (setq t (+ t v)) 0)) t)")
+    assert [b.term.op for b in fn.blocks] == ["ret"]
+    assert ir_interp.run(fn, ctx_of(0, 5, 0)) == 5 and ir_interp.run(fn, ctx_of(0, 5, 7)) == 12
+
+
+def test_a_zero_test_guarding_a_multiply_stays():
+    fn = optimized("(let ((t nil (ctx-load u64 8)))"
+                   " (let ((v nil (load u64 (ctx-ptr) 16))) (if v (setq t (* t v)) 0)) t)")
+    assert "branch" in ops(fn)
+    assert ir_interp.run(fn, ctx_of(0, 5, 0)) == 5 and ir_interp.run(fn, ctx_of(0, 5, 7)) == 35
+
+
+def test_a_setq_computes_into_the_variable():
+    fn = optimized("(let ((s nil (ctx-load u64 0)) (x nil (ctx-load u64 8)))"
+                   " (if (= x 3) (setq s (+ s x)) (setq s (- s x))) s)")
+    assert not [i for i in fn.all_insns() if i.op == "mov" and isinstance(i.args[0], ir.VReg)]
+    assert ir_interp.run(fn, ctx_of(10, 3, 0)) == 13 and ir_interp.run(fn, ctx_of(10, 4, 0)) == 6
+
+
+def test_constants_held_by_a_reassigned_variable_fold():
+    # s is assigned three times: 0, then 0 + x, then that + 1
+    fn = optimized("(let ((x nil (ctx-load u64 0)) (s nil 0)) (setq s (+ s 4)) (setq s (+ s x)) s)")
+    assert ops(fn).count("add") == 1 and ir_interp.run(fn, ctx_of(5, 0, 0)) == 9
+
+
+def test_a_constant_assigned_again_on_a_path_that_holds_it_goes():
+    fn = optimized("(let ((x nil (ctx-load u64 0)) (r nil 7)) (if (= x 1) (setq r 7) (setq r (+ x 2))) r)")
+    assert sum(1 for i in fn.all_insns() if i.op == "mov" and i.args == [7]) == 1
+    assert ir_interp.run(fn, ctx_of(1, 0, 0)) == 7 and ir_interp.run(fn, ctx_of(4, 0, 0)) == 6
+
+
+def test_a_constant_in_a_loop_variable_is_not_assumed_past_the_back_edge():
+    fn = optimized("(let ((s nil 0)) (dotimes (i 4 4) (setq s (+ s 3))) s)", strategy="open")
+    assert ir_interp.run(fn, ctx_of(0, 0, 0)) == 12

@@ -3,6 +3,8 @@ share a register, nothing a call clobbers is kept across it, frames fit and over
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 
@@ -111,8 +113,35 @@ def test_scratch_slots_of_different_calls_share_bytes():
 
 def test_stack_over_512_bytes_is_a_located_error_with_a_breakdown():
     with pytest.raises(CompileError) as info:
-        allocated("(progn (struct-alloc 256)\n  (struct-alloc 300) 0)")
+        allocated("(let ((p nil (struct-alloc 256)) (q nil\n  (struct-alloc 300))) (+ (load u8 p 0) (load u8 q 0)))")
     err = info.value
     assert "needs 560 bytes" in err.what  # 300 is aligned up to 304
     assert err.loc.line == 2  # the largest allocation
     assert "struct-alloc: 556 bytes" in err.hint
+
+
+def test_the_operand_of_a_commutative_op_that_dies_there_takes_its_result():
+    # s = (s & 0xffff) + (s >> 16): the shift happens in s's register and the add lands there,
+    # so the only copy is the one keeping s for the shift
+    from tests.unit.compiler.backend_util import compiled, listing
+
+    fold = "(setq s (+ (logand s 65535) (>> s 16)))"
+    code = listing(compiled(f"(let ((s nil (ctx-load u64 0))) {fold} {fold} s)"))
+    copies = [line for line in code if re.fullmatch(r"r\d = r\d", line)]
+    assert len(copies) == 2, code
+
+
+def test_the_value_spilled_is_the_one_used_least():
+    # six values live across a call compete for r6-r9: the two read once each are spilled,
+    # the one read in every statement is not
+    body = ("(let ((a nil (ctx-load u64 0)) (b nil (ctx-load u64 8)) (c nil (ctx-load u64 16))"
+            " (d nil (ctx-load u64 24)) (e nil (ctx-load u64 32)) (f nil (ctx-load u64 40)))"
+            " (ktime-get-ns) (+ (* a b) (+ (* a c) (+ (* a d) (+ (* a e) (* a f))))))")
+    from compiler import opt, regalloc
+    from tests.unit.compiler.backend_util import lowered
+
+    fn = opt.optimize(lowered(body.replace("(ktime-get-ns)", "(call 7)")))
+    a = next(i.dst for i in fn.all_insns() if i.op == "load" and i.off == 0)
+    alloc = regalloc.allocate(fn)
+    check(alloc)
+    assert alloc.regs.get(a, 0) >= 6  # a stayed in a callee-saved register
