@@ -64,8 +64,13 @@ def _build(cls, frozen: bool, eq: bool):
     shown = tuple(name for name, f in fields.items() if f.repr)
     qualname = cls.__qualname__
 
+    count = len(names)
+
     def __init__(self, *args, **kwargs):
-        if len(args) > len(names):
+        if len(args) == count and not kwargs:  # the usual call: every field, in order
+            self.__dict__.update(zip(names, args))
+            return
+        if len(args) > count:
             raise TypeError(f"{qualname}() takes {len(names)} arguments, got {len(args)}")
         values = dict(zip(names, args))
         for key, value in kwargs.items():

@@ -24,6 +24,12 @@ from pathlib import Path
 
 import pytest
 
+import compiler.opt
+
+# Every compile in the tests checks the IR after each optimisation pass, so that a pass that breaks
+# an invariant is named (the CLI checks it once, after the passes).
+compiler.opt.VERIFY_EACH_PASS = True
+
 REPO = Path(__file__).resolve().parent.parent
 BPFFS = Path("/sys/fs/bpf")
 BPF_FS_MAGIC = 0xCAFE4A11

@@ -7,8 +7,6 @@ line the way a user would recognise them.
 
 from __future__ import annotations
 
-from typing import NoReturn
-
 from ..errors import CompileError, Loc
 from ..ir import StackSlot
 
@@ -19,7 +17,7 @@ LANGUAGE_RULES = frozenset(("stack-slot-bounds", "asm-registers"))
 
 
 def fail(loc: Loc, what: str, hint: str | None = None, expected: str | None = None,
-         rule: str = "verifier") -> NoReturn:
+         rule: str = "verifier") -> None:  # never returns
     """Raise the located error; ``rule`` ("verifier" or one of ``LANGUAGE_RULES``) says whose rule
     the program breaks (``CompileError.rule``)."""
     here = f" (line {loc.line})"  # a reference to the error's own line says nothing

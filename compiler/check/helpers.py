@@ -18,7 +18,7 @@ sk-lookup-*), FUNC (a callback), STACK_OR_NULL (a stack pointer or 0).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections import namedtuple
 
 from ..ir import MapRef, SlotRef
 from . import packet, scalar, stack, values
@@ -34,12 +34,10 @@ INT, VOID, MAP_VALUE_OR_NULL, RECORD_OR_NULL, SOCKET_OR_NULL, KERNEL_PTR = (
     "int", "void", "map_value_or_null", "record_or_null", "socket_or_null", "kernel_ptr")
 
 
-class Proto(NamedTuple):
-    name: str
-    args: tuple
-    ret: str = INT
-    moves_packet: bool = False  # bpf_helper_changes_pkt_data: every packet pointer is invalid after
-    maps: tuple = ()  # map kinds a MAP argument accepts (empty: any the map forms allow)
+class Proto(namedtuple("Proto", "name args ret moves_packet maps", defaults=(INT, False, ()))):
+    # moves_packet: bpf_helper_changes_pkt_data: every packet pointer is invalid after
+    # maps: map kinds a MAP argument accepts (empty: any the map forms allow)
+    __slots__ = ()
 
 
 _PROBE = (MEM_WO, SIZE0, ANY)
@@ -107,12 +105,12 @@ MAX_MEM = 1 << 29
 LOOP = 181
 
 
-class MapArg(NamedTuple):
-    mapdef: object
+class MapArg(namedtuple("MapArg", "mapdef")):
+    __slots__ = ()
 
 
-class FuncArg(NamedTuple):
-    name: str
+class FuncArg(namedtuple("FuncArg", "name")):
+    __slots__ = ()
 
 
 def _arg_value(ck, state, operand):

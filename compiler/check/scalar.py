@@ -18,7 +18,7 @@ verifier, seeing a constant, keeps them on each path.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections import namedtuple
 
 from . import tnum
 from .tnum import MASK64, Tnum
@@ -39,18 +39,11 @@ def s32(x: int) -> int:
     return x - (1 << 32) if x >> 31 else x
 
 
-class Scalar(NamedTuple):
-    umin: int
-    umax: int
-    smin: int
-    smax: int
-    tn: Tnum
-    id: int = 0  # copies of one value share an id: a branch on one refines all (0: none)
-    exact: bool = False  # a constant on every path the verifier walks (see the module docstring)
-    u32min: int = 0
-    u32max: int = U32_MAX
-    s32min: int = S32_MIN
-    s32max: int = S32_MAX
+class Scalar(namedtuple("Scalar", "umin umax smin smax tn id exact u32min u32max s32min s32max",
+                        defaults=(0, False, 0, U32_MAX, S32_MIN, S32_MAX))):
+    # id: copies of one value share an id: a branch on one refines all (0: none)
+    # exact: a constant on every path the verifier walks (see the module docstring)
+    __slots__ = ()
 
     @property
     def is_const(self) -> bool:

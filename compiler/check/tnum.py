@@ -7,14 +7,13 @@ as the kernel computes them, so the checker knows exactly the bits the verifier 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections import namedtuple
 
 MASK64 = (1 << 64) - 1
 
 
-class Tnum(NamedTuple):
-    value: int
-    mask: int
+class Tnum(namedtuple("Tnum", "value mask")):
+    __slots__ = ()
 
     @property
     def is_const(self) -> bool:

@@ -27,9 +27,8 @@ pointer's range, for messages; they take no part in comparisons.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Union
+from collections import namedtuple
 
-from ..errors import Loc
 from . import scalar
 from .scalar import Scalar
 
@@ -40,17 +39,10 @@ AT_END, BEYOND_END = -1, -2  # packet ranges after a failed comparison against d
 MAX_PACKET_OFF = 0xFFFF
 
 
-class Pointer(NamedTuple):
-    kind: str
-    off: int = 0
-    var: Scalar = scalar.ZERO
-    id: int = 0
-    range: int = 0
-    region: object = None
-    maybe_null: bool = False
-    ref: int = 0
-    origin: Loc | None = None
-    checked: Loc | None = None  # packet pointers: the comparison that proved ``range``
+class Pointer(namedtuple("Pointer", "kind off var id range region maybe_null ref origin checked",
+                         defaults=(0, scalar.ZERO, 0, 0, None, False, 0, None, None))):
+    # checked: packet pointers: the comparison that proved ``range``
+    __slots__ = ()
 
     def key(self) -> tuple:
         """Everything but ``origin``."""
@@ -60,7 +52,7 @@ class Pointer(NamedTuple):
         return self._replace(off=off, var=self.var if var is None else var)
 
 
-Value = Union[Scalar, Pointer]
+Value = (Scalar, Pointer)  # what a register or a stack slot holds (for annotations and isinstance)
 FORGOTTEN = scalar.UNKNOWN  # a number no check depends on, once the checker stops tracking it
 
 

@@ -1,8 +1,9 @@
 """IR optimisation: a fixed list of passes, repeated until none changes anything.
 
 In: a valid ``ir.Function`` from ``lower``. Out: the same function and each of its loop
-callbacks, rewritten in place and validated after every pass (a pass that breaks an invariant
-is named in the error). Each pass is one file with a ``run(fn) -> changed`` function and must be
+callbacks, rewritten in place and validated once the passes are done (with ``VERIFY_EACH_PASS``,
+as the test suite runs, after every pass, so that a pass that breaks an invariant is named in the
+error: the per-pass checks cost a fifth of a small compile, and every compile is a new process). Each pass is one file with a ``run(fn) -> changed`` function and must be
 sound on its own, on loops too: a vreg assigned in a loop carries its value around the back
 edge, and only a vreg with a single definition has facts (``facts``); ``constprop`` and
 ``loadcse`` follow values through variables with a forward dataflow (``dataflow``).
@@ -43,6 +44,7 @@ from . import (
 PASSES = (copyprop, copyfold, coalesce, constprop, constfold, bswapcmp, addrfold, loadcse, dce, deadstore, licm, boolsel, zeroguard, constarm,
           cfg, branchthread, tailmerge, crossjump, retval, reassoc)
 MAX_ROUNDS = 20
+VERIFY_EACH_PASS = False  # like LLVM's -verify-each; tests/conftest.py turns it on
 
 
 def optimize(fn: ir.Function) -> ir.Function:
@@ -52,15 +54,22 @@ def optimize(fn: ir.Function) -> ir.Function:
 
 
 def _optimize(fn: ir.Function) -> None:
-    ir.validate(fn)
+    if VERIFY_EACH_PASS:
+        _validate(fn, "before the optimisation passes")
     for _round in range(MAX_ROUNDS):
         changed = False
         for p in PASSES:
             if p.run(fn):
                 changed = True
-                try:
-                    ir.validate(fn)
-                except ir.MalformedIR as err:
-                    raise ir.MalformedIR(f"after pass {p.__name__}: {err}") from err
+                if VERIFY_EACH_PASS:
+                    _validate(fn, f"after pass {p.__name__}")
         if not changed:
             break
+    _validate(fn, "after the optimisation passes")
+
+
+def _validate(fn: ir.Function, when: str) -> None:
+    try:
+        ir.validate(fn)
+    except ir.MalformedIR as err:
+        raise ir.MalformedIR(f"{when}: {err}") from err
