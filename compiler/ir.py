@@ -78,9 +78,30 @@ MIRRORED = {"eq": "eq", "ne": "ne", "gt": "lt", "lt": "gt", "ge": "le", "le": "g
 MAX_CALL_ARGS = 5
 
 
-@dataclass(frozen=True)
 class VReg:
-    id: int  # unique within a Function
+    """A virtual register; ``id`` is unique within a Function. Interned: ``VReg(n)`` is always the
+    same object, so equality and hashing are the object's own (C-level, the hottest operations of
+    the optimiser's dataflow) and still mean equal ids."""
+
+    __slots__ = ("id",)
+    _interned: dict = {}
+
+    def __new__(cls, id: int):  # noqa: A002
+        reg = cls._interned.get(id)
+        if reg is None:
+            reg = object.__new__(cls)
+            object.__setattr__(reg, "id", id)
+            cls._interned[id] = reg
+        return reg
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"cannot assign to field {name!r} of a VReg")
+
+    def __reduce__(self):
+        return VReg, (self.id,)
+
+    def __repr__(self) -> str:
+        return f"VReg(id={self.id})"
 
     def __str__(self) -> str:
         return f"%{self.id}"

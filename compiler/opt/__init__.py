@@ -56,13 +56,22 @@ def optimize(fn: ir.Function) -> ir.Function:
 def _optimize(fn: ir.Function) -> None:
     if VERIFY_EACH_PASS:
         _validate(fn, "before the optimisation passes")
+    # A pass that changed nothing need not run again until another pass changes the function:
+    # passes are deterministic, so on the same IR it would find nothing again.
+    edits = 0  # how many times a pass has changed the function
+    idle_since = {}  # pass -> the edit count when it last ran and changed nothing
     for _round in range(MAX_ROUNDS):
         changed = False
         for p in PASSES:
+            if idle_since.get(p) == edits:
+                continue
             if p.run(fn):
                 changed = True
+                edits += 1
                 if VERIFY_EACH_PASS:
                     _validate(fn, f"after pass {p.__name__}")
+            else:
+                idle_since[p] = edits
         if not changed:
             break
     _validate(fn, "after the optimisation passes")
