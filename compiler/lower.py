@@ -16,7 +16,7 @@ If control reaches the end of the body, the body's value is returned. ``dotimes`
 
 from __future__ import annotations
 
-from . import ir, loopplan, lower_loops
+from . import ir, loopplan
 from .decls import BINARY_OPS, MapDef, ProgDef, Unit
 from .errors import CompileError, Loc
 from .forms import Form, Int, List, Symbol, short
@@ -62,7 +62,7 @@ class _Lowerer:
         self.block: ir.Block | None = self._new_block("entry")
         self.scopes: list[dict[str, VReg]] = []
         self.ctx: VReg | None = None  # the context pointer
-        self.callback: lower_loops.Callback | None = None  # how a callback ends and returns
+        self.callback = None  # a lower_loops.Callback while a callback is lowered: how it ends and returns
 
     def run(self, body, loc: Loc) -> ir.Function:
         value = self._progn(list(body), loc)
@@ -510,6 +510,12 @@ def _boolean(form: Form) -> bool:
     return name in ("AND", "OR") and len(form) > 1 and all(_boolean(f) for f in form.items[1:])
 
 
+def _dotimes(lowerer, form):
+    from . import lower_loops  # only programs with loops pay for importing it
+
+    return lower_loops.lower_dotimes(lowerer, form)
+
+
 _FORMS = {
     "PROGN": _Lowerer._f_progn, "LET": _Lowerer._f_let, "SETQ": _Lowerer._f_setq, "IF": _Lowerer._f_if,
     "AND": _Lowerer._f_and_or, "OR": _Lowerer._f_and_or, "NOT": _Lowerer._f_not,
@@ -518,6 +524,6 @@ _FORMS = {
     "CTX-LOAD": _Lowerer._f_ctx_load, "CTX-STORE": _Lowerer._f_ctx_store, "CTX-PTR": _Lowerer._f_ctx_ptr,
     "STRUCT-ALLOC": _Lowerer._f_struct_alloc, "CALL": _Lowerer._f_call, "TAIL-CALL": _Lowerer._f_tail_call,
     "ASM": _Lowerer._f_asm,
-    "DOTIMES": lower_loops.lower_dotimes,
+    "DOTIMES": _dotimes,
     **{n: _Lowerer._f_map_op for n in MAP_OPS},
 }

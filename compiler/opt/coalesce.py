@@ -74,6 +74,8 @@ class _Function:
 
 
 def run(fn: ir.Function) -> bool:
+    if not _may_merge(fn):
+        return False
     state = _Function(fn)
     changed = False
     for insn in list(fn.all_insns()):
@@ -81,3 +83,12 @@ def run(fn: ir.Function) -> bool:
             state.merge(insn.dst, insn.args[0], insn)
             changed = True
     return changed
+
+
+def _may_merge(fn: ir.Function) -> bool:
+    """Is there a copy with a side assigned more than once (a candidate), before paying for liveness?"""
+    copies = [i for i in fn.all_insns() if i.op == "mov" and isinstance(i.args[0], VReg) and i.dst != i.args[0]]
+    if not copies:
+        return False
+    defs = Counter(insn.dst for insn in fn.all_insns() if insn.dst is not None)
+    return any(defs[i.dst] > 1 or defs[i.args[0]] > 1 for i in copies)

@@ -24,7 +24,7 @@ def _constant_arm(block: ir.Block, preds: dict):
 
 
 def run(fn: ir.Function) -> bool:
-    out = ir.live_out(fn)
+    out = None  # liveness, computed once a constant arm is found
     preds = fn.predecessors()
     blocks = fn.block_map()
     for block in fn.blocks:
@@ -36,6 +36,7 @@ def run(fn: ir.Function) -> bool:
             if found is None:
                 continue
             r, value, join = found
+            out = out or ir.live_out(fn)
             if r in term.args or r in ir.live_in_of(blocks[other], out[other]):
                 continue
             block.insns.append(Insn("mov", r, [value], blocks[arm].insns[0].loc))

@@ -50,7 +50,8 @@ class _Constants:
 def run(fn: ir.Function) -> bool:
     constants = _Constants(fn)
     _step = constants.step
-    entering = dataflow.entering(fn, _step)
+    # nothing tracked: no vreg ever holds a known constant here, only operations on immediates fold
+    entering = dataflow.entering(fn, _step) if constants.tracked else (lambda _block: {})
     rewritten = False
     for block in fn.blocks:
         state = entering(block)

@@ -13,6 +13,8 @@ from .. import ir
 
 
 def run(fn: ir.Function) -> bool:
+    if not _may_be_dead(fn):
+        return False
     out = ir.live_out(fn)
     changed = False
     for block in fn.blocks:
@@ -31,3 +33,17 @@ def run(fn: ir.Function) -> bool:
             kept.append(insn)
         block.insns = kept[::-1]
     return changed
+
+
+def _may_be_dead(fn: ir.Function) -> bool:
+    """Can any assignment be dead, before paying for liveness? Not when every vreg is assigned once
+    and read somewhere: a read by a dead instruction needs that instruction's own vreg unread, and
+    single assignments cannot read each other in a cycle (each is assigned before it is read)."""
+    assigned, read = set(), set()
+    for insn in fn.all_insns():
+        if insn.dst is not None:
+            if insn.dst in assigned:
+                return True
+            assigned.add(insn.dst)
+        read.update(insn.vreg_uses())
+    return not assigned <= read

@@ -62,6 +62,9 @@ class _Memory:
 
 
 def run(fn: ir.Function) -> bool:
+    locations = [(i.args[0], i.off, i.size) for i in fn.all_insns() if i.op == "load"]
+    if len(set(locations)) == len(locations):
+        return False  # only a location loaded twice can be available at a load
     memory = _Memory(fn)
     entering = dataflow.entering(fn, memory.step)
     rewritten = False
