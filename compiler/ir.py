@@ -27,7 +27,9 @@ Instructions (``dst`` is the register written, ``args`` the operands read)::
     arg     dst         off=N       dst = argument N (r1+N at entry: the context pointer of a
                                     program; index, capture pointer of a callback); first insns only
     mov     dst, a                  a: VReg | int | SlotRef
-    OP      dst, a, b               OP in BINARY_OPS, 64-bit; a: VReg, b: VReg | s32 int
+    OP      dst, a, b               OP in BINARY_OPS, 64-bit; a: VReg, b: VReg | s32 int; b is not
+                                    dst unless a is too, when OP does not commute (two-operand
+                                    BPF: emit copies a into dst before it reads b)
     neg     dst, a
     bswap   dst, a      size        byte swap of the low size bytes, zero-extended (to_be)
     trunc   dst, a      size        keep the low size bytes (1, 2, 4)
@@ -329,6 +331,13 @@ class MalformedIR(Exception):
     """The IR breaks an invariant: a compiler bug, never the user's."""
 
 
+def overwrites_second_operand(op: str, dst, args) -> bool:
+    """``dst = a OP dst`` with ``a`` another register and ``OP`` not commuting: two-operand BPF
+    cannot compute it in place (emit copies ``a`` into dst before it reads the second operand), so
+    the IR never holds it."""
+    return op in BINARY_OPS and op not in COMMUTATIVE and args[1] == dst and args[0] != dst
+
+
 _ARITY = {"arg": 0, "asm": 0, "mov": 1, "neg": 1, "bswap": 1, "trunc": 1, "load": 1, "store": 2,
           "atomic_add": 2, "jump": 0, "branch": 2, "ret": 1, **{o: 2 for o in BINARY_OPS}}
 _HAS_DST = frozenset(("arg", "mov", "load", *BINARY_OPS, *UNARY_OPS))
@@ -366,6 +375,8 @@ def _check_insn(fn: Function, block: Block, pos: int, insn: Insn, labels: set, s
     if insn.op == "arg" and (block is not fn.blocks[0] or any(i.op != "arg" for i in block.insns[:pos])
                              or not 0 <= insn.off < MAX_CALL_ARGS):
         fail("arg must be among the first instructions of the entry block, numbered 0..4")
+    if overwrites_second_operand(insn.op, insn.dst, insn.args):
+        fail("the second operand is the destination (dst = a OP dst cannot be emitted in place)")
     for i, a in enumerate(insn.args):
         if not operand_ok(insn, i, a):
             fail(f"operand {i} ({a!r}) not allowed here")

@@ -48,6 +48,8 @@ class _Function:
             block = self.blocks[label]
             live = set(self.out[label])
             for insn in reversed([*block.insns, block.term]):
+                if _overwrites_second_operand_merged(insn, d, s):
+                    return True
                 if insn is not copy and insn.dst is not None and (
                         (insn.dst == s and d in live) or (insn.dst == d and s in live)):
                     return True
@@ -83,6 +85,14 @@ def run(fn: ir.Function) -> bool:
             state.merge(insn.dst, insn.args[0], insn)
             changed = True
     return changed
+
+
+def _overwrites_second_operand_merged(insn: ir.Insn, d: VReg, s: VReg) -> bool:
+    """Would ``insn`` become ``dst = a OP dst``, which the IR forbids, once s is written as d?"""
+    def merged(v):
+        return d if v == s else v
+
+    return ir.overwrites_second_operand(insn.op, merged(insn.dst), [merged(a) for a in insn.args])
 
 
 def _may_merge(fn: ir.Function) -> bool:

@@ -4,7 +4,9 @@ In/out: an ``ir.Function``, rewritten in place; returns whether anything changed
 A ``setq`` lowers to a temporary holding the new value and a copy into the variable; when the
 copy comes right after the temporary's only definition and is the temporary's only use, the
 instruction writes the variable itself (``(setf total (+ total v))`` is one ``add``). Sound: the
-instruction reads its operands before writing, and nothing else read the temporary.
+instruction reads its operands before writing, and nothing else read the temporary. Not when the
+variable is the second operand of an op that does not commute (``(setf s (- k s))``): the IR
+never holds ``dst = a OP dst`` (``ir.overwrites_second_operand``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ def run(fn: ir.Function) -> bool:
         for insn in block.insns:
             prev = kept[-1] if kept else None
             if (insn.op == "mov" and isinstance(insn.args[0], VReg) and prev is not None and prev.dst == insn.args[0]
-                    and prev.op in FOLDABLE and uses[prev.dst] == 1 and defs[prev.dst] == 1 and insn.dst != prev.dst):
+                    and prev.op in FOLDABLE and uses[prev.dst] == 1 and defs[prev.dst] == 1 and insn.dst != prev.dst
+                    and not ir.overwrites_second_operand(prev.op, insn.dst, prev.args)):
                 prev.dst = insn.dst
                 changed = True
                 continue

@@ -94,6 +94,12 @@ CASES = [
     value("the count is evaluated once", f"(let ((s 0)) (dotimes (i (progn {COUNT} {A}) :max 8) (incf s)) s)", 3,
           args={0: 3}, counts=(1,)),
     # variables set in the body are visible after it; the index is a fresh copy each iteration
+    # a variable computed from itself as the second operand of an op that does not commute: BPF's
+    # two-operand form cannot compute s = k - s in s's register (an internal error before)
+    *[value(f"the variable is the second operand of - a={a}", f"(let ((s 7)) (dotimes (i {A} :max 40)"
+            " (setf s (- 100 s))) s)", 7 if a % 2 == 0 else 93, args={0: a}) for a in (0, 1, 5, 40)],
+    value("the variable is the divisor and the shift count", f"(let ((s 3) (u 1)) (dotimes (i {A} :max 8)"
+          " (setf s (/ 1000 s)) (setf u (<< 1 u))) (+ (* s 1000) u))", 3 * 1000 + 65536, args={0: 4}),
     value("fibonacci", "(let ((a 0) (b 1)) (dotimes (i 90) (let ((c (+ a b))) (setf a b) (setf b c))) a)",
           fibonacci(90)),
     value("fibonacci under bpf_loop", "(let ((a 0) (b 1)) (dotimes (i 1000000) (let ((c (+ a b))) (setf a b)"
