@@ -47,7 +47,7 @@ def timed(argv: list[str], env: dict) -> tuple[float, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("src", nargs="?", default=str(SEED))
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--python", default=sys.executable)

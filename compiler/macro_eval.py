@@ -898,7 +898,7 @@ _FUNCTIONS = {
     "<": _compare(lambda a, b: a < b), "<=": _compare(lambda a, b: a <= b),
     ">": _compare(lambda a, b: a > b), ">=": _compare(lambda a, b: a >= b),
     "GENSYM": _gensym, "ERROR": _error, "FORMAT": _format, "CONCATENATE": _concatenate,
-    "INTERN": _intern, "MAKE-SYMBOL": lambda it, name: _intern(it, name),
+    "INTERN": _intern, "MAKE-SYMBOL": _intern,
     "SYMBOL-NAME": lambda it, s: _new_string(it, _string_of(s)),
     "STRING": lambda it, x: _new_string(it, _string_of(x)),
     "STRING-UPCASE": lambda it, x: _new_string(it, _string_of(x).upper()),

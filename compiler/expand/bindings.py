@@ -10,11 +10,8 @@ from __future__ import annotations
 from ..forms import Form, Int, List, Symbol, is_nil, short
 from .base import L, error, is_type, progn_of
 
-if False:  # for linters only, like typing.TYPE_CHECKING (importing typing costs start-up time)
-    from .body import BodyExpander
 
-
-def _declared_types(bx: BodyExpander, body: tuple, names: set[str]) -> tuple[dict[str, Symbol], tuple]:
+def _declared_types(bx, body: tuple, names: set[str]) -> tuple[dict[str, Symbol], tuple]:
     """Split leading ``(declare (type T v...))`` forms off ``body``."""
     types: dict[str, Symbol] = {}
     while body and isinstance(body[0], List) and body[0].head_is("DECLARE"):
@@ -32,7 +29,7 @@ def _declared_types(bx: BodyExpander, body: tuple, names: set[str]) -> tuple[dic
     return types, body
 
 
-def _binding(bx: BodyExpander, b: Form, context: Form) -> tuple[Symbol, Symbol | None, Form]:
+def _binding(bx, b: Form, context: Form) -> tuple[Symbol, Symbol | None, Form]:
     """One binding -> (var, explicit type or None, init form, unexpanded)."""
     shape = "(VAR INIT), (VAR TYPE INIT) or (VAR TYPE)"
     if not isinstance(b, List) or not 2 <= len(b.items) <= 3:
@@ -45,7 +42,7 @@ def _binding(bx: BodyExpander, b: Form, context: Form) -> tuple[Symbol, Symbol |
     return var, None, b.items[1]
 
 
-def _bindings(bx: BodyExpander, bindings: Form, context: Form) -> list:
+def _bindings(bx, bindings: Form, context: Form) -> list:
     if is_nil(bindings):
         return []
     if not isinstance(bindings, List):
@@ -53,7 +50,7 @@ def _bindings(bx: BodyExpander, bindings: Form, context: Form) -> list:
     return [_binding(bx, b, context) for b in bindings.items]
 
 
-def _let_form(bx: BodyExpander, form: List, sequential: bool) -> Form:
+def _let_form(bx, form: List, sequential: bool) -> Form:
     bindings_form, *body = bx.args(form, 1, None, f"({form.items[0]} (BINDING...) BODY...)")
     bindings = _bindings(bx, bindings_form, form)
     declared, body = _declared_types(bx, tuple(body), {v.name for v, _typ, _init in bindings})

@@ -17,11 +17,8 @@ from ..errors import Loc
 from ..forms import Form, Int, List, Symbol, short
 from .base import L, error, is_type
 
-if False:  # for linters only, like typing.TYPE_CHECKING (importing typing costs start-up time)
-    from .body import BodyExpander
 
-
-def _pointer_and_offset(bx: BodyExpander, ptr: Form, off: Form, loc: Loc) -> tuple[Form, Int]:
+def _pointer_and_offset(bx, ptr: Form, off: Form, loc: Loc) -> tuple[Form, Int]:
     """A literal offset that fits the instruction's signed 16-bit field stays an offset; any
     other offset is added to the pointer."""
     pointer, offset = bx.expand(ptr), bx.expand(off)
@@ -55,7 +52,7 @@ def _atomic_add(bx, form):
     return L(form.loc, "ATOMIC-ADD", unsigned, pointer, offset, bx.expand(value))
 
 
-def ctx_place(bx: BodyExpander, form: List, store: bool = False) -> tuple[Symbol, Int]:
+def ctx_place(bx, form: List, store: bool = False) -> tuple[Symbol, Int]:
     """``(ctx FIELD [INDEX])`` or ``(ctx TYPE OFFSET)`` -> (access type, byte offset), checked
     for a read, or for a ``store``."""
     args = bx.args(form, 1, 2, "(ctx FIELD [INDEX]) or (ctx TYPE OFFSET)")
@@ -87,7 +84,7 @@ def ctx_place(bx: BodyExpander, form: List, store: bool = False) -> tuple[Symbol
     return Symbol(field_.type, form.loc), Int(field_.offset + index * size, form.loc)
 
 
-def _check_access(bx: BodyExpander, form: List, name: str, f: builtins.CtxField, store: bool) -> None:
+def _check_access(bx, form: List, name: str, f: builtins.CtxField, store: bool) -> None:
     """Refuse at compile time the context accesses the verifier refuses at load time."""
     struct = builtins.CTX_STRUCT_NAMES[bx.prog_type]
     layout = builtins.CTX_LAYOUTS[bx.prog_type]
@@ -101,7 +98,7 @@ def _check_access(bx: BodyExpander, form: List, name: str, f: builtins.CtxField,
                     expected="a writable field: " + (", ".join(writable) or f"none in {struct}"))
 
 
-def _checked_raw_ctx(bx: BodyExpander, form: List, typ: Symbol, off: Int,
+def _checked_raw_ctx(bx, form: List, typ: Symbol, off: Int,
                      store: bool = False) -> tuple[Symbol, Int]:
     struct = builtins.CTX_STRUCT_NAMES[bx.prog_type]
     found = builtins.ctx_field_at(bx.prog_type, off.value)

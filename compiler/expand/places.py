@@ -11,9 +11,6 @@ from ..forms import Form, Int, List, Symbol, short
 from . import maps, memory
 from .base import L, SetfExpander, call_macro, error
 
-if False:  # for linters only, like typing.TYPE_CHECKING (importing typing costs start-up time)
-    from .body import BodyExpander
-
 
 def _setf(bx, form):
     args = form.items[1:]
@@ -23,7 +20,7 @@ def _setf(bx, form):
     return pairs[0] if len(pairs) == 1 else L(form.loc, "PROGN", *pairs)
 
 
-def set_place(bx: BodyExpander, place: Form, value: Form, context: List) -> Form:
+def set_place(bx, place: Form, value: Form, context: List) -> Form:
     """``(setf PLACE VALUE)`` for one pair; macros in place position are expanded first."""
     loc = context.loc
     if isinstance(place, Symbol):

@@ -141,7 +141,9 @@ def random_expr(rng: random.Random, depth: int, names: tuple = exprgen.VARS) -> 
         if rng.random() < 0.5:
             return Expr("var", (rng.choice(names),))
         return Expr("int", (rng.choice(BOUNDARY_INTS if rng.random() < 0.3 else (0, 1, 2, 3, 0xFF, 0xFFFF)),))
-    sub = lambda: random_expr(rng, depth - 1, names)  # noqa: E731
+    def sub():
+        return random_expr(rng, depth - 1, names)
+
     kind = rng.choice(("binary", "shift", "compare", "if", "andor", "not", "cast", "swap", "let"))
     if kind == "binary":
         return Expr(rng.choice(exprgen.BINARY), (sub(), sub()))
@@ -152,7 +154,7 @@ def random_expr(rng: random.Random, depth: int, names: tuple = exprgen.VARS) -> 
     if kind == "if":
         return Expr("if", (sub(), sub(), sub())[: rng.choice((2, 3))])
     if kind == "andor":
-        return Expr(rng.choice(("and", "or")), tuple(sub() for _ in range(rng.randint(1, 3))))
+        return Expr(rng.choice(("and", "or")), tuple(sub() for _n in range(rng.randint(1, 3))))
     if kind == "not":
         return Expr("not", (sub(),))
     if kind == "cast":
@@ -225,7 +227,7 @@ def _parse(source: str) -> list:
 
 def mutate_forms(rng: random.Random, source: str, corpus: list[str]) -> str:
     forms = _parse(source)
-    for _ in range(rng.choice((1, 1, 1, 2, 2, 3, 4))):
+    for _mutation in range(rng.choice((1, 1, 1, 2, 2, 3, 4))):
         nodes = _nodes(forms)
         inside = [(parent, i) for parent, i, in_body in nodes if in_body]
         parent, i = rng.choice(inside if inside and rng.random() < 0.85 else [(p, j) for p, j, _b in nodes])
@@ -265,7 +267,7 @@ def mutate_forms(rng: random.Random, source: str, corpus: list[str]) -> str:
 
 
 def mutate_text(rng: random.Random, text: str) -> str:
-    for _ in range(rng.randint(1, 4)):
+    for _edit in range(rng.randint(1, 4)):
         i = rng.randrange(len(text) + 1)
         j = min(len(text), i + rng.randint(0, 12))
         kind = rng.randrange(3)
@@ -330,7 +332,7 @@ def _run_chunk(args):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--start", type=int, default=0, help="index of the first program")
     parser.add_argument("--count", type=int, default=1000)

@@ -195,8 +195,8 @@ INPUTS = [
     Input("1 MiB of statements", prog(fill(lambda i: f"(setf (getmap args {i % 4}) {i}) ", HUGE - 200)),
           "error", "too large"),
     # The shape the back end is slowest on per form, just under the size limit: it must compile in time.
-    Input("the largest program of the slowest shape", prog("(+ " + " ".join(f"(* (getmap args {i % 4}) {i})"
-                                                                          for i in range(650)) + ")"), "ok"),
+    Input("the largest program of the slowest shape",
+          prog("(+ " + " ".join(f"(* (getmap args {i % 4}) {i})" for i in range(650)) + ")"), "ok"),
     Input("1 MiB of comment", ";" + "c" * (HUGE - 100) + "\n" + prog("1"), "ok"),
     Input("an error at the end of a 1 MiB line", prog("(+ 1 2)" + " " * (HUGE - 200) + "(frobnicate)"), "error",
           "unknown form frobnicate"),

@@ -30,7 +30,6 @@ def test_near_miss_compiles(case):
     assert compile_source(case.source(case.fixed), "prog.lisp").programs
 
 
-
 REREAD = ("(defmap h :type :array :key-size 4 :value-size 8 :max-entries 4)\n(defprog p ()\n"
           "  (with-packet (data data-end :min-len 14) (setf (getmap h 0) (load u8 (xdp-data) 0)))\n  0)\n")
 
