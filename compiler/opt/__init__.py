@@ -4,8 +4,8 @@ In: a valid ``ir.Function`` from ``lower``. Out: the same function and each of i
 callbacks, rewritten in place and validated once the passes are done (with ``VERIFY_EACH_PASS``,
 as the test suite runs, after every pass, so that a pass that breaks an invariant is named in the
 error: the per-pass checks cost a fifth of a small compile, and every compile is a new process).
-Each pass is one file with a ``run(fn) -> changed`` function and must be sound on its own, on loops too: a vreg assigned in a loop carries its value around the back
-edge, and only a vreg with a single definition has facts (``facts``); ``constprop`` and
+Each pass is one file with a ``run(fn) -> changed`` function and must be sound on its own, on
+loops too: a vreg assigned in a loop carries its value around the back edge, and only a vreg with a single definition has facts (``facts``); ``constprop`` and
 ``loadcse`` follow values through variables with a forward dataflow (``dataflow``).
 
 The order within a round: clean-ups that expose constants and copies first (copyprop,

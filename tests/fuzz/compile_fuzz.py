@@ -141,6 +141,7 @@ def random_expr(rng: random.Random, depth: int, names: tuple = exprgen.VARS) -> 
         if rng.random() < 0.5:
             return Expr("var", (rng.choice(names),))
         return Expr("int", (rng.choice(BOUNDARY_INTS if rng.random() < 0.3 else (0, 1, 2, 3, 0xFF, 0xFFFF)),))
+
     def sub():
         return random_expr(rng, depth - 1, names)
 
