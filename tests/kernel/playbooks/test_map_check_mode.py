@@ -15,28 +15,19 @@ import json
 import struct
 import subprocess
 
-from tests.kernel.playbooks.checkreal import assert_check_predicts, host_state, run_playbook, write_inventory
+from tests.kernel.modules.test_xdp_map_whistler import SOURCE as PORT_FILTER
+from tests.kernel.playbooks.checkreal import (
+    assert_check_predicts,
+    check_then_real,
+    host_state,
+    run_playbook,
+    write_inventory,
+)
 
-SOURCE = """
-(defstruct port-key (port u16) (proto u8) (pad u8))
-(defstruct port-rule (action u32) (hits u32) (label (array u8 8)))
-(defmap rules :type :hash :key-type port-key :value-type port-rule :max-entries {rules_max})
-(defmap limits :type :array :key-size 4 :value-size 8 :max-entries 4)
+# The port filter of test_xdp_map_whistler (a hash of struct rules), with an array of limits beside it.
+SOURCE = PORT_FILTER + "\n(defmap limits :type :array :key-size 4 :value-size 8 :max-entries 4)\n"
+assert SOURCE.count(":max-entries 64)") == 1
 
-;; Drop TCP/UDP packets whose destination port has a rule with action 1; count rule hits and drops.
-(defprog port-filter ()
-  (with-packet (data end :min-len 38)
-    (when (= (eth-type data) +ethertype-ipv4+)
-      (let* ((ip (+ data 14))
-             (key (make-port-key :port (tcp-dst-port (+ ip 20)) :proto (ipv4-protocol ip)))
-             (rule (getmap rules key)))
-        (when rule
-          (incf (port-rule-hits rule))
-          (when (= (port-rule-action rule) 1)
-            (incf (getmap limits 0))
-            (return XDP_DROP))))))
-  XDP_PASS)
-"""
 
 ROLLOUT = """
 - name: Load the filter and configure it
@@ -131,7 +122,7 @@ class Host:
 
     def source(self, rules_max: int = 64) -> str:
         path = self.tmp_path / f"filter-{rules_max}.lisp"
-        path.write_text(SOURCE.format(rules_max=rules_max))
+        path.write_text(SOURCE.replace(":max-entries 64)", f":max-entries {rules_max})"))
         return str(path)
 
     def maps(self) -> dict:
@@ -141,16 +132,7 @@ class Host:
         return dict(host_state(self.host), maps=self.maps())
 
     def check_then_real(self, playbook, extra_vars=None):
-        """``--check --diff`` (which must leave the host as it was), then the real run it must predict."""
-        before = self.state()
-        check = run_playbook(playbook, self.inventory, check=True, diff=True, extra_vars=extra_vars)
-        assert check.rc == 0, check.output[-6000:]
-        assert self.state() == before, "check mode changed the host"
-        real = run_playbook(playbook, self.inventory, diff=True, extra_vars=extra_vars)
-        assert real.rc == 0, real.output[-6000:]
-        assert_check_predicts(check, real)
-        assert len(check.results) == len(real.results) > 0
-        return check, real
+        return check_then_real(playbook, self.inventory, self.state, extra_vars)
 
 
 def changed(run) -> dict:
