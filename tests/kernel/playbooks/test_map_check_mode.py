@@ -83,7 +83,6 @@ COMPILE, LOAD, RULES, LIMITS = ("Compile the filter and deliver the object", "Lo
 CLEAR, UNLOAD, REMOVE = "Clear the limits", "Unload the filter", "Remove the rules"
 
 
-
 def label(text: str) -> list:
     """A ``(array u8 8)`` field as the map's BTF reads it: a list of 8 bytes."""
     return list(text.encode().ljust(8, b"\0"))
@@ -210,8 +209,8 @@ def test_a_bad_entry_for_a_map_the_run_would_create_fails_in_check_mode(xdp_host
     check = run_playbook(h.rollout, h.inventory, check=True, diff=True, extra_vars=extra)
     assert check.rc != 0
     assert h.state() == before, "check mode changed the host"
-    assert [(r.task, r.status) for r in check.results] == [(COMPILE, "changed"), (LOAD, "changed"),
-                                                            (RULES, "failed")]
+    statuses = [(r.task, r.status) for r in check.results]
+    assert statuses == [(COMPILE, "changed"), (LOAD, "changed"), (RULES, "failed")]
     failed = check.results[-1].msg
     assert "entries[1].value.action: 4294967296 is greater than the maximum of 4294967295" in failed, failed
     assert "entries[1].value: Additional properties are not allowed ('colour' was unexpected)" in failed, failed
