@@ -28,9 +28,9 @@ planned hook a ``PlannedHook`` (interface, mode, program, link).
 Out: ``Overlay``: ``file(path)`` (where to read a host file's planned content), ``reader()`` (an
 ``OverlayReader``: the reader ``plan_load``, ``plan_prog_array``, ``plan_attach`` and ``plan_map_entries``
 take, reading the kernel (``KernelView``) with the overlay applied; a map a planned load would create
-opens as that load would create it, empty, typed by the object's BTF: ``planned_map``), ``records`` / ``unload`` (the same for xdp_load
-state=absent), the ``record_*`` methods collecting what this task plans, and ``exit_fields()``, the
-planned changes to return to the action plugin (under ``PLANNED_KEY``). ``public`` turns planned ids
+opens as created, empty and typed by the object's BTF: ``planned_map``), ``records`` / ``unload`` (the
+same for xdp_load state=absent), the ``record_*`` methods collecting what this task plans, and
+``exit_fields()``, the planned changes to return to the action plugin (under ``PLANNED_KEY``). ``public`` turns planned ids
 into null for a module's documented return values; ``program_words`` says which program an id is,
 for diffs. The plans themselves know nothing of check mode: a ``Planned`` id compares like a kernel id.
 """
@@ -450,9 +450,8 @@ class KernelView:
 
 class OverlayReader:
     """The readers the loader's plans take (``plan_load``'s, ``plan_prog_array``'s, ``plan_attach``'s,
-    ``plan_map_entries``'s),
-    reading the kernel with the overlay applied: one reader, since every plan reads pins, slots and hooks
-    the same way."""
+    ``plan_map_entries``'s), reading the kernel with the overlay applied: one reader, since every plan
+    reads pins, slots, maps and hooks the same way."""
 
     def __init__(self, overlay: Overlay):
         self.overlay = overlay
