@@ -63,6 +63,16 @@ class KernelWithLimits:
         return self.limits if map_pin == LIMITS else None
 
 
+class PinnedLimits(NewMap):
+    """The limits array pinned already (what a load reuses), index 1 holding 5."""
+
+    def raw_items(self):
+        return {struct.pack("<I", i): struct.pack("<Q", 5 if i == 1 else 0) for i in range(3)}
+
+    def lookup(self, key):
+        return self.raw_items().get(key)
+
+
 @pytest.fixture
 def obj(tmp_path):
     path = tmp_path / "filter.bpf.o"
@@ -119,10 +129,7 @@ def test_a_planned_array_holds_zeros_and_a_kept_one_its_contents(obj):
     assert plan.contents == ({"key": 0, "value": 0}, {"key": 1, "value": 5}, {"key": 2, "value": 0})
     assert not plan_map_entries(LIMITS, {"2": None}, state="absent", reader=overlay.reader()).changed
 
-    kept = NewMap(MapSpec("limits", sc.MAP_TYPE_ARRAY, 4, 8, 3), None, 77)  # stands for the pinned array
-    kept.raw_items = lambda: {struct.pack("<I", i): struct.pack("<Q", 5 if i == 1 else 0) for i in range(3)}
-    kept.lookup = lambda key: kept.raw_items()[key]
-    overlay = planned_load(obj, KernelWithLimits(kept))
+    overlay = planned_load(obj, KernelWithLimits(PinnedLimits(MapSpec("limits", sc.MAP_TYPE_ARRAY, 4, 8, 3), None, 77)))
     assert LIMITS not in overlay.pins  # reused: the load plans nothing there
     assert not plan_map_entries(LIMITS, {"1": 5}, reader=overlay.reader()).changed
 
