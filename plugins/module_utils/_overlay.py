@@ -26,10 +26,11 @@ that has no id yet, ``{"planned": kind, "pin", "name", "tag"}`` (``Planned``). A
 planned hook a ``PlannedHook`` (interface, mode, program, link).
 
 Out: ``Overlay``: ``file(path)`` (where to read a host file's planned content), ``reader()`` (an
-``OverlayReader``: the reader ``plan_load``, ``plan_prog_array`` and ``plan_attach`` take, reading the
-kernel (``KernelView``) with the overlay applied), ``records`` / ``unload`` (the same for xdp_load
-state=absent), the ``record_*`` methods collecting what this task plans, and ``exit_fields()``, the
-planned changes to return to the action plugin (under ``PLANNED_KEY``). ``public`` turns planned ids
+``OverlayReader``: the reader ``plan_load``, ``plan_prog_array``, ``plan_attach`` and ``plan_map_entries``
+take, reading the kernel (``KernelView``) with the overlay applied; a map a planned load would create
+opens as created, empty and typed by the object's BTF: ``planned_map``), ``records`` / ``unload`` (the
+same for xdp_load state=absent), the ``record_*`` methods collecting what this task plans, and
+``exit_fields()``, the planned changes to return to the action plugin (under ``PLANNED_KEY``). ``public`` turns planned ids
 into null for a module's documented return values; ``program_words`` says which program an id is,
 for diffs. The plans themselves know nothing of check mode: a ``Planned`` id compares like a kernel id.
 """
@@ -44,10 +45,15 @@ from typing import Dict, Optional, Tuple
 from ._bpf import attach as _attach
 from ._bpf import progarray as _progarray
 from ._bpf import syscalls as sc
+from ._bpf.btf import Btf
 from ._bpf.errors import BpfError
 from ._bpf.load import PinnedMap, PinnedProgram, read_pins
+from ._bpf.mapentries import KernelReader as _MapReader
+from ._bpf.mapentries import MapEntriesError
+from ._bpf.maps import NewMap
 from ._bpf.names import map_type_name
 from ._bpf.netlink import XdpState, describe
+from ._bpf.objfile import read_object
 from ._bpf.pinned import Pinned, pins_by_prog_id
 from ._bpf.pins import emptied_dirs
 from ._bpf.program import Program
@@ -125,8 +131,9 @@ def program_words(identity, name: str = "", tag: str = "") -> Optional[str]:
 @dataclass(frozen=True)
 class PlannedPin:
     """What a planned task leaves pinned at a path: a program (``id``, ``name``, ``tag``, ``prog_type``,
-    ``map_ids``), a map (``id``, ``name``, ``map_type`` and shape, prog-array ``owner_prog_type``) or a
-    link (``id``, and ``prog``, the program it runs)."""
+    ``map_ids``), a map (``id``, ``name``, ``map_type`` and shape, prog-array ``owner_prog_type``, and the
+    ``object`` file (host path, ``object_sha256`` of the content planned) whose spec and BTF it is created
+    from) or a link (``id``, and ``prog``, the program it runs)."""
 
     kind: str
     id: object
@@ -141,6 +148,8 @@ class PlannedPin:
     flags: int = 0
     owner_prog_type: Optional[int] = None
     prog: object = 0
+    object: str = ""
+    object_sha256: str = ""
 
     def encode(self) -> dict:
         data = asdict(self)
@@ -334,7 +343,9 @@ class Overlay:
 
     def record_load(self, plan, tags: Dict[str, str]) -> None:
         """What an xdp_load plan (``_bpf.load.LoadPlan``) leaves pinned; ``tags``: the tag each program
-        will have (program name -> tag, as the running kernel computes it)."""
+        will have (program name -> tag, as the running kernel computes it). The maps it creates name the
+        object (``plan.spec.source``, a host path) they come from, for xdp_map to plan on."""
+        obj = _host_path(plan.spec.source)
         maps = {}
         for step in plan.maps:
             if step.action == "reuse":
@@ -346,7 +357,8 @@ class Overlay:
             self.record_pin(step.pin, PlannedPin("map", maps[step.name], m.name, map_type=m.type,
                                                  key_size=m.key_size, value_size=m.value_size,
                                                  max_entries=m.max_entries, flags=m.flags,
-                                                 owner_prog_type=owners[0] if owners else None))
+                                                 owner_prog_type=owners[0] if owners else None,
+                                                 object=obj, object_sha256=plan.spec.sha256))
         for path in plan.stale:
             self.record_pin(path, None)  # staged by an interrupted run: applying the plan sweeps them
         for step in plan.programs:
@@ -404,6 +416,7 @@ class KernelView:
     def __init__(self):
         self._attach = _attach.KernelReader()
         self._progarray = _progarray.KernelReader()
+        self._maps = _MapReader()
 
     def pins(self, spec, prog_dir: str, map_dir: str, with_users: bool = False, map_dirs=None):
         return read_pins(spec, prog_dir, map_dir, with_users, map_dirs)
@@ -413,6 +426,9 @@ class KernelView:
 
     def prog_array(self, map_pin: str):
         return self._progarray.prog_array(map_pin)
+
+    def open(self, map_pin: str):
+        return self._maps.open(map_pin)
 
     def hook(self, interface, netns):
         return self._attach.hook(interface, netns)
@@ -433,9 +449,9 @@ class KernelView:
 
 
 class OverlayReader:
-    """The readers the loader's plans take (``plan_load``'s, ``plan_prog_array``'s, ``plan_attach``'s),
-    reading the kernel with the overlay applied: one reader, since every plan reads pins, slots and hooks
-    the same way."""
+    """The readers the loader's plans take (``plan_load``'s, ``plan_prog_array``'s, ``plan_attach``'s,
+    ``plan_map_entries``'s), reading the kernel with the overlay applied: one reader, since every plan
+    reads pins, slots, maps and hooks the same way."""
 
     def __init__(self, overlay: Overlay):
         self.overlay = overlay
@@ -491,6 +507,18 @@ class OverlayReader:
                 entries.pop(key, None)
         return replace(view, entries=entries)
 
+    # map contents (xdp_map): the map pinned there, or the one a planned task would create there
+    def open(self, map_pin: str):
+        path = os.path.normpath(map_pin)
+        if path not in self.overlay.pins:
+            return self.kernel.open(map_pin)
+        pin = self.overlay.pins[path]
+        if pin is None:
+            return None
+        if pin.kind != "map":  # what opening the pin would find
+            raise BpfError(errno.EINVAL, "open_map", map_pin, "not a BPF map")
+        return planned_map(self.overlay, map_pin, pin)
+
     def hook(self, interface, netns):
         view = self.kernel.hook(interface, netns)
         key = hook_key(view.ifindex, self.netns_id(netns))
@@ -515,6 +543,24 @@ class OverlayReader:
             if hook is not None and hook.ifindex == ifindex and hook.program == prog_id:
                 return _LinkView(hook.link) if hook.link else None
         return self.kernel.xdp_link(ifindex, prog_id) if isinstance(prog_id, int) else None
+
+
+def planned_map(overlay: Overlay, map_pin: str, pin: PlannedPin) -> NewMap:
+    """The map a planned task would create at ``map_pin`` (``pin``, kind map), empty, with the spec and BTF
+    of the object the task read; a MapEntriesError when that object is not known, or has changed since
+    (another task of the run would overwrite it), rather than a plan on the wrong types."""
+    if not pin.object:
+        raise MapEntriesError(f"map {map_pin}: an earlier task of this run would create it, but check mode does "
+                              "not know its object, so its types cannot be read")
+    spec = read_object(overlay.file(pin.object))
+    if spec.sha256 != pin.object_sha256:
+        raise MapEntriesError(f"map {map_pin}: check mode cannot read its types: {pin.object} changes after the "
+                              "task that would create the map (another task of this run would overwrite it)")
+    shape = (pin.name, pin.map_type, pin.key_size, pin.value_size, pin.max_entries, pin.flags)
+    for m in spec.maps:
+        if (m.name, m.type, m.key_size, m.value_size, m.max_entries, m.flags) == shape:
+            return NewMap(m, Btf.parse(spec.btf) if spec.btf else None, pin.id)
+    raise MapEntriesError(f"map {map_pin}: {pin.object} has no map {pin.name!r} of the shape planned")
 
 
 def map_words(name: str, map_type: int, identity) -> Optional[str]:

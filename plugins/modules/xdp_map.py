@@ -9,7 +9,8 @@ In: the task's options (``entries`` as a dict or a list of {key, value}, passed 
 what was added, updated and removed, the listed entries after the task, optionally the whole map,
 and a before/after diff by key and field. Plans with ``_bpf.mapentries.plan_map_entries``
 (read-only: validates every entry against the JSON Schema of the map's BTF) and writes only outside
-check mode.
+check mode. In check mode it plans through the overlay (``_overlay``): a map an earlier task of the run
+would create is planned on as created (empty, typed by its object's BTF), one it would remove as gone.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ options:
   state:
     description:
       - V(present) makes the keys in O(entries) hold the given values.
-      - V(absent) removes them.
+      - V(absent) removes them. With nothing pinned at O(map) (a teardown that unloaded the object already), there is
+        nothing to remove, so the task changes nothing and succeeds.
     type: str
     choices: [present, absent]
     default: present
@@ -89,14 +91,29 @@ options:
     default: false
 extends_documentation_fragment:
   - whistler.xdp._attributes
+  - whistler.xdp._attributes.CHECK_OVERLAY
   - whistler.xdp._attributes.PLATFORM
   - whistler.xdp._attributes.REQUIREMENTS
   - whistler.xdp._attributes.ACTIONGROUP_XDP
 requirements:
   - jsonschema
 attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+    details:
+      - The action plugin gives the module, in check mode, what earlier check-mode tasks of the run planned (see O(_check_overlay)).
   check_mode:
     support: full
+    details:
+      - The entries are planned on the host as the earlier check-mode tasks of the same run would leave it. A map that an
+        earlier M(whistler.xdp.xdp_load) would create (a first load, or an incompatible map it would replace) is planned on
+        as the kernel would create it, empty (an array holds zeros at every index), with the types of the object that
+        task loads, so entries are checked against the same JSON Schema as for the real map. A map the load keeps is
+        planned on with its current contents. A map an earlier unload would remove is gone, so O(state=present) fails as
+        the real run would and O(state=absent) changes nothing.
+      - Earlier M(whistler.xdp.xdp_map) tasks of the run are not part of the plan (their writes are not seen by a later
+        one on the same keys).
   diff_mode:
     support: full
     details:
@@ -153,17 +170,19 @@ EXAMPLES = r"""
 
 RETURN = r"""
 map_id:
-  description: Id of the map.
+  description:
+    - Id of the map; null with O(state=absent) when nothing is pinned at O(map), and in check mode for a map not
+      created yet.
   returned: success
   type: int
   sample: 77
 map_type:
-  description: Map type as C(bpftool) spells it.
+  description: Map type as C(bpftool) spells it; null with O(state=absent) when nothing is pinned at O(map).
   returned: success
   type: str
   sample: hash
 max_entries:
-  description: Maximum number of entries of the map.
+  description: Maximum number of entries of the map; null with O(state=absent) when nothing is pinned at O(map).
   returned: success
   type: int
   sample: 16
@@ -209,6 +228,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._diff import Diff  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._imports import check_requirements  # noqa: E402
 from ansible_collections.whistler.xdp.plugins.module_utils._module_base import (  # noqa: E402
+    CHECK_OVERLAY_SPEC,
     loader_errors,
     plan_and_apply,
 )
@@ -219,12 +239,14 @@ try:
         plan_map_entries,
     )
     from ansible_collections.whistler.xdp.plugins.module_utils._bpf.pins import check_path
+    from ansible_collections.whistler.xdp.plugins.module_utils._overlay import Overlay, public
 except ImportError:
     LOADER_IMPORT_ERROR = traceback.format_exc()
 else:
     LOADER_IMPORT_ERROR = None
 
 ARGUMENT_SPEC = dict(
+    CHECK_OVERLAY_SPEC,
     map=dict(type="path", required=True),
     entries=dict(type="raw", default=[]),
     exclusive=dict(type="bool", default=False),
@@ -233,20 +255,23 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def run(module):
+def run(module, overlay):
     params = module.params
     with loader_errors(module):
         map_pin = check_path(params["map"], "map")
         plan, result = plan_and_apply(
             module, lambda: plan_map_entries(map_pin, params["entries"], exclusive=params["exclusive"],
-                                             state=params["state"], contents=params["contents"]),
+                                             state=params["state"], contents=params["contents"],
+                                             reader=overlay.reader()),
             apply_map_entries, lambda plan: [os.path.dirname(plan.map_pin)])
     for warning in result.warnings if result is not None else ():
         module.warn(warning)
     diff = Diff()
     for label in dict.fromkeys(list(plan.before) + list(plan.after)):
         diff.record(str(label), plan.before.get(label), plan.after.get(label))
-    outcome = dict(changed=plan.changed, map_id=plan.map_id, map_type=plan.map_type, max_entries=plan.max_entries,
+    pinned = bool(plan.map_id)  # an absent plan on a map that is gone has no map
+    outcome = dict(changed=plan.changed, map_id=plan.map_id if pinned else None,
+                   map_type=plan.map_type if pinned else None, max_entries=plan.max_entries if pinned else None,
                    added=list(plan.added), updated=list(plan.updated), removed=list(plan.removed),
                    entries=list(plan.entries))
     if params["contents"]:
@@ -259,7 +284,8 @@ def run(module):
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     check_requirements(module, LOADER_IMPORT_ERROR, also=("jsonschema",))
-    module.exit_json(**run(module))
+    overlay = Overlay.from_module(module)
+    module.exit_json(**public(run(module, overlay)))
 
 
 if __name__ == "__main__":

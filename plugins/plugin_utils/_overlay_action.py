@@ -11,13 +11,14 @@ module's result.
 - Outside check mode, ``OverlayAction`` runs the module as it is, then forgets the host's overlay: the
   host really changed (or was read as it really is), so later check-mode tasks plan on it again.
 - In check mode it reads the host's overlay, ships the planned content of each host file the module
-  reads (the options in ``READS_FILES``, e.g. the object xdp_compile would have delivered) to Ansible's
-  remote temp dir as ``ansible.builtin.copy`` ships its source, passes the overlay as ``_check_overlay``,
+  reads (``files_read``: by default the options in ``READS_FILES``, e.g. the object xdp_compile would have
+  delivered) to Ansible's remote temp dir as ``ansible.builtin.copy`` ships its source, passes the overlay
+  as ``_check_overlay``,
   takes the changes the module plans out of its result (``_check_overlay_planned``) and records them
   for the tasks after it.
 
 For other action plugins (a module that plans several steps at once, say): subclass ``OverlayAction``
-and set ``READS_FILES``; or use ``overlay_store()``, ``overlay_host()``, ``ship_file()`` (from ``_ship``) and
+and set ``READS_FILES`` (or override ``files_read``); or use ``overlay_store()``, ``overlay_host()``, ``ship_file()`` (from ``_ship``) and
 ``module_overlay()`` directly.
 """
 
@@ -45,16 +46,15 @@ def overlay_host(task, task_vars) -> str:
     return str(task.delegate_to or task_vars["inventory_hostname"])
 
 
-def module_overlay(action: ActionBase, overlay: dict, args: dict, reads_files=()) -> dict:
-    """The value of ``_check_overlay`` for a module run with ``args``: the host's planned pins, slots and
-    hooks, and for each option in ``reads_files`` that names a file a planned task would write, where
-    that file's planned content was shipped."""
+def module_overlay(action: ActionBase, overlay: dict, reads: dict) -> dict:
+    """The value of ``_check_overlay`` for a module that reads the host files ``reads`` (what -> path):
+    the host's planned pins, slots and hooks, and for each of those files a planned task would write,
+    where its planned content was shipped."""
     files = {}
-    for option in reads_files:
-        path = args.get(option)
+    for what, path in reads.items():
         planned = overlay["files"].get(os.path.normpath(path)) if isinstance(path, str) and path else None
         if planned is not None:
-            files[path] = ship_file(action, planned["content"], f"planned-{option}-{planned['sha256'][:16]}")
+            files[path] = ship_file(action, planned["content"], f"planned-{what}-{planned['sha256'][:16]}")
     return dict(pins=overlay["pins"], slots=overlay["slots"], hooks=overlay["hooks"], files=files)
 
 
@@ -62,6 +62,10 @@ class OverlayAction(ActionBase):
     """Runs the module of the same name with check mode's overlay (see the module docstring)."""
 
     READS_FILES = ()
+
+    def files_read(self, args: dict, overlay: dict) -> dict:
+        """The host files the module reads (what -> path): the options in ``READS_FILES``."""
+        return {option: args.get(option) for option in self.READS_FILES}
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -75,7 +79,8 @@ class OverlayAction(ActionBase):
                 store.clear(host)
                 return result
             args = dict(self._task.args)
-            args[OPTION] = module_overlay(self, store.read(host), args, self.READS_FILES)
+            overlay = store.read(host)
+            args[OPTION] = module_overlay(self, overlay, self.files_read(args, overlay))
             result.update(self._execute_module(module_args=args, task_vars=task_vars))
             planned = result.pop(PLANNED_KEY, None)
             if planned and not result.get("failed"):

@@ -1,10 +1,12 @@
 """Map contents as desired state: plan (read-only), then apply.
 
 In: ``plan_map_entries(map_pin, entries, exclusive, state)``, where ``entries`` is the task's option as
-given (a dict key -> value, or a list of ``{key, value}``); a reader (the kernel by default, a fake in
-unit tests) opens the pinned map. Out: a ``MapPlan`` (writes and deletes as raw bytes, and what each
+given (a dict key -> value, or a list of ``{key, value}``); a reader opens the pinned map: the kernel by
+default, a fake in unit tests, in check mode the overlay (``_overlay``), which also opens a map an earlier
+task would create (``maps.NewMap``). Out: a ``MapPlan`` (writes and deletes as raw bytes, and what each
 key held before, for rolling back; before/after of every key concerned, decoded for the diff) and, from
-``apply_map_entries(plan)``, a ``MapResult``.
+``apply_map_entries(plan)``, a ``MapResult``. Nothing pinned is an error, except for state=absent: then
+there is nothing to remove (an empty plan with map id 0).
 
 Every entry is checked against the JSON Schema of the map's BTF types (``schema``) and encoded
 (``btfvalue``) before anything is written; all problems are reported at once, each naming the entry
@@ -130,6 +132,8 @@ def plan_map_entries(map_pin: str, entries, exclusive: bool = False, state: str 
         raise ValueError(f"state {state!r}: expected one of {', '.join(STATES)}")
     wanted = entries_from_option(entries)
     bpf_map = (reader or KernelReader()).open(map_pin)
+    if bpf_map is None and state == "absent":
+        return MapPlan(map_pin, 0, "", 0, contents=() if contents else None)  # nothing left to remove
     if bpf_map is None:
         raise MapEntriesError(f"map {map_pin}: nothing is pinned there (load the object first)")
     with bpf_map:

@@ -48,6 +48,22 @@ def max_entries(spec: MapSpec) -> int:
     return spec.max_entries
 
 
+def value_buffer_size(info: sc.MapInfo) -> int:
+    """Bytes of one value as a lookup returns it: per-CPU maps hold one 8-byte aligned value per possible CPU."""
+    if info.type in PERCPU_TYPES:
+        return (info.value_size + 7) // 8 * 8 * possible_cpus()
+    return info.value_size
+
+
+def codec_of(info: sc.MapInfo, btf: Optional[Btf], name: str) -> MapCodec:
+    """The codec of a map described by ``info`` whose BTF (None: none) is ``btf`` (see ``Map.codec``)."""
+    try:
+        return map_codec(info.type, info.key_size, info.value_size, btf, info.btf_key_type_id,
+                         info.btf_value_type_id, possible_cpus() if info.type in PERCPU_TYPES else 0)
+    except BtfError as exc:
+        raise BpfError(errno.EINVAL, "map btf", name, f"cannot decode its BTF: {exc}") from None
+
+
 def incompatibilities(info: sc.MapInfo, owner_prog_type: Optional[int], spec: MapSpec,
                       prog_type: Optional[int] = None) -> List[str]:
     """Why a map described by ``info`` (and its prog-array owner) cannot stand in for ``spec``."""
@@ -139,9 +155,7 @@ class Map(FdOwner):
 
     @property
     def _value_buffer_size(self) -> int:
-        if self.info.type in PERCPU_TYPES:
-            return (self.info.value_size + 7) // 8 * 8 * possible_cpus()
-        return self.info.value_size
+        return value_buffer_size(self.info)
 
     def key(self, key: Key) -> bytes:
         if isinstance(key, int):
@@ -210,12 +224,7 @@ class Map(FdOwner):
     def codec(self) -> MapCodec:
         """How this map's keys and values read as Python data: through its BTF types when it has them,
         else as integers (or hex digits) of its key and value sizes; per-CPU values as a list per CPU."""
-        info = self.info
-        try:
-            return map_codec(info.type, info.key_size, info.value_size, self.btf(), info.btf_key_type_id,
-                             info.btf_value_type_id, possible_cpus() if info.type in PERCPU_TYPES else 0)
-        except BtfError as exc:
-            raise BpfError(errno.EINVAL, "map btf", self.name, f"cannot decode its BTF: {exc}") from None
+        return codec_of(self.info, self.btf(), self.name)
 
     def typed_items(self) -> dict:
         """{key: value} decoded through ``codec()``; a key that is not a number or text (a struct, an
@@ -229,6 +238,44 @@ class Map(FdOwner):
         codec = self.codec()
         return [{"key": codec.key.decode(key), "value": codec.decode_value(value)}
                 for key, value in self.raw_items().items()]
+
+
+class NewMap:
+    """The map ``Map.create(spec)`` would make, before it exists (check mode plans on it): empty, as the
+    kernel creates maps, so an array holds zeros at every index. It reads like a ``Map`` (``info``,
+    ``codec``, ``raw_items``, ``lookup``; a context manager holding nothing); ``identity`` stands for its
+    id, and ``btf`` is the object's (its types count only where ``Map.create`` would pass them)."""
+
+    PREFILLED = (sc.MAP_TYPE_ARRAY, sc.MAP_TYPE_PERCPU_ARRAY)
+
+    def __init__(self, spec: MapSpec, btf: Optional[Btf], identity: object):
+        typed = bool(btf is not None and spec.btf_key_type_id and spec.btf_value_type_id
+                     and spec.type not in NO_BTF_TYPES)
+        self.name = spec.name
+        self.info = sc.MapInfo(spec.type, identity, spec.key_size, spec.value_size, max_entries(spec), spec.flags,
+                               spec.name, 0, spec.btf_key_type_id if typed else 0,
+                               spec.btf_value_type_id if typed else 0)
+        self._btf = btf if typed else None
+
+    def __enter__(self) -> NewMap:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def codec(self) -> MapCodec:
+        return codec_of(self.info, self._btf, self.name)
+
+    def lookup(self, key: bytes) -> Optional[bytes]:
+        if self.info.type in self.PREFILLED and int.from_bytes(key, "little") < self.info.max_entries:
+            return bytes(value_buffer_size(self.info))
+        return None
+
+    def raw_items(self) -> Dict[bytes, bytes]:
+        if self.info.type not in self.PREFILLED:
+            return {}
+        zero = bytes(value_buffer_size(self.info))
+        return {index.to_bytes(self.info.key_size, "little"): zero for index in range(self.info.max_entries)}
 
 
 class ProgArray(Map):

@@ -20,6 +20,7 @@ Pure and deterministic (no kernel access), following libbpf's conventions:
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -157,6 +158,7 @@ class ObjectSpec:
     maps: List[MapSpec]
     btf: Optional[bytes] = None               # fixed-up, ready for BPF_BTF_LOAD
     types: Optional[btfmod.Btf] = field(default=None, repr=False)
+    sha256: str = ""                          # of the file's bytes (which content a plan was made from)
 
     def program(self, name: str) -> ProgramSpec:
         return _by_name(self.programs, name, "program", self.source)
@@ -266,7 +268,9 @@ def read_object(obj: Union[str, bytes, os.PathLike]) -> ObjectSpec:
     if not HAS_PYELFTOOLS:
         raise ObjectFileError(source, f"pyelftools is required: {PYELFTOOLS_IMPORT_ERROR}")
     try:
-        return _Reader(source, ELFFile(io.BytesIO(data))).read()
+        spec = _Reader(source, ELFFile(io.BytesIO(data))).read()
+        spec.sha256 = hashlib.sha256(data).hexdigest()
+        return spec
     except ObjectFileError:
         raise
     except UnsafeNameError as exc:

@@ -10,7 +10,8 @@ Out:
   every prog-array slot (-> program id), the XDP hook of each of its interfaces and the sha256
   of every file under its file directory;
 - ``assert_check_predicts(check, real)``: fails, with a table of the tasks that disagree, when the
-  check run reported another ``changed`` (or failed where the real run did not) for any task.
+  check run reported another ``changed`` (or failed where the real run did not) for any task;
+- ``check_then_real(playbook, inventory, state)``: the scenario below in one call.
 
 A scenario then reads::
 
@@ -165,6 +166,20 @@ def assert_check_predicts(check: PlaybookRun, real: PlaybookRun) -> None:
                                 f"{c.items or ''}, the real run changed={r.changed} {r.items or ''}")
     assert not problems, ("check mode did not predict the real run:\n  " + "\n  ".join(problems)
                           + f"\ncheck run:\n{check.recap()}\nreal run:\n{real.recap()}")
+
+
+def check_then_real(playbook: Path, inventory: Path, state, extra_vars: Optional[dict] = None):
+    """``(check, real)``: ``--check --diff``, which must succeed and leave ``state()`` as it was, then the
+    real run (with ``--diff``), which must succeed and be what the check run predicted, task by task."""
+    before = state()
+    check = run_playbook(playbook, inventory, check=True, diff=True, extra_vars=extra_vars)
+    assert check.rc == 0, check.output[-6000:]
+    assert state() == before, "check mode changed a host"
+    real = run_playbook(playbook, inventory, diff=True, extra_vars=extra_vars)
+    assert real.rc == 0, real.output[-6000:]
+    assert_check_predicts(check, real)
+    assert len(check.results) == len(real.results) > 0
+    return check, real
 
 
 # -- the host's state, as bpftool and iproute2 see it -----------------------------------------

@@ -15,7 +15,7 @@ import re
 from ansible_collections.whistler.xdp.plugins.plugin_utils._compile import compile_to_json
 
 from tests.conftest import seed_source
-from tests.kernel.playbooks.checkreal import assert_check_predicts, host_state, run_playbook, write_inventory
+from tests.kernel.playbooks.checkreal import check_then_real, host_state, write_inventory
 
 ROLLOUT = """
 - name: Roll out the tail-call dispatcher with the modules
@@ -120,16 +120,7 @@ class Fleet:
         return {host.name: host_state(host) for host in self.hosts}
 
     def check_then_real(self, playbook, extra_vars=None):
-        """``--check --diff`` (which must leave every host as it was), then the real run it must predict."""
-        before = self.states()
-        check = run_playbook(playbook, self.inventory, check=True, diff=True, extra_vars=extra_vars)
-        assert check.rc == 0, check.output[-6000:]
-        assert self.states() == before, "check mode changed a host"
-        real = run_playbook(playbook, self.inventory, diff=True, extra_vars=extra_vars)
-        assert real.rc == 0, real.output[-6000:]
-        assert_check_predicts(check, real)
-        assert len(check.results) == len(real.results) > 0
-        return check, real
+        return check_then_real(playbook, self.inventory, self.states, extra_vars)
 
 
 def changed(run, host) -> dict:

@@ -182,6 +182,8 @@ def test_contents_predicts_the_whole_map_in_key_order():
     assert p.contents == ({"key": 2, "value": 20}, {"key": 5, "value": 50}, {"key": 9, "value": 90})
 
 
-def test_nothing_pinned():
-    with pytest.raises(MapEntriesError, match="nothing is pinned there"):
-        plan(None, {})
+def test_nothing_pinned_fails_present_and_is_nothing_to_remove_for_absent():
+    with pytest.raises(MapEntriesError, match=f"map {PIN}: nothing is pinned there"):
+        plan(None, {"1": 1})
+    gone = plan(None, {"1": None}, state="absent", exclusive=True, contents=True)
+    assert not gone.changed and (gone.map_id, gone.entries, gone.contents) == (0, (), ())
