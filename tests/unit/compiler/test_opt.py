@@ -184,6 +184,28 @@ def test_stack_stores_that_are_read_stay():
     assert stores(fn) == [(4, 0, 3)]
 
 
+ESCAPED = "(let ((a nil (ctx-load u64 0)) (p nil (struct-alloc 16)) (h nil (struct-alloc 8))) (store u64 h 0 p) {})"
+
+
+def test_stores_to_a_slot_whose_address_escapes_are_dropped_when_overwritten_before_any_read():
+    # p's address is stored in h; nothing reads memory between the zeroing of p's first word
+    # and its overwrite, so that zero store goes; the second word's zeroes are read through h
+    fn = optimized(ESCAPED.format("(store u64 p 0 a) (+ (load u64 (load u64 h 0) 0) (load u64 (load u64 h 0) 8))"))
+    assert (8, 0, 0) not in stores(fn) and (8, 8, 0) in stores(fn)
+    assert ir_interp.run(fn, ctx_of(5, 0, 0)) == 5
+
+
+def test_stores_to_a_slot_whose_address_escapes_stay_when_a_pointer_may_read_them():
+    # the load through h may read p's zeroes before a overwrites them
+    fn = optimized(ESCAPED.format("(let ((x nil (load u64 (load u64 h 0) 0))) (store u64 p 0 a)"
+                                  " (+ x (* 2 (load u64 p 0))))"))
+    assert (8, 0, 0) in stores(fn)
+    assert ir_interp.run(fn, ctx_of(5, 0, 0)) == 10
+    # so may any helper call (which ones follow pointers is not modelled)
+    fn = optimized(ESCAPED.format("(call 7) (store u64 p 0 a) (load u64 (load u64 h 0) 8)"))
+    assert (8, 0, 0) in stores(fn)
+
+
 def test_stack_stores_in_a_loop_that_a_later_iteration_reads_stay():
     fn = optimized("(let ((p nil (struct-alloc 8)) (s nil 0))"
                    " (dotimes (i 3 3) (setq s (+ s (load u64 p 0))) (store u64 p 0 (+ i 10))) s)",
