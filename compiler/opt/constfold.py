@@ -5,7 +5,8 @@ In/out: an ``ir.Function``, rewritten in place; returns whether anything changed
   computed with BPF's runtime semantics (wrap mod 2**64, x/0 = 0, x mod 0 = x; shifts by 64 or
   more are left to run).
 - Identities: ``x + 0``, ``x - 0``, ``x | 0``, ``x ^ 0``, shifts by 0, ``x * 1``, ``x / 1``, ``x mod 0``
-  -> ``mov x``; ``x & 0``, ``x * 0``, ``x / 0`` -> ``mov 0``; ``(x + c1) + c2`` -> ``x + (c1 + c2)``.
+  -> ``mov x``; ``x & 0``, ``x * 0``, ``x / 0`` -> ``mov 0``; ``x & 0xFFFFFFFF`` -> ``trunc x, 4``;
+  ``(x + c1) + c2`` -> ``x + (c1 + c2)``.
   (A divisor known to be 0 must not reach emission: the verifier rejects a division by an
   immediate 0, while the same division by a register holding 0 runs with the results above.)
 - A constant first operand of a commutative op or a compare is moved to the second position,
@@ -52,6 +53,9 @@ def _fold_alu(insn: Insn, facts: Facts) -> bool:
         return True
     if cb == 0 and insn.op in ("and", "mul", "div"):
         insn.op, insn.args = "mov", [0]
+        return True
+    if cb == 0xFFFFFFFF and insn.op == "and":  # no immediate holds this mask; a 32-bit mov does it
+        insn.op, insn.args, insn.size = "trunc", [a], 4
         return True
     inner = facts.definition(a)
     if insn.op == "add" and inner is not None and inner.op == "add" and inner.args[0] in facts.single:

@@ -39,6 +39,13 @@ def test_folding_uses_runtime_division_semantics():
     assert optimized("(>>> 18446744073709551600 2)").blocks[0].term.args == [(1 << 64) - 4]
 
 
+def test_a_mask_of_the_low_32_bits_is_a_truncation():
+    # 0xFFFFFFFF fits no (sign-extended) immediate; a 32-bit mov clears the high half alike
+    fn = optimized("(let ((a nil (ctx-load u64 0))) (logand #xFFFFFFFF (+ a 1)))")
+    assert [(i.op, i.size) for i in fn.all_insns() if i.op in ("and", "trunc")] == [("trunc", 4)]
+    assert ir_interp.run(fn, ctx_of(0x1122334455667788, 0, 0)) == 0x55667789
+
+
 def test_shift_by_64_is_not_folded():
     fn = optimized("(let ((a nil (ctx-load u64 0))) (<< a 64))")
     assert "lsh" in ops(fn)
