@@ -83,8 +83,9 @@ class _Graph:
         self.adj: dict = {}  # VReg -> set of interfering VRegs
         self.forbidden: dict = {}  # VReg -> registers it must not use
         self.hints: dict = {}  # VReg -> registers the hardware would like it in (in order)
-        self.copies: list = []  # (dst, src) pairs whose copy vanishes if they share a register, the
-        # most worth coalescing first: copies in loops, then real copies before ALU operands
+        self.copies: list = []  # (dst, src, the other operand of a commutative op or None): pairs
+        # whose copy vanishes if they share a register, the most worth coalescing first: copies in
+        # loops, then real copies before ALU operands
         self.first_def: dict = {}  # VReg -> position of its first definition (colouring order)
         out = ir.live_out(fn)
         in_loop = set().union(*ir.loops(fn).values())
@@ -124,7 +125,9 @@ class _Graph:
             candidates = [insn.args[0], *(insn.args[1:] if insn.op in ir.COMMUTATIVE else ())]
             for rank, src in enumerate(candidates):
                 if isinstance(src, VReg):
-                    self.copies.append((-weight, insn.op != "mov", rank, position, insn.dst, src))
+                    other = candidates[1 - rank] if len(candidates) == 2 else None
+                    self.copies.append((-weight, insn.op != "mov", rank, position, insn.dst, src,
+                                        other if isinstance(other, VReg) else None))
 
     def _edge(self, a: VReg, b: VReg) -> None:
         if a != b:
@@ -161,20 +164,21 @@ def _color(graph: _Graph, coalesce: bool) -> tuple:
 
     adj = {v: set(n) for v, n in graph.adj.items()}
     members = {v: [v] for v in graph.adj}
-    copies = [c[-2:] for c in sorted(graph.copies, key=lambda c: c[:4])]
+    copies = [c[-3:] for c in sorted(graph.copies, key=lambda c: c[:4])]
     if coalesce:
         forbidden = {v: set(graph.forbidden[v]) for v in graph.adj}
         hints = {v: set(graph.hints[v]) for v in graph.adj}
 
-        def merge(d, s, keep_hints: bool) -> bool:
+        def merge(d, s, other, keep_hints: bool) -> bool:
             """Coalesce the classes of ``d`` and ``s``; False when they interfere, or (with
             ``keep_hints``) when the merged class could no longer take a register one of them
-            is hinted to: that copy is tried again after the others (an ALU op's other operand,
-            say, may then take the result without losing the hint)."""
+            is hinted to, or when ``d`` shares a hint with the ``other`` operand of its
+            commutative op and not with ``s``: that copy is tried again after the others."""
             a, b = find(d), find(s)
             if a == b or b in adj[a]:
                 return a == b
-            if keep_hints and ((hints[a] and hints[a] <= forbidden[b]) or (hints[b] and hints[b] <= forbidden[a])):
+            if keep_hints and ((hints[a] and hints[a] <= forbidden[b]) or (hints[b] and hints[b] <= forbidden[a])
+                               or (other is not None and hints[a] & hints[find(other)] and not hints[a] & hints[b])):
                 return False
             leader[b] = a
             members[a] += members.pop(b)
@@ -186,13 +190,13 @@ def _color(graph: _Graph, coalesce: bool) -> tuple:
                 adj[a].add(n)
             return True
 
-        deferred = [(d, s) for d, s in copies if not merge(d, s, keep_hints=True)]
-        for d, s in deferred:
-            merge(d, s, keep_hints=False)
+        deferred = [c for c in copies if not merge(*c, keep_hints=True)]
+        for c in deferred:
+            merge(*c, keep_hints=False)
     classes = sorted(members, key=lambda c: (not any(graph.forbidden[m] for m in members[c]),
                                              min(graph.first_def.get(m, 0) for m in members[c])))
     partners: dict = {c: set() for c in members}
-    for d, s in copies:
+    for d, s, _other in copies:
         a, b = find(d), find(s)
         if a != b:
             partners[a].add(b)

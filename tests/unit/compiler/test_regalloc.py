@@ -157,6 +157,17 @@ def test_a_commutative_result_takes_the_operand_that_can_live_where_its_use_want
     check(allocated("(let ((x nil (call 7)) (y nil (call 7))) (+ x y))"))
 
 
+def test_a_commutative_result_takes_the_operand_that_shares_its_hint():
+    # the masked x stays in r0 where the call left it, the shifted copy goes elsewhere: the sum,
+    # which leaves in r0, is computed in the operand already there
+    from tests.unit.compiler.backend_util import compiled, listing
+
+    body = "(let ((x nil (call 7))) (+ (>> x 3) (logand x 255)))"
+    code = listing(compiled(body))
+    assert code[-2:] == ["r0 += r1", "exit"], code
+    check(allocated(body))
+
+
 def test_a_spill_frees_a_register_the_failed_value_could_use():
     # seven results live across later calls compete for r6-r9, so three are spilled; the last
     # call's result is live across no call and takes a scratch register: spilling it (it
