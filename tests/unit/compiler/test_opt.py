@@ -46,6 +46,30 @@ def test_a_mask_of_the_low_32_bits_is_a_truncation():
     assert ir_interp.run(fn, ctx_of(0x1122334455667788, 0, 0)) == 0x55667789
 
 
+def branch_conds(fn: ir.Function) -> list:
+    return [(b.term.cond, b.term.args[1]) for b in fn.blocks if b.term.op == "branch"]
+
+
+def test_a_compare_the_width_of_a_value_decides_becomes_a_jump():
+    # get_prandom_u32's result is below 2**32, a u16 load's below 2**16
+    fn = optimized("(let ((x nil (call 7))) (if (>= x #x100000000) 1 2))")
+    assert ops(fn) == ["call", "ret"] and fn.blocks[0].term.args == [2]
+    fn = optimized("(let ((x nil (load u16 (ctx-ptr) 0))) (if (> x 65535) 1 2))")
+    assert ops(fn) == ["ret"] and fn.blocks[0].term.args == [2]
+    # the value its variable holds where the branch is: the last assignment before it
+    fn = optimized("(let ((x nil (ctx-load u64 0))) (setq x (call 7)) (if (< x #x100000000) 1 2))")
+    assert branch_conds(fn) == [] and [b.term.args for b in fn.blocks if b.term.op == "ret"] == [[1]]
+
+
+def test_a_compare_the_width_of_a_value_leaves_open_stays():
+    assert branch_conds(optimized("(let ((x nil (call 7))) (if (>= x #xFFFFFFFF) 1 2))")) != []
+    assert branch_conds(optimized("(let ((x nil (call 5))) (if (>= x #x100000000) 1 2))")) != []
+    # assigned again on one path: the width of the helper result says nothing at the join
+    fn = optimized("(let ((x nil (call 7))) (if (= (ctx-load u32 0) 1) (setq x (ctx-load u64 8)) 0)"
+                   " (if (>= x #x100000000) 1 2))")
+    assert len(branch_conds(fn)) == 2
+
+
 def test_shift_by_64_is_not_folded():
     fn = optimized("(let ((a nil (ctx-load u64 0))) (<< a 64))")
     assert "lsh" in ops(fn)
