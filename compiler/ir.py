@@ -69,6 +69,8 @@ ALL_OPS = frozenset(("arg", "mov", "load", "store", "atomic_add", "call", "asm",
 CLOBBERS_SCRATCH = frozenset(("call", "asm"))
 # Helpers whose only effect is their result: ktime_get_ns, get_smp_processor_id, ktime_get_boot_ns.
 PURE_HELPERS = frozenset((5, 8, 125))
+# Helpers whose result is a u32 (the kernel zero-extends it): get_prandom_u32, get_smp_processor_id.
+U32_HELPERS = frozenset((7, 8))
 HELPER_MAP_LOOKUP = 1
 CONDS = ("eq", "ne", "gt", "ge", "lt", "le", "sgt", "sge", "slt", "sle")
 # not (a COND b)  ==  a NEGATED b

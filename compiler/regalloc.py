@@ -12,9 +12,12 @@ instruction) cannot use r0-r5, which the call clobbers. Copies (``mov d, s``, an
 into the destination) are coalesced when their vregs do not interfere, so the copy disappears.
 Colours follow hints where the hardware wants a value anyway: arguments arrive in r1 (the
 context; a callback's index) and r2 (a callback's capture area), helper arguments go in r1-r5,
-results come back and leave in r0. Liveness is a fixpoint, so a value carried around a loop
-interferes with everything defined in the loop while it is live. If colouring fails, one vreg is
-spilled to an 8-byte slot (reloaded before each use) and allocation starts again.
+results come back and leave in r0. A copy whose merged vregs could no longer take a register
+one of them is hinted to is coalesced only after the others: of a commutative op's two
+operands, the one that can sit where the result is wanted takes it. Liveness is a fixpoint, so
+a value carried around a loop interferes with everything defined in the loop while it is live.
+If colouring fails, one vreg is spilled to an 8-byte slot (reloaded before each use) and
+allocation starts again: the failed one or a neighbour holding a register it could use.
 
 Frame: struct-alloc, loop-capture and spill slots get their own bytes; a helper call's scratch
 slots (map keys and values, written just before the call) may share bytes with other calls'
@@ -64,7 +67,7 @@ def _allocate(fn: ir.Function) -> Allocation:
         chosen: set = set()
         for f in failed:  # a spill for each vreg that found no register
             if f not in chosen:
-                chosen.add(_spill_choice(graph, f, spill_temps, chosen, weights))
+                chosen.add(_spill_choice(graph, regs, f, spill_temps, chosen, weights))
         for v in sorted(chosen, key=lambda v: v.id):
             _spill(fn, v, spill_temps)
     frame, size = _layout(fn)
@@ -80,8 +83,9 @@ class _Graph:
         self.adj: dict = {}  # VReg -> set of interfering VRegs
         self.forbidden: dict = {}  # VReg -> registers it must not use
         self.hints: dict = {}  # VReg -> registers the hardware would like it in (in order)
-        self.copies: list = []  # (dst, src) pairs whose copy vanishes if they share a register, the
-        # most worth coalescing first: copies in loops, then real copies before ALU operands
+        self.copies: list = []  # (dst, src, the other operand of a commutative op or None): pairs
+        # whose copy vanishes if they share a register, the most worth coalescing first: copies in
+        # loops, then real copies before ALU operands
         self.first_def: dict = {}  # VReg -> position of its first definition (colouring order)
         out = ir.live_out(fn)
         in_loop = set().union(*ir.loops(fn).values())
@@ -121,7 +125,9 @@ class _Graph:
             candidates = [insn.args[0], *(insn.args[1:] if insn.op in ir.COMMUTATIVE else ())]
             for rank, src in enumerate(candidates):
                 if isinstance(src, VReg):
-                    self.copies.append((-weight, insn.op != "mov", rank, position, insn.dst, src))
+                    other = candidates[1 - rank] if len(candidates) == 2 else None
+                    self.copies.append((-weight, insn.op != "mov", rank, position, insn.dst, src,
+                                        other if isinstance(other, VReg) else None))
 
     def _edge(self, a: VReg, b: VReg) -> None:
         if a != b:
@@ -158,22 +164,39 @@ def _color(graph: _Graph, coalesce: bool) -> tuple:
 
     adj = {v: set(n) for v, n in graph.adj.items()}
     members = {v: [v] for v in graph.adj}
-    copies = [c[-2:] for c in sorted(graph.copies, key=lambda c: c[:4])]
+    copies = [c[-3:] for c in sorted(graph.copies, key=lambda c: c[:4])]
     if coalesce:
-        for d, s in copies:
+        forbidden = {v: set(graph.forbidden[v]) for v in graph.adj}
+        hints = {v: set(graph.hints[v]) for v in graph.adj}
+
+        def merge(d, s, other, keep_hints: bool) -> bool:
+            """Coalesce the classes of ``d`` and ``s``; False when they interfere, or (with
+            ``keep_hints``) when the merged class could no longer take a register one of them
+            is hinted to, or when ``d`` shares a hint with the ``other`` operand of its
+            commutative op and not with ``s``: that copy is tried again after the others."""
             a, b = find(d), find(s)
             if a == b or b in adj[a]:
-                continue
+                return a == b
+            if keep_hints and ((hints[a] and hints[a] <= forbidden[b]) or (hints[b] and hints[b] <= forbidden[a])
+                               or (other is not None and hints[a] & hints[find(other)] and not hints[a] & hints[b])):
+                return False
             leader[b] = a
             members[a] += members.pop(b)
+            forbidden[a] |= forbidden.pop(b)
+            hints[a] |= hints.pop(b)
             for n in adj.pop(b):
                 adj[n].discard(b)
                 adj[n].add(a)
                 adj[a].add(n)
+            return True
+
+        deferred = [c for c in copies if not merge(*c, keep_hints=True)]
+        for c in deferred:
+            merge(*c, keep_hints=False)
     classes = sorted(members, key=lambda c: (not any(graph.forbidden[m] for m in members[c]),
                                              min(graph.first_def.get(m, 0) for m in members[c])))
     partners: dict = {c: set() for c in members}
-    for d, s in copies:
+    for d, s, _other in copies:
         a, b = find(d), find(s)
         if a != b:
             partners[a].add(b)
@@ -201,11 +224,15 @@ def _color(graph: _Graph, coalesce: bool) -> tuple:
 LOOP_WEIGHT = 8  # a use inside a loop counts as this many (it runs once per iteration)
 
 
-def _spill_choice(graph: _Graph, failed: VReg, spill_temps: set, chosen: set, weights: dict) -> VReg:
+def _spill_choice(graph: _Graph, regs: dict, failed: VReg, spill_temps: set, chosen: set, weights: dict) -> VReg:
     """The vreg to spill: the failed one or a neighbour (not a spill reload, preferably not one
     ``chosen`` already), the cheapest per interference removed (Chaitin's cost / degree), where
-    the cost is the loads and stores spilling adds."""
-    pool = [v for v in [failed, *sorted(graph.adj[failed], key=lambda v: v.id)] if v not in spill_temps]
+    the cost is the loads and stores spilling adds. A neighbour coloured with a register the
+    failed one may not use anyway (r0-r5 next to a value live across a call) blocks nothing:
+    spilling it would not help."""
+    usable = set(PREFERENCE) - graph.forbidden[failed]
+    neighbours = sorted((n for n in graph.adj[failed] if n not in regs or regs[n] in usable), key=lambda v: v.id)
+    pool = [v for v in [failed, *neighbours] if v not in spill_temps]
     if not pool:
         raise RuntimeError(f"cannot colour {failed}: only spill reloads compete for registers")
     pool = [v for v in pool if v not in chosen] or pool

@@ -5,12 +5,15 @@ In/out: an ``ir.Function``, rewritten in place; returns whether anything changed
   computed with BPF's runtime semantics (wrap mod 2**64, x/0 = 0, x mod 0 = x; shifts by 64 or
   more are left to run).
 - Identities: ``x + 0``, ``x - 0``, ``x | 0``, ``x ^ 0``, shifts by 0, ``x * 1``, ``x / 1``, ``x mod 0``
-  -> ``mov x``; ``x & 0``, ``x * 0``, ``x / 0`` -> ``mov 0``; ``(x + c1) + c2`` -> ``x + (c1 + c2)``.
+  -> ``mov x``; ``x & 0``, ``x * 0``, ``x / 0`` -> ``mov 0``; ``x & 0xFFFFFFFF`` -> ``trunc x, 4``;
+  ``(x + c1) + c2`` -> ``x + (c1 + c2)``.
   (A divisor known to be 0 must not reach emission: the verifier rejects a division by an
   immediate 0, while the same division by a register holding 0 runs with the results above.)
 - A constant first operand of a commutative op or a compare is moved to the second position,
   where it can be an immediate.
-- A branch on two constants becomes a jump; a branch whose two targets agree becomes a jump.
+- A branch on two constants becomes a jump; a branch whose two targets agree becomes a jump; so
+  does an unsigned compare against a constant that the known width of the value decides
+  (``x >= 2**32`` is false when x is a u32 helper result).
 - An 8-byte store of a constant that is no sign-extended s32 becomes two 4-byte stores.
 """
 
@@ -53,6 +56,9 @@ def _fold_alu(insn: Insn, facts: Facts) -> bool:
     if cb == 0 and insn.op in ("and", "mul", "div"):
         insn.op, insn.args = "mov", [0]
         return True
+    if cb == 0xFFFFFFFF and insn.op == "and":  # no immediate holds this mask; a 32-bit mov does it
+        insn.op, insn.args, insn.size = "trunc", [a], 4
+        return True
     inner = facts.definition(a)
     if insn.op == "add" and inner is not None and inner.op == "add" and inner.args[0] in facts.single:
         c1 = facts.const(inner.args[1])
@@ -75,7 +81,24 @@ def _fold_branch(block: ir.Block, facts: Facts) -> bool:
     if ca is not None:
         term.args, term.cond = term.args[::-1], ir.MIRRORED[term.cond]
         return True
+    outcome = _decided_by_width(block, facts, term.cond, term.args[0], cb)
+    if outcome is not None:
+        block.term = Insn("jump", None, [], term.loc, targets=(yes if outcome else no,))
+        return True
     return False
+
+
+def _decided_by_width(block: ir.Block, facts: Facts, cond: str, x, c: int | None) -> bool | None:
+    """The outcome of the unsigned ``x COND c`` when every value ``x`` can hold at the end of
+    ``block`` is below ``c`` (x's last definition in the block, else its only one, says how wide
+    it is), or None."""
+    if c is None or cond not in ("eq", "ne", "gt", "ge", "lt", "le") or c < 0x100:
+        return None
+    local = next((i for i in reversed(block.insns) if i.dst == x), None)
+    bound = 1 << 8 * (facts.width_of(local) if local is not None else facts.width(x))  # x < bound
+    if c < bound - 1 or (c == bound - 1 and cond in ("eq", "ne", "ge", "lt")):
+        return None
+    return cond in ("ne", "lt", "le")
 
 
 def _split_wide_store(block: ir.Block, facts: Facts) -> bool:

@@ -8,10 +8,12 @@ zeroing is overwritten field by field. Backward dataflow over the bytes of each 
 function (a frame dies when its function returns). A store whose every byte is dead is removed.
 
 What reads a slot: a load from it, and a helper call it is passed to (the helper may read all
-of it; ``bpf_loop`` hands it to a callback that may). Only slots whose address is used nowhere
-else are tracked: one copied into a vreg (``mov v, &slot``) may be read through that vreg
-anywhere, so its stores all stay. Sound on loops: liveness is a fixpoint, and a back edge
-carries "read before overwritten" around like any other edge.
+of it; ``bpf_loop`` hands it to a callback that may). A slot whose address escapes (copied into
+a vreg, ``mov v, &slot``) may also be read through a pointer: by any load or atomic add not
+addressed at a slot, and by any helper call or ``asm``; those make all its bytes live. A store
+to it is still dead when a store to the same bytes follows with none of those in between (the
+zeroing of a ``struct-alloc`` whose fields are all set next). Sound on loops: liveness is a
+fixpoint, and a back edge carries "read before overwritten" around like any other edge.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from ..ir import SlotRef
 MEMORY = ("load", "store", "atomic_add")
 
 
-def _tracked(fn: ir.Function) -> set:
-    """Ids of the slots addressed only as the base of a memory access or as a call argument."""
+def _addressed(fn: ir.Function) -> tuple[set, set]:
+    """Ids of the slots addressed at all, and of those whose address escapes (is used other than
+    as the base of a memory access or as a call argument)."""
     escaped = set()
     seen = set()
     for insn in fn.all_insns():
@@ -32,18 +35,21 @@ def _tracked(fn: ir.Function) -> set:
                 seen.add(a.slot.id)
                 if not ((insn.op in MEMORY and i == 0) or insn.op == "call"):
                     escaped.add(a.slot.id)
-    return seen - escaped
+    return seen, escaped
 
 
 class _Bytes:
     """Where each tracked slot's bytes sit in one bitmask holding the state of all of them."""
 
-    def __init__(self, slots: list):
+    def __init__(self, slots: list, escaped: set):
         self.base: dict = {}
         self.size: dict = {}
+        self.escaped = 0  # the bytes of the slots a pointer may reach
         bit = 0
         for slot in slots:
             self.base[slot.id], self.size[slot.id] = bit, slot.size
+            if slot.id in escaped:
+                self.escaped |= ((1 << slot.size) - 1) << bit
             bit += slot.size
         self.everything = (1 << bit) - 1
 
@@ -66,6 +72,8 @@ class _Bytes:
             if insn.op == "store":
                 return dead | covered, covered & ~dead == 0
             dead &= ~covered  # a load, or an atomic add (which reads)
+        elif insn.op in ("load", "atomic_add", "call", "asm"):
+            dead &= ~self.escaped  # may read through a pointer
         if insn.op == "call":
             for a in insn.args:
                 if isinstance(a, SlotRef) and a.slot.id in self.base:
@@ -74,10 +82,10 @@ class _Bytes:
 
 
 def run(fn: ir.Function) -> bool:
-    tracked = _tracked(fn)
+    tracked, escaped = _addressed(fn)
     if not tracked:
         return False
-    layout = _Bytes([s for s in fn.slots if s.id in tracked])
+    layout = _Bytes([s for s in fn.slots if s.id in tracked], escaped)
     order = ir.reverse_postorder(fn)
     dead_in = {b.label: layout.everything for b in order}  # optimistic start, for loops
 

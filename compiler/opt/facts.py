@@ -37,9 +37,16 @@ class Facts:
         c = self.const(operand)
         if c is not None:
             return max(1, (c.bit_length() + 7) // 8)
-        d = self.definition(operand)
+        return self.width_of(self.definition(operand))
+
+    def width_of(self, d: Insn | None) -> int:
+        """Bytes that can be non-zero in what instruction ``d`` writes (8 when nothing is known)."""
         if d is None:
             return 8
+        if d.op == "call" and d.helper in ir.U32_HELPERS:
+            return 4
+        if d.op == "mov" and isinstance(d.args[0], int):
+            return self.width(d.args[0])
         if d.op in ("load", "trunc", "bswap"):
             return d.size
         if d.op == "and":

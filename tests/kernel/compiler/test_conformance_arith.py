@@ -86,6 +86,8 @@ OTHER = [
     ("n-ary logior", "(logior 1 2 4 (getmap args 0))", 1 | 2 | 4 | 0x100, {0: 0x100}),
     ("unary - negates", "(- (getmap args 0))", -5, {0: 5}),
     ("unary - of literal", "(- 5)", -5, {}),
+    ("logand with the low-32-bit mask first", "(logand #xFFFFFFFF (getmap args 0))", 0x55667788,
+     {0: 0x1122334455667788}),
     ("bit-and alias", "(bit-and (getmap args 0) #xF0)", 0xAB & 0xF0, {0: 0xAB}),
     ("bit-or alias", "(bit-or (getmap args 0) #x0F)", 0xA0 | 0x0F, {0: 0xA0}),
     ("bit-xor alias", "(bit-xor (getmap args 0) #xFF)", 0xA5 ^ 0xFF, {0: 0xA5}),

@@ -61,6 +61,13 @@ CASES = [
          9, {**res(), "h": {3: 9}}),
     value("stack-addr holds the value at that point",
           f"(let ((x {A})) (let ((p (stack-addr x))) (setf x 0) (load u64 p 0)))", 0xABCDEF, args={0: 0xABCDEF}),
+    value("a struct-alloc whose address is stored keeps the zeroes its pointer reads",
+          f"(let ((p (struct-alloc 16)) (h (struct-alloc 8))) (store u64 h 0 p)"
+          f" (let ((x (load u64 (load u64 h 0) 0))) (store u64 p 0 {A})"
+          f" (+ x (* 2 (load u64 p 0)) (* 4 (load u64 (load u64 h 0) 8)))))", 2 * 0x1234, args={0: 0x1234}),
+    value("a struct-alloc whose address is stored reads the values that overwrote its zeroes",
+          f"(let ((p (struct-alloc 16)) (h (struct-alloc 8))) (store u64 h 0 p) (store u64 p 0 {A})"
+          f" (+ (load u64 (load u64 h 0) 0) (* 2 (load u64 (load u64 h 0) 8))))", 0x1234, args={0: 0x1234}),
     *(value(f"log2 of {x:#x}", f"(log2 {A})", log2(x), args={0: x}) for x in LOG2_INPUTS),
     value("log2 of a constant", "(log2 1024)", 10),
     Case("incf-map on an array map", program("(incf-map res 2) (incf-map res 2 5)\n  2"), 2, res(0, 0, 6)),

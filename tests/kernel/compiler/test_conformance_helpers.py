@@ -44,6 +44,19 @@ def test_get_prandom_u32_gives_32_bit_values(pin_dir):
     assert res[0] != res[1]  # equal with probability 2**-32
 
 
+def test_compares_that_the_width_of_a_u32_result_decides(pin_dir):
+    # the compiler folds these compares (the helpers return u32s); the kernel runs the same values
+    body = ("(let ((x (get-prandom-u32)))\n"
+            "    (setf (getmap res 0) x)\n"
+            "    (setf (getmap res 1) (+ (if (>= x #x100000000) 1 0) (if (< x #x100000000) 2 0)"
+            " (if (<= (get-smp-processor-id) #xFFFFFFFF) 4 0) (if (= x #x100000000) 8 0)))\n"
+            "    (setf (getmap res 2) (log2 x))\n    1)")
+    retval, res = run(pin_dir, body)
+    assert retval == 1
+    assert res[1] == 2 + 4
+    assert res[2] == max(res[0].bit_length() - 1, 0)
+
+
 def test_get_smp_processor_id_is_a_cpu(pin_dir):
     retval, res = run(pin_dir, STORE_TWO.format(first="(get-smp-processor-id)", second="(+ 1 (get-smp-processor-id))"))
     assert retval == 1

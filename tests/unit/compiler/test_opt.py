@@ -39,6 +39,37 @@ def test_folding_uses_runtime_division_semantics():
     assert optimized("(>>> 18446744073709551600 2)").blocks[0].term.args == [(1 << 64) - 4]
 
 
+def test_a_mask_of_the_low_32_bits_is_a_truncation():
+    # 0xFFFFFFFF fits no (sign-extended) immediate; a 32-bit mov clears the high half alike
+    fn = optimized("(let ((a nil (ctx-load u64 0))) (logand #xFFFFFFFF (+ a 1)))")
+    assert [(i.op, i.size) for i in fn.all_insns() if i.op in ("and", "trunc")] == [("trunc", 4)]
+    assert ir_interp.run(fn, ctx_of(0x1122334455667788, 0, 0)) == 0x55667789
+
+
+def branch_conds(fn: ir.Function) -> list:
+    return [(b.term.cond, b.term.args[1]) for b in fn.blocks if b.term.op == "branch"]
+
+
+def test_a_compare_the_width_of_a_value_decides_becomes_a_jump():
+    # get_prandom_u32's result is below 2**32, a u16 load's below 2**16
+    fn = optimized("(let ((x nil (call 7))) (if (>= x #x100000000) 1 2))")
+    assert ops(fn) == ["call", "ret"] and fn.blocks[0].term.args == [2]
+    fn = optimized("(let ((x nil (load u16 (ctx-ptr) 0))) (if (> x 65535) 1 2))")
+    assert ops(fn) == ["ret"] and fn.blocks[0].term.args == [2]
+    # the value its variable holds where the branch is: the last assignment before it
+    fn = optimized("(let ((x nil (ctx-load u64 0))) (setq x (call 7)) (if (< x #x100000000) 1 2))")
+    assert branch_conds(fn) == [] and [b.term.args for b in fn.blocks if b.term.op == "ret"] == [[1]]
+
+
+def test_a_compare_the_width_of_a_value_leaves_open_stays():
+    assert branch_conds(optimized("(let ((x nil (call 7))) (if (>= x #xFFFFFFFF) 1 2))")) != []
+    assert branch_conds(optimized("(let ((x nil (call 5))) (if (>= x #x100000000) 1 2))")) != []
+    # assigned again on one path: the width of the helper result says nothing at the join
+    fn = optimized("(let ((x nil (call 7))) (if (= (ctx-load u32 0) 1) (setq x (ctx-load u64 8)) 0)"
+                   " (if (>= x #x100000000) 1 2))")
+    assert len(branch_conds(fn)) == 2
+
+
 def test_shift_by_64_is_not_folded():
     fn = optimized("(let ((a nil (ctx-load u64 0))) (<< a 64))")
     assert "lsh" in ops(fn)
@@ -182,6 +213,28 @@ def test_stack_stores_that_are_read_stay():
     # a helper reads its key: the store before the call stays
     fn = optimized("(map-lookup stats 3)")
     assert stores(fn) == [(4, 0, 3)]
+
+
+ESCAPED = "(let ((a nil (ctx-load u64 0)) (p nil (struct-alloc 16)) (h nil (struct-alloc 8))) (store u64 h 0 p) {})"
+
+
+def test_stores_to_a_slot_whose_address_escapes_are_dropped_when_overwritten_before_any_read():
+    # p's address is stored in h; nothing reads memory between the zeroing of p's first word
+    # and its overwrite, so that zero store goes; the second word's zeroes are read through h
+    fn = optimized(ESCAPED.format("(store u64 p 0 a) (+ (load u64 (load u64 h 0) 0) (load u64 (load u64 h 0) 8))"))
+    assert (8, 0, 0) not in stores(fn) and (8, 8, 0) in stores(fn)
+    assert ir_interp.run(fn, ctx_of(5, 0, 0)) == 5
+
+
+def test_stores_to_a_slot_whose_address_escapes_stay_when_a_pointer_may_read_them():
+    # the load through h may read p's zeroes before a overwrites them
+    fn = optimized(ESCAPED.format("(let ((x nil (load u64 (load u64 h 0) 0))) (store u64 p 0 a)"
+                                  " (+ x (* 2 (load u64 p 0))))"))
+    assert (8, 0, 0) in stores(fn)
+    assert ir_interp.run(fn, ctx_of(5, 0, 0)) == 10
+    # so may any helper call (which ones follow pointers is not modelled)
+    fn = optimized(ESCAPED.format("(call 7) (store u64 p 0 a) (load u64 (load u64 h 0) 8)"))
+    assert (8, 0, 0) in stores(fn)
 
 
 def test_stack_stores_in_a_loop_that_a_later_iteration_reads_stay():

@@ -145,3 +145,36 @@ def test_the_value_spilled_is_the_one_used_least():
     alloc = regalloc.allocate(fn)
     check(alloc)
     assert alloc.regs.get(a, 0) >= 6  # a stayed in a callee-saved register
+
+
+def test_a_commutative_result_takes_the_operand_that_can_live_where_its_use_wants_it():
+    # x lives across the second call (r6-r9), y comes back in r0 and the sum leaves in r0:
+    # the sum is computed in y's register, so no copy follows it
+    from tests.unit.compiler.backend_util import compiled, listing
+
+    code = listing(compiled("(let ((x nil (call 7)) (y nil (call 7))) (+ x y))"))
+    assert code[-2:] == ["r0 += r6", "exit"], code
+    check(allocated("(let ((x nil (call 7)) (y nil (call 7))) (+ x y))"))
+
+
+def test_a_commutative_result_takes_the_operand_that_shares_its_hint():
+    # the masked x stays in r0 where the call left it, the shifted copy goes elsewhere: the sum,
+    # which leaves in r0, is computed in the operand already there
+    from tests.unit.compiler.backend_util import compiled, listing
+
+    body = "(let ((x nil (call 7))) (+ (>> x 3) (logand x 255)))"
+    code = listing(compiled(body))
+    assert code[-2:] == ["r0 += r1", "exit"], code
+    check(allocated(body))
+
+
+def test_a_spill_frees_a_register_the_failed_value_could_use():
+    # seven results live across later calls compete for r6-r9, so three are spilled; the last
+    # call's result is live across no call and takes a scratch register: spilling it (it
+    # interferes with all of them) would free nothing they may use
+    names = [f"v{i}" for i in range(8)]
+    binds = " ".join(f"({n} nil (call 7))" for n in names)
+    body = f"(let ({binds}) " + "(+ " * 7 + names[0] + " " + ") ".join(names[1:]) + "))"
+    alloc = allocated(body)
+    check(alloc)
+    assert sum(s.kind == "spill" for s in alloc.fn.slots) == 3
