@@ -386,6 +386,18 @@ def _check_insn(fn: Function, block: Block, pos: int, insn: Insn, labels: set, s
             fail(f"unknown stack slot {a.slot.id}")
 
 
+# Validate at every stage boundary and after every optimisation pass (like LLVM's -verify-each), so a
+# stage or pass that breaks an invariant is named. The tests and the fuzzer turn it on; a plain compile
+# validates once, the optimised IR the checking stage and the allocator take (every compile is a new
+# process, and the checks cost about a sixth of compiling a small program).
+VERIFY_EACH_STAGE = False
+
+
+def checked(fn: Function) -> Function:
+    """``fn``, validated when ``VERIFY_EACH_STAGE`` is on (a stage's output)."""
+    return validate(fn) if VERIFY_EACH_STAGE else fn
+
+
 def validate(fn: Function) -> Function:
     """Raise ``MalformedIR`` unless ``fn`` satisfies every invariant above; returns ``fn``."""
     if not fn.blocks:

@@ -69,7 +69,7 @@ class _Lowerer:
         if self.block is not None:
             self._return(value, loc)
         ir.prune_unreachable(self.fn)  # code after a return
-        return ir.validate(self.fn)
+        return ir.checked(self.fn)
 
     def _return(self, value: VReg, loc: Loc) -> None:
         """Leave the program with ``value`` (from a loop callback: via the loop's caller)."""

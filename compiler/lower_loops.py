@@ -157,7 +157,7 @@ def _callback(lw, loop: loopplan.Loop, body: list, limit, loc: Loc) -> None:
     if sub.block is not None:
         sub.callback.next_iteration(sub, loc)
     ir.prune_unreachable(fn)
-    ir.validate(fn)
+    ir.checked(fn)
 
     lw._emit("call", None, [limit, FuncRef(fn.name), area, 0], loc, helper=HELPER_LOOP)
     for name in sub.callback.assigns:

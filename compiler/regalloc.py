@@ -71,7 +71,7 @@ def _allocate(fn: ir.Function) -> Allocation:
         for v in sorted(chosen, key=lambda v: v.id):
             _spill(fn, v, spill_temps)
     frame, size = _layout(fn)
-    return Allocation(ir.validate(fn), regs, frame, size)
+    return Allocation(ir.checked(fn), regs, frame, size)
 
 
 # -- interference ----------------------------------------------------------------------------

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pytest
 
-import compiler.opt
+import compiler.ir
 
-# Every compile in the tests checks the IR after each optimisation pass, so that a pass that breaks
-# an invariant is named (the CLI checks it once, after the passes).
-compiler.opt.VERIFY_EACH_PASS = True
+# Every compile in the tests checks the IR after each stage and optimisation pass, so that the one
+# that breaks an invariant is named (a plain compile checks it once, after the passes).
+compiler.ir.VERIFY_EACH_STAGE = True
 
 REPO = Path(__file__).resolve().parent.parent
 BPFFS = Path("/sys/fs/bpf")

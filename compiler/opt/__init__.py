@@ -1,9 +1,9 @@
 """IR optimisation: a fixed list of passes, repeated until none changes anything.
 
 In: a valid ``ir.Function`` from ``lower``. Out: the same function and each of its loop
-callbacks, rewritten in place and validated once the passes are done (with ``VERIFY_EACH_PASS``,
-as the test suite runs, after every pass, so that a pass that breaks an invariant is named in the
-error: the per-pass checks cost a fifth of a small compile, and every compile is a new process).
+callbacks, rewritten in place and validated once the passes are done (with
+``ir.VERIFY_EACH_STAGE``, as the tests run, also before them and after every pass, so that a pass
+that breaks an invariant is named in the error).
 Each pass is one file with a ``run(fn) -> changed`` function and must be sound on its own, on
 loops too: a vreg assigned in a loop carries its value around the back edge, and only a vreg with a single definition has facts (``facts``); ``constprop`` and
 ``loadcse`` follow values through variables with a forward dataflow (``dataflow``).
@@ -44,7 +44,6 @@ from . import (
 PASSES = (copyprop, copyfold, coalesce, constprop, constfold, bswapcmp, addrfold, loadcse, dce, deadstore, licm, boolsel, zeroguard, constarm,
           cfg, branchthread, tailmerge, crossjump, retval, reassoc)
 MAX_ROUNDS = 20
-VERIFY_EACH_PASS = False  # like LLVM's -verify-each; tests/conftest.py turns it on
 
 
 def optimize(fn: ir.Function) -> ir.Function:
@@ -54,7 +53,7 @@ def optimize(fn: ir.Function) -> ir.Function:
 
 
 def _optimize(fn: ir.Function) -> None:
-    if VERIFY_EACH_PASS:
+    if ir.VERIFY_EACH_STAGE:
         _validate(fn, "before the optimisation passes")
     # A pass that changed nothing need not run again until another pass changes the function:
     # passes are deterministic, so on the same IR it would find nothing again.
@@ -68,7 +67,7 @@ def _optimize(fn: ir.Function) -> None:
             if p.run(fn):
                 changed = True
                 edits += 1
-                if VERIFY_EACH_PASS:
+                if ir.VERIFY_EACH_STAGE:
                     _validate(fn, f"after pass {p.__name__}")
             else:
                 idle_since[p] = edits

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import compiler.opt  # noqa: E402
+import compiler.ir  # noqa: E402
 from compiler import CompileError, compile_source  # noqa: E402
 from compiler.expand.body import BUILTIN_NAMES  # noqa: E402
 from compiler.forms import Int, List, Symbol  # noqa: E402
@@ -48,7 +48,7 @@ from compiler.pipeline import InternalError  # noqa: E402
 from compiler.reader import read  # noqa: E402
 from tests.unit.compiler import exprgen  # noqa: E402
 
-compiler.opt.VERIFY_EACH_PASS = True  # a pass that breaks the IR is named in the internal error
+compiler.ir.VERIFY_EACH_STAGE = True  # a stage or pass that breaks the IR is named in the internal error
 
 FILENAME = "fuzz.lisp"
 ARGS = "(defmap args :type :array :key-size 4 :value-size 8 :max-entries 4)\n"
