@@ -261,23 +261,24 @@ def _sub(a: Scalar, b: Scalar, tn: Tnum | None = None) -> Scalar:
 
 
 def _mul(a: Scalar, b: Scalar) -> Scalar:
-    u32min, u32max = a.u32min * b.u32min, a.u32max * b.u32max
-    if u32max > U32_MAX:
-        u32min, u32max = 0, U32_MAX
-    corners = [x * y for x in (a.s32min, a.s32max) for y in (b.s32min, b.s32max)]
-    if all(_fits(S32_MIN, S32_MAX, c) for c in corners):
-        s32min, s32max = min(corners), max(corners)
-    else:
-        s32min, s32max = S32_MIN, S32_MAX
-    umin, umax = a.umin * b.umin, a.umax * b.umax
-    if umax > U64_MAX:
-        umin, umax = 0, U64_MAX
-    corners = [x * y for x in (a.smin, a.smax) for y in (b.smin, b.smax)]
-    if all(_fits(S64_MIN, S64_MAX, c) for c in corners):
-        smin, smax = min(corners), max(corners)
-    else:
-        smin, smax = S64_MIN, S64_MAX
+    u32min, u32max, s32min, s32max = _mul_bounds((a.u32min, a.u32max), (b.u32min, b.u32max), (a.s32min, a.s32max),
+                                                 (b.s32min, b.s32max), U32_MAX, S32_MIN, S32_MAX)
+    umin, umax, smin, smax = _mul_bounds((a.umin, a.umax), (b.umin, b.umax), (a.smin, a.smax), (b.smin, b.smax),
+                                         U64_MAX, S64_MIN, S64_MAX)
     return _make(umin, umax, smin, smax, tnum.mul(a.tn, b.tn), u32min, u32max, s32min, s32max)
+
+
+def _mul_bounds(au: tuple, bu: tuple, as_: tuple, bs: tuple, umax_limit: int, smin_limit: int,
+                smax_limit: int) -> tuple:
+    """(umin, umax, smin, smax) of a product at one width (32 or 64 bits): the unsigned bounds when the
+    largest product does not wrap, the signed ones when no corner product overflows, else unknown."""
+    umin, umax = au[0] * bu[0], au[1] * bu[1]
+    if umax > umax_limit:
+        umin, umax = 0, umax_limit
+    corners = [x * y for x in as_ for y in bs]
+    if all(_fits(smin_limit, smax_limit, c) for c in corners):
+        return umin, umax, min(corners), max(corners)
+    return umin, umax, smin_limit, smax_limit
 
 
 def _bitwise(op: str, a: Scalar, b: Scalar) -> Scalar:
