@@ -20,20 +20,26 @@ from ..ir import VReg
 
 
 class _Function:
-    """Liveness and where each vreg occurs, kept up to date through merges."""
+    """Uses and definitions of each vreg; liveness and where each vreg occurs, computed for the first
+    candidate (most functions have none) and kept up to date through merges."""
 
     def __init__(self, fn: ir.Function):
         self.fn = fn
-        self.blocks = fn.block_map()
-        self.out = ir.live_out(fn)
         self.uses = Counter(v for insn in fn.all_insns() for v in insn.vreg_uses())
         self.defs = Counter(insn.dst for insn in fn.all_insns() if insn.dst is not None)
+        self.args = {i.dst for i in fn.blocks[0].insns if i.op == "arg"}
+        self.blocks: dict = {}
+        self.out: dict | None = None
         self.where: dict = {}  # vreg -> labels of the blocks it occurs in
+
+    def _analyse(self) -> None:
+        fn = self.fn
+        self.blocks = fn.block_map()
+        self.out = ir.live_out(fn)
         for block in fn.blocks:
             for insn in [*block.insns, block.term]:
                 for v in [*insn.vreg_uses(), *([insn.dst] if insn.dst is not None else [])]:
                     self.where.setdefault(v, set()).add(block.label)
-        self.args = {i.dst for i in fn.blocks[0].insns if i.op == "arg"}
 
     def candidate(self, insn: ir.Insn) -> bool:
         """A copy of a vreg read nowhere else, one of the two assigned more than once (a copy
@@ -44,6 +50,8 @@ class _Function:
         return self.uses[s] == 1 and (self.defs[d] > 1 or self.defs[s] > 1) and not {d, s} & self.args
 
     def interfere(self, d: VReg, s: VReg, copy: ir.Insn) -> bool:
+        if self.out is None:
+            self._analyse()
         for label in self.where[d] | self.where[s]:  # the blocks that assign either
             block = self.blocks[label]
             live = set(self.out[label])
@@ -76,8 +84,6 @@ class _Function:
 
 
 def run(fn: ir.Function) -> bool:
-    if not _may_merge(fn):
-        return False
     state = _Function(fn)
     changed = False
     for insn in list(fn.all_insns()):
@@ -93,12 +99,3 @@ def _overwrites_second_operand_merged(insn: ir.Insn, d: VReg, s: VReg) -> bool:
         return d if v == s else v
 
     return ir.overwrites_second_operand(insn.op, merged(insn.dst), [merged(a) for a in insn.args])
-
-
-def _may_merge(fn: ir.Function) -> bool:
-    """Is there a copy with a side assigned more than once (a candidate), before paying for liveness?"""
-    copies = [i for i in fn.all_insns() if i.op == "mov" and isinstance(i.args[0], VReg) and i.dst != i.args[0]]
-    if not copies:
-        return False
-    defs = Counter(insn.dst for insn in fn.all_insns() if insn.dst is not None)
-    return any(defs[i.dst] > 1 or defs[i.args[0]] > 1 for i in copies)
